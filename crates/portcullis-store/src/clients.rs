@@ -1,0 +1,184 @@
+//! OAuth clients: the apps that call the token endpoint.
+
+use async_trait::async_trait;
+
+use crate::db::with_pool;
+use crate::types::text_enum;
+use crate::users::one_row;
+use crate::{SqlStore, StoreError, TokenHash, UnixTime};
+
+text_enum! {
+    /// Whether a client may obtain tokens.
+    ClientStatus {
+        /// May authenticate and obtain tokens.
+        Active => "active",
+        /// Cut off: authentication fails, its refresh tokens are refused.
+        Revoked => "revoked",
+    }
+}
+
+/// A registered client as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The `client_id` (RFC 6749 §2.2).
+    pub id: String,
+    /// A human-readable name (RFC 7591 `client_name`).
+    pub name: String,
+    /// SHA-256 of the client secret; `None` for a public client, which
+    /// authenticates with its `client_id` alone.
+    pub secret_hash: Option<TokenHash>,
+    /// Space-delimited grant types the client may use.
+    pub grant_types: String,
+    /// Space-delimited scopes the client may request.
+    pub scope: String,
+    /// Space-delimited scopes granted when a request names none.
+    pub default_scope: String,
+    /// Whether the client may call the introspection endpoint (RFC 7662).
+    pub introspect: bool,
+    /// Whether the client may obtain tokens.
+    pub status: ClientStatus,
+    /// When the client was registered.
+    pub created_at: UnixTime,
+    /// When the client was last changed.
+    pub updated_at: UnixTime,
+}
+
+impl Client {
+    /// Whether this client has no secret (RFC 6749 §2.1 public client).
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+}
+
+/// What is needed to register a client.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// The `client_id` chosen by the caller (unique).
+    pub id: String,
+    /// A human-readable name.
+    pub name: String,
+    /// SHA-256 of the secret, or `None` for a public client.
+    pub secret_hash: Option<TokenHash>,
+    /// Space-delimited grant types.
+    pub grant_types: String,
+    /// Space-delimited allowed scopes.
+    pub scope: String,
+    /// Space-delimited default scopes.
+    pub default_scope: String,
+    /// Whether the client may introspect tokens.
+    pub introspect: bool,
+}
+
+/// Clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Registers an active client.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the `client_id` is taken.
+    async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError>;
+
+    /// The client with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    async fn client_by_id(&self, id: &str) -> Result<Client, StoreError>;
+
+    /// Every client, ordered by id.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+
+    /// Replaces the client's secret hash (secret rotation); the old secret
+    /// stops working at once.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such client.
+    async fn set_client_secret_hash(&self, id: &str, hash: TokenHash, now: UnixTime) -> Result<(), StoreError>;
+}
+
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    id: String,
+    name: String,
+    secret_hash: Option<Vec<u8>>,
+    grant_types: String,
+    scope: String,
+    default_scope: String,
+    introspect: bool,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            secret_hash: r.secret_hash.as_deref().map(TokenHash::from_row).transpose()?,
+            status: ClientStatus::from_row(&r.status)?,
+            id: r.id,
+            name: r.name,
+            grant_types: r.grant_types,
+            scope: r.scope,
+            default_scope: r.default_scope,
+            introspect: r.introspect,
+            created_at: UnixTime(r.created_at),
+            updated_at: UnixTime(r.updated_at),
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, updated_at";
+
+#[async_trait]
+impl ClientStore for SqlStore {
+    async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError> {
+        let sql = format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+        );
+        let row: ClientRow = with_pool!(&self.write, |c| {
+            sqlx::query_as(&sql)
+                .bind(&new.id)
+                .bind(&new.name)
+                .bind(new.secret_hash.map(|h| h.0.to_vec()))
+                .bind(&new.grant_types)
+                .bind(&new.scope)
+                .bind(&new.default_scope)
+                .bind(new.introspect)
+                .bind(ClientStatus::Active.as_str())
+                .bind(now.0)
+                .fetch_one(c)
+                .await?
+        });
+        row.try_into()
+    }
+
+    async fn client_by_id(&self, id: &str) -> Result<Client, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM clients WHERE id = $1");
+        let row: ClientRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await?);
+        row.try_into()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM clients ORDER BY id");
+        let rows: Vec<ClientRow> = with_pool!(&self.read, |c| sqlx::query_as(&sql).fetch_all(c).await?);
+        rows.into_iter().map(Client::try_from).collect()
+    }
+
+    async fn set_client_secret_hash(&self, id: &str, hash: TokenHash, now: UnixTime) -> Result<(), StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(hash.0.to_vec())
+                .bind(now.0)
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        one_row(done)
+    }
+}

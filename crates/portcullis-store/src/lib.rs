@@ -1,0 +1,83 @@
+//! Portcullis storage: the records an OAuth 2.0 authorization server keeps
+//! (users, clients, refresh-token families and tokens, signing keys, audit
+//! events, throttle counters, the revocation feed) and one SQL
+//! implementation of them that runs on SQLite (feature `sqlite`, default)
+//! and PostgreSQL (feature `postgres`).
+//!
+//! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
+//! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
+//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`HealthStore`]).
+//! [`SqlStore`] implements them all:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), portcullis_store::StoreError> {
+//! use portcullis_store::{SqlStore, UserStore};
+//! let store = SqlStore::connect("sqlite://portcullis.db").await?;
+//! store.migrate().await?;
+//! let users = store.list_users(None, 50).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Times are [`UnixTime`] seconds passed in by the caller, so expiry rules
+//! are testable without waiting. Secrets are stored only as hashes
+//! ([`TokenHash`]); no error carries SQL text ([`StoreError`]).
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("portcullis-store needs the `sqlite` or the `postgres` feature (or both)");
+
+mod audit;
+mod clients;
+mod db;
+mod error;
+mod keys;
+mod migrations;
+mod refresh;
+mod revocations;
+mod throttle;
+mod types;
+mod users;
+
+use async_trait::async_trait;
+
+pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
+pub use clients::{Client, ClientStatus, ClientStore, NewClient};
+pub use db::{Backend, ConnectOptions, SqlStore};
+pub use error::StoreError;
+pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
+pub use refresh::{NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation};
+pub use revocations::{RevocationEntry, RevocationKind, RevocationStore};
+pub use throttle::{ThrottleCount, ThrottleStore};
+pub use types::{TokenHash, UnixTime};
+pub use users::{NewUser, User, UserStatus, UserStore};
+
+/// Whether the database answers (for readiness probes).
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// Runs a trivial query.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database does not answer.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl HealthStore for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The write pool: for SQLite, readiness means we can take the writer.
+        db::with_pool!(&self.write, |c| {
+            sqlx::query("SELECT 1").execute(c).await?;
+        });
+        Ok(())
+    }
+}
+
+/// Everything the server needs from storage.
+pub trait Store:
+    UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+{
+}
+
+impl<T> Store for T where
+    T: UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+{
+}

@@ -1,0 +1,461 @@
+//! Refresh-token families and their rotating tokens.
+//!
+//! A family is one sign-in on one device: it is created by the password
+//! grant, holds the user, client, scope and device label, and ends when it
+//! is revoked or reaches its absolute expiry. Each refresh consumes the
+//! family's current token and adds its child (RFC 9700 §4.14.2). Only the
+//! SHA-256 of a token is stored.
+
+use async_trait::async_trait;
+
+use crate::db::with_pool;
+use crate::types::{new_id, text_enum};
+use crate::{SqlStore, StoreError, TokenHash, UnixTime};
+
+/// One sign-in on one device: the unit that a "sign out this device" or a
+/// reuse detection revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    /// Family id, carried in access tokens as `sid`.
+    pub id: String,
+    /// The user who signed in.
+    pub user_id: String,
+    /// The client the tokens are bound to (RFC 6749 §6).
+    pub client_id: String,
+    /// Space-delimited scope granted at sign-in; refreshes never widen it.
+    pub scope: String,
+    /// A name for the device, as given at sign-in.
+    pub device_label: Option<String>,
+    /// When the user signed in.
+    pub created_at: UnixTime,
+    /// When a token of the family was last used.
+    pub last_used_at: UnixTime,
+    /// Absolute expiry: no refresh after this, however often used.
+    pub expires_at: UnixTime,
+    /// When the family was revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
+    /// Why the family was revoked.
+    pub revoke_reason: Option<RevokeReason>,
+}
+
+impl RefreshFamily {
+    /// Whether a token of this family may still be used at `now`.
+    #[must_use]
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+text_enum! {
+    /// Why a refresh family was revoked.
+    RevokeReason {
+        /// The user signed out (or signed out this device).
+        SignOut => "sign_out",
+        /// A spent refresh token was presented again (RFC 9700 §4.14.2).
+        Reuse => "reuse",
+        /// The token was revoked through RFC 7009.
+        Revoked => "revoked",
+        /// An admin revoked the user's tokens or disabled the user.
+        UserRevoked => "user_revoked",
+        /// An admin revoked the client.
+        ClientRevoked => "client_revoked",
+        /// The user's password was changed.
+        PasswordChanged => "password_changed",
+        /// An admin signed out this device.
+        Admin => "admin",
+    }
+}
+
+/// One refresh token of a family, as stored (the token itself never is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Token id.
+    pub id: String,
+    /// The family it belongs to.
+    pub family_id: String,
+    /// The token this one replaced; `None` for the first of a family.
+    pub parent_id: Option<String>,
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// When it was issued.
+    pub issued_at: UnixTime,
+    /// Idle expiry: it must be used before this.
+    pub expires_at: UnixTime,
+    /// When it was consumed by a refresh, if it was.
+    pub used_at: Option<UnixTime>,
+    /// The id of the token that replaced it.
+    pub replaced_by: Option<String>,
+}
+
+/// What is needed to start a family (a password-grant sign-in).
+#[derive(Debug, Clone)]
+pub struct NewFamily {
+    /// The user.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Space-delimited granted scope.
+    pub scope: String,
+    /// Optional device name.
+    pub device_label: Option<String>,
+    /// Absolute expiry of the family.
+    pub expires_at: UnixTime,
+    /// SHA-256 of the family's first refresh token.
+    pub first_token: TokenHash,
+    /// Idle expiry of the first token (capped at the family's expiry).
+    pub first_token_expires_at: UnixTime,
+}
+
+/// A refresh: consume `presented` and issue its child, atomically.
+#[derive(Debug, Clone)]
+pub struct Rotate<'a> {
+    /// SHA-256 of the token the client presented.
+    pub presented: TokenHash,
+    /// The authenticated client; a token of another client is not touched.
+    pub client_id: &'a str,
+    /// SHA-256 of the new token.
+    pub child: TokenHash,
+    /// Idle expiry of the new token (capped at the family's expiry).
+    pub child_expires_at: UnixTime,
+    /// The time of the request.
+    pub now: UnixTime,
+}
+
+/// The outcome of [`RefreshStore::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// This caller consumed the token; its child is stored (committed)
+    /// before this returns.
+    Rotated {
+        /// The family, with `last_used_at` updated.
+        family: RefreshFamily,
+        /// The consumed token.
+        parent: RefreshToken,
+        /// The new token.
+        child: RefreshToken,
+    },
+    /// The token had been consumed already, by this or a concurrent request:
+    /// a retry or a replay. `token.replaced_by` names the child.
+    Spent {
+        /// The family (possibly live, possibly revoked since).
+        family: RefreshFamily,
+        /// The spent token, with `used_at` and `replaced_by`.
+        token: RefreshToken,
+    },
+    /// The token exists and is unspent but may not be used: expired, its
+    /// family revoked or expired, or it belongs to another client. Nothing
+    /// was written.
+    Refused(Refusal),
+    /// No token has this hash.
+    NotFound,
+}
+
+/// Why an unspent refresh token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token is past its idle expiry.
+    TokenExpired,
+    /// The family is past its absolute expiry.
+    FamilyExpired,
+    /// The family was revoked.
+    FamilyRevoked,
+    /// The token was issued to another client.
+    WrongClient,
+}
+
+/// Refresh families and tokens.
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    /// Starts a family with its first token, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user or client does not exist,
+    /// [`StoreError::Conflict`] when the token hash is already stored.
+    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError>;
+
+    /// Consumes a refresh token and stores its child, as one atomic
+    /// conditional write: under any concurrency exactly one caller gets
+    /// [`Rotation::Rotated`] for a given token; the others get
+    /// [`Rotation::Spent`] naming the winner's child.
+    ///
+    /// # Errors
+    /// Only database failures; every refusal is a [`Rotation`] variant.
+    async fn rotate_refresh(&self, rotate: &Rotate<'_>) -> Result<Rotation, StoreError>;
+
+    /// A token and its family, by the token's hash.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when no token has this hash.
+    async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError>;
+
+    /// A token by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError>;
+
+    /// A family by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    async fn family_by_id(&self, id: &str) -> Result<RefreshFamily, StoreError>;
+
+    /// The user's live families (their signed-in devices), newest first.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn live_families_for_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<RefreshFamily>, StoreError>;
+
+    /// Deletes families (with their tokens) that expired or were revoked
+    /// before `cutoff`. Returns how many families were deleted.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError>;
+}
+
+#[derive(sqlx::FromRow)]
+struct FamilyRow {
+    id: String,
+    user_id: String,
+    client_id: String,
+    scope: String,
+    device_label: Option<String>,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revoke_reason: Option<String>,
+}
+
+impl TryFrom<FamilyRow> for RefreshFamily {
+    type Error = StoreError;
+    fn try_from(r: FamilyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            revoke_reason: r.revoke_reason.as_deref().map(RevokeReason::from_row).transpose()?,
+            id: r.id,
+            user_id: r.user_id,
+            client_id: r.client_id,
+            scope: r.scope,
+            device_label: r.device_label,
+            created_at: UnixTime(r.created_at),
+            last_used_at: UnixTime(r.last_used_at),
+            expires_at: UnixTime(r.expires_at),
+            revoked_at: r.revoked_at.map(UnixTime),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    family_id: String,
+    parent_id: Option<String>,
+    token_hash: Vec<u8>,
+    issued_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    replaced_by: Option<String>,
+}
+
+impl TryFrom<TokenRow> for RefreshToken {
+    type Error = StoreError;
+    fn try_from(r: TokenRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            hash: TokenHash::from_row(&r.token_hash)?,
+            id: r.id,
+            family_id: r.family_id,
+            parent_id: r.parent_id,
+            issued_at: UnixTime(r.issued_at),
+            expires_at: UnixTime(r.expires_at),
+            used_at: r.used_at.map(UnixTime),
+            replaced_by: r.replaced_by,
+        })
+    }
+}
+
+const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, device_label, created_at, last_used_at, expires_at, \
+                              revoked_at, revoke_reason";
+const TOKEN_COLUMNS: &str = "id, family_id, parent_id, token_hash, issued_at, expires_at, used_at, replaced_by";
+
+/// Classifies a token that the conditional write did not consume.
+fn refusal(token: &RefreshToken, family: &RefreshFamily, client_id: &str, now: UnixTime) -> Rotation {
+    if family.client_id != client_id {
+        // Checked first: another client learns nothing about the token.
+        Rotation::Refused(Refusal::WrongClient)
+    } else if token.used_at.is_some() {
+        Rotation::Spent {
+            family: family.clone(),
+            token: token.clone(),
+        }
+    } else if family.revoked_at.is_some() {
+        Rotation::Refused(Refusal::FamilyRevoked)
+    } else if now >= family.expires_at {
+        Rotation::Refused(Refusal::FamilyExpired)
+    } else {
+        Rotation::Refused(Refusal::TokenExpired)
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqlStore {
+    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError> {
+        let family_sql = format!(
+            "INSERT INTO refresh_families (id, user_id, client_id, scope, device_label, created_at, last_used_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {FAMILY_COLUMNS}"
+        );
+        let token_sql = format!(
+            "INSERT INTO refresh_tokens (id, family_id, token_hash, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
+        );
+        let (family, token): (FamilyRow, TokenRow) = with_pool!(&self.write, |c| {
+            let mut tx = c.begin().await?;
+            let family: FamilyRow = sqlx::query_as(&family_sql)
+                .bind(new_id())
+                .bind(&new.user_id)
+                .bind(&new.client_id)
+                .bind(&new.scope)
+                .bind(&new.device_label)
+                .bind(now.0)
+                .bind(new.expires_at.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(missing_parent)?;
+            let token: TokenRow = sqlx::query_as(&token_sql)
+                .bind(new_id())
+                .bind(&family.id)
+                .bind(new.first_token.0.to_vec())
+                .bind(now.0)
+                .bind(new.first_token_expires_at.min(new.expires_at).0)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (family, token)
+        });
+        Ok((family.try_into()?, token.try_into()?))
+    }
+
+    async fn rotate_refresh(&self, r: &Rotate<'_>) -> Result<Rotation, StoreError> {
+        // The conditional UPDATE is the whole concurrency story: the row
+        // changes only while `used_at IS NULL`, so of N concurrent callers
+        // exactly one sees a returned row (SQLite: one writer at a time;
+        // PostgreSQL: the losers wait on the row lock, then re-check the
+        // condition against the committed row and match nothing).
+        let consume_sql = format!(
+            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+               AND family_id IN (SELECT id FROM refresh_families \
+                                 WHERE client_id = $4 AND revoked_at IS NULL AND expires_at > $1) \
+             RETURNING {TOKEN_COLUMNS}"
+        );
+        let touch_sql =
+            format!("UPDATE refresh_families SET last_used_at = $1 WHERE id = $2 RETURNING {FAMILY_COLUMNS}");
+        let child_sql = format!(
+            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
+        );
+        let child_id = new_id();
+        let won: Option<(TokenRow, FamilyRow, TokenRow)> = with_pool!(&self.write, |c| {
+            let mut tx = c.begin().await?;
+            let parent: Option<TokenRow> = sqlx::query_as(&consume_sql)
+                .bind(r.now.0)
+                .bind(&child_id)
+                .bind(r.presented.0.to_vec())
+                .bind(r.client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match parent {
+                None => None, // dropping `tx` rolls back; nothing was written
+                Some(parent) => {
+                    let family: FamilyRow = sqlx::query_as(&touch_sql)
+                        .bind(r.now.0)
+                        .bind(&parent.family_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let child: TokenRow = sqlx::query_as(&child_sql)
+                        .bind(&child_id)
+                        .bind(&parent.family_id)
+                        .bind(&parent.id)
+                        .bind(r.child.0.to_vec())
+                        .bind(r.now.0)
+                        .bind(r.child_expires_at.0.min(family.expires_at))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Some((parent, family, child))
+                }
+            }
+        });
+        if let Some((parent, family, child)) = won {
+            return Ok(Rotation::Rotated {
+                family: family.try_into()?,
+                parent: parent.try_into()?,
+                child: child.try_into()?,
+            });
+        }
+        // Not consumed: read why. The read happens after any concurrent
+        // winner committed (PostgreSQL made us wait for it; SQLite
+        // serialises writers), so a spent token shows its child here.
+        match self.refresh_token_by_hash(r.presented).await {
+            Ok((token, family)) => Ok(refusal(&token, &family, r.client_id, r.now)),
+            Err(StoreError::NotFound) => Ok(Rotation::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError> {
+        let token_sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
+        let token: TokenRow = with_pool!(&self.read, |c| sqlx::query_as(&token_sql)
+            .bind(hash.0.to_vec())
+            .fetch_one(c)
+            .await?);
+        let family = self.family_by_id(&token.family_id).await?;
+        Ok((token.try_into()?, family))
+    }
+
+    async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE id = $1");
+        let row: TokenRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await?);
+        row.try_into()
+    }
+
+    async fn family_by_id(&self, id: &str) -> Result<RefreshFamily, StoreError> {
+        let sql = format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1");
+        let row: FamilyRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await?);
+        row.try_into()
+    }
+
+    async fn live_families_for_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<RefreshFamily>, StoreError> {
+        let sql = format!(
+            "SELECT {FAMILY_COLUMNS} FROM refresh_families \
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let rows: Vec<FamilyRow> = with_pool!(&self.read, |c| sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(now.0)
+            .fetch_all(c)
+            .await?);
+        rows.into_iter().map(RefreshFamily::try_from).collect()
+    }
+
+    async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
+        // Tokens go with their family (ON DELETE CASCADE).
+        Ok(with_pool!(&self.write, |c| {
+            sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1")
+                .bind(cutoff.0)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// A foreign-key failure on insert means the user or client named does not
+/// exist.
+fn missing_parent(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        _ => err.into(),
+    }
+}

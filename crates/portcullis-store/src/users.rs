@@ -1,0 +1,242 @@
+//! Users: the resource owners who sign in with the password grant.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::db::with_pool;
+use crate::types::{new_id, text_enum};
+use crate::{SqlStore, StoreError, UnixTime};
+
+text_enum! {
+    /// Whether a user may sign in.
+    UserStatus {
+        /// May sign in and refresh.
+        Active => "active",
+        /// Refused at sign-in and at refresh.
+        Disabled => "disabled",
+    }
+}
+
+/// A user as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id (UUIDv7), used as the token `sub`.
+    pub id: String,
+    /// The unique sign-in name.
+    pub username: String,
+    /// Argon2id hash in PHC string format.
+    pub password_hash: String,
+    /// Whether the user may sign in.
+    pub status: UserStatus,
+    /// Space-delimited scopes the user may be granted (RFC 6749 §3.3).
+    pub scope: String,
+    /// When the user was created.
+    pub created_at: UnixTime,
+    /// When the user was last changed.
+    pub updated_at: UnixTime,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("status", &self.status)
+            .field("scope", &self.scope)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// What is needed to create a user.
+#[derive(Clone)]
+pub struct NewUser {
+    /// The unique sign-in name.
+    pub username: String,
+    /// Argon2id hash in PHC string format.
+    pub password_hash: String,
+    /// Space-delimited scopes the user may be granted.
+    pub scope: String,
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an active user.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the username is taken.
+    async fn create_user(&self, new: &NewUser, now: UnixTime) -> Result<User, StoreError>;
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    async fn user_by_id(&self, id: &str) -> Result<User, StoreError>;
+
+    /// The user with this username (exact match).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is none.
+    async fn user_by_username(&self, username: &str) -> Result<User, StoreError>;
+
+    /// Up to `limit` users ordered by username, starting after `after`.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError>;
+
+    /// Enables or disables a user. Disabling does not revoke tokens by
+    /// itself; see [`crate::RevocationStore::revoke_user`].
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user.
+    async fn set_user_status(&self, id: &str, status: UserStatus, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Replaces the password hash (password change or rehash on login).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user.
+    async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Replaces the scopes the user may be granted.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user.
+    async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError>;
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    password_hash: String,
+    status: String,
+    scope: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: UserStatus::from_row(&r.status)?,
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            scope: r.scope,
+            created_at: UnixTime(r.created_at),
+            updated_at: UnixTime(r.updated_at),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, username, password_hash, status, scope, created_at, updated_at";
+
+/// Fails with `NotFound` when an UPDATE touched no row.
+pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn create_user(&self, new: &NewUser, now: UnixTime) -> Result<User, StoreError> {
+        let row: UserRow = with_pool!(&self.write, |c| {
+            sqlx::query_as(
+                "INSERT INTO users (id, username, password_hash, status, scope, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 RETURNING id, username, password_hash, status, scope, created_at, updated_at",
+            )
+            .bind(new_id())
+            .bind(&new.username)
+            .bind(&new.password_hash)
+            .bind(UserStatus::Active.as_str())
+            .bind(&new.scope)
+            .bind(now.0)
+            .fetch_one(c)
+            .await?
+        });
+        row.try_into()
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<User, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        let row: UserRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await?);
+        row.try_into()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<User, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
+        let row: UserRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(username).fetch_one(c).await?);
+        row.try_into()
+    }
+
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE username > $1 ORDER BY username LIMIT $2");
+        let rows: Vec<UserRow> = with_pool!(&self.read, |c| {
+            sqlx::query_as(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(c)
+                .await?
+        });
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn set_user_status(&self, id: &str, status: UserStatus, now: UnixTime) -> Result<(), StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(now.0)
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        one_row(done)
+    }
+
+    async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(hash)
+                .bind(now.0)
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        one_row(done)
+    }
+
+    async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE users SET scope = $1, updated_at = $2 WHERE id = $3")
+                .bind(scope)
+                .bind(now.0)
+                .bind(id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        one_row(done)
+    }
+}

@@ -1,0 +1,147 @@
+//! Migrations: the same numbered list for both backends, safe to re-run,
+//! and data that survives a restart.
+
+mod common;
+
+use std::path::Path;
+
+use portcullis_store::*;
+
+fn migration_names(backend: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(backend);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn both_backends_have_the_same_numbered_migrations() {
+    let sqlite = migration_names("sqlite");
+    let postgres = migration_names("postgres");
+    assert!(!sqlite.is_empty());
+    assert_eq!(
+        sqlite, postgres,
+        "migrations/sqlite and migrations/postgres must list the same files"
+    );
+    for (i, name) in sqlite.iter().enumerate() {
+        let number: usize = name.split('_').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| {
+            panic!("{name}: a migration is named NNNN_description.sql");
+        });
+        assert_eq!(number, i + 1, "{name}: numbers run 1, 2, 3… without gaps");
+        assert!(name.ends_with(".sql"), "{name}");
+    }
+}
+
+async fn migrating_again_changes_nothing(s: &SqlStore) {
+    let app = NewClient {
+        id: "app".into(),
+        name: "App".into(),
+        secret_hash: None,
+        grant_types: "password".into(),
+        scope: "read".into(),
+        default_scope: "read".into(),
+        introspect: false,
+    };
+    s.create_client(&app, UnixTime(1)).await.expect("client");
+    s.migrate().await.expect("second run");
+    s.migrate().await.expect("third run");
+    assert_eq!(s.list_clients().await.expect("list").len(), 1);
+}
+
+on_both_backends!(migrating_again_changes_nothing);
+
+#[tokio::test]
+async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let now = UnixTime(1_800_000_000);
+    {
+        let s = SqlStore::connect(&url).await.expect("open");
+        s.migrate().await.expect("migrate");
+        let user = s
+            .create_user(
+                &NewUser {
+                    username: "alice".into(),
+                    password_hash: "h".into(),
+                    scope: "read".into(),
+                },
+                now,
+            )
+            .await
+            .expect("user");
+        let client = NewClient {
+            id: "app".into(),
+            name: "App".into(),
+            secret_hash: None,
+            grant_types: "password refresh_token".into(),
+            scope: "read".into(),
+            default_scope: "read".into(),
+            introspect: false,
+        };
+        s.create_client(&client, now).await.expect("client");
+        let fam = NewFamily {
+            user_id: user.id,
+            client_id: "app".into(),
+            scope: "read".into(),
+            device_label: None,
+            expires_at: now.plus(1000),
+            first_token: TokenHash::of(b"old"),
+            first_token_expires_at: now.plus(1000),
+        };
+        s.start_family(&fam, now).await.expect("family");
+        let r = Rotate {
+            presented: TokenHash::of(b"old"),
+            client_id: "app",
+            child: TokenHash::of(b"new"),
+            child_expires_at: now.plus(1000),
+            now,
+        };
+        assert!(matches!(
+            s.rotate_refresh(&r).await.expect("rotate"),
+            Rotation::Rotated { .. }
+        ));
+        s.close().await;
+    }
+    let s = SqlStore::connect(&url).await.expect("reopen");
+    s.migrate().await.expect("migrate on restart");
+    let replay = Rotate {
+        presented: TokenHash::of(b"old"),
+        client_id: "app",
+        child: TokenHash::of(b"other"),
+        child_expires_at: now.plus(1000),
+        now: now.plus(1),
+    };
+    assert!(matches!(
+        s.rotate_refresh(&replay).await.expect("replay"),
+        Rotation::Spent { .. }
+    ));
+    let (new, _) = s
+        .refresh_token_by_hash(TokenHash::of(b"new"))
+        .await
+        .expect("child survived");
+    assert_eq!(new.used_at, None);
+}
+
+#[tokio::test]
+async fn an_unknown_database_scheme_is_refused() {
+    let err = SqlStore::connect("mysql://root@localhost/db").await.expect_err("mysql");
+    assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable() {
+    let opts = ConnectOptions {
+        acquire_timeout: std::time::Duration::from_secs(1),
+        ..ConnectOptions::default()
+    };
+    // Port 1 on loopback: nothing listens there.
+    let err = SqlStore::connect_with("postgres://postgres@127.0.0.1:1/none", &opts)
+        .await
+        .expect_err("down");
+    assert_eq!(err, StoreError::Unavailable);
+}

@@ -1,0 +1,832 @@
+//! The store suite: every test body runs on SQLite and on PostgreSQL, each on
+//! a fresh database.
+
+mod common;
+
+use portcullis_store::*;
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const DAY: i64 = 86_400;
+
+fn hash(label: &str) -> TokenHash {
+    TokenHash::of(label.as_bytes())
+}
+
+async fn user(s: &SqlStore, name: &str) -> User {
+    let new = NewUser {
+        username: name.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        scope: "read write".into(),
+    };
+    s.create_user(&new, NOW).await.expect("create user")
+}
+
+async fn client(s: &SqlStore, id: &str) -> Client {
+    let new = NewClient {
+        id: id.into(),
+        name: format!("{id} app"),
+        secret_hash: Some(hash(&format!("{id}-secret"))),
+        grant_types: "password refresh_token".into(),
+        scope: "read write".into(),
+        default_scope: "read".into(),
+        introspect: false,
+    };
+    s.create_client(&new, NOW).await.expect("create client")
+}
+
+async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> (RefreshFamily, RefreshToken) {
+    let new = NewFamily {
+        user_id: user.id.clone(),
+        client_id: client.id.clone(),
+        scope: "read".into(),
+        device_label: Some("Pixel 9".into()),
+        expires_at: NOW.plus(90 * DAY),
+        first_token: hash(first),
+        first_token_expires_at: NOW.plus(30 * DAY),
+    };
+    s.start_family(&new, NOW).await.expect("start family")
+}
+
+fn rotate<'a>(presented: &str, client_id: &'a str, child: &str, now: UnixTime) -> Rotate<'a> {
+    Rotate {
+        presented: hash(presented),
+        client_id,
+        child: hash(child),
+        child_expires_at: now.plus(30 * DAY),
+        now,
+    }
+}
+
+// ---------------------------------------------------------------- users
+
+async fn users_are_created_and_found_by_id_and_username(s: &SqlStore) {
+    let alice = user(s, "alice").await;
+    assert_eq!(alice.status, UserStatus::Active);
+    assert_eq!(alice.created_at, NOW);
+    assert_eq!(s.user_by_id(&alice.id).await.expect("by id"), alice);
+    assert_eq!(s.user_by_username("alice").await.expect("by name"), alice);
+}
+
+async fn duplicate_username_is_a_conflict(s: &SqlStore) {
+    user(s, "alice").await;
+    let again = NewUser {
+        username: "alice".into(),
+        password_hash: "x".into(),
+        scope: String::new(),
+    };
+    assert_eq!(
+        s.create_user(&again, NOW).await.expect_err("duplicate"),
+        StoreError::Conflict
+    );
+}
+
+async fn unknown_user_is_not_found(s: &SqlStore) {
+    assert_eq!(s.user_by_id("nope").await.expect_err("id"), StoreError::NotFound);
+    assert_eq!(
+        s.user_by_username("nope").await.expect_err("name"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.set_user_status("nope", UserStatus::Disabled, NOW).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        s.set_user_password_hash("nope", "h", NOW).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(s.set_user_scope("nope", "read", NOW).await, Err(StoreError::NotFound));
+}
+
+async fn users_are_listed_by_username_in_pages(s: &SqlStore) {
+    for name in ["carol", "alice", "bob"] {
+        user(s, name).await;
+    }
+    let names = |v: Vec<User>| v.into_iter().map(|u| u.username).collect::<Vec<_>>();
+    assert_eq!(names(s.list_users(None, 2).await.expect("page 1")), ["alice", "bob"]);
+    assert_eq!(names(s.list_users(Some("bob"), 2).await.expect("page 2")), ["carol"]);
+    assert!(s.list_users(Some("carol"), 2).await.expect("page 3").is_empty());
+}
+
+async fn user_status_password_and_scope_can_change(s: &SqlStore) {
+    let alice = user(s, "alice").await;
+    let later = NOW.plus(60);
+    s.set_user_status(&alice.id, UserStatus::Disabled, later)
+        .await
+        .expect("disable");
+    s.set_user_password_hash(&alice.id, "$argon2id$new", later)
+        .await
+        .expect("password");
+    s.set_user_scope(&alice.id, "read portcullis:admin", later)
+        .await
+        .expect("scope");
+    let got = s.user_by_id(&alice.id).await.expect("reload");
+    assert_eq!(got.status, UserStatus::Disabled);
+    assert_eq!(got.password_hash, "$argon2id$new");
+    assert_eq!(got.scope, "read portcullis:admin");
+    assert_eq!(got.updated_at, later);
+    assert_eq!(got.created_at, NOW);
+}
+
+async fn debug_output_hides_password_hashes(s: &SqlStore) {
+    let alice = user(s, "alice").await;
+    let shown = format!("{alice:?}");
+    assert!(!shown.contains("argon2id"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+}
+
+// ---------------------------------------------------------------- clients
+
+async fn clients_are_created_and_read_back(s: &SqlStore) {
+    let app = client(s, "app").await;
+    assert_eq!(app.secret_hash, Some(hash("app-secret")));
+    assert!(!app.is_public());
+    assert_eq!(app.status, ClientStatus::Active);
+    assert_eq!(s.client_by_id("app").await.expect("by id"), app);
+
+    let public = NewClient {
+        id: "mobile".into(),
+        secret_hash: None,
+        introspect: true,
+        ..new_client_like(&app)
+    };
+    let mobile = s.create_client(&public, NOW).await.expect("public client");
+    assert!(mobile.is_public());
+    assert!(mobile.introspect);
+    let ids: Vec<_> = s
+        .list_clients()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["app", "mobile"]);
+}
+
+fn new_client_like(c: &Client) -> NewClient {
+    NewClient {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        secret_hash: c.secret_hash,
+        grant_types: c.grant_types.clone(),
+        scope: c.scope.clone(),
+        default_scope: c.default_scope.clone(),
+        introspect: c.introspect,
+    }
+}
+
+async fn duplicate_client_id_is_a_conflict(s: &SqlStore) {
+    let app = client(s, "app").await;
+    assert_eq!(
+        s.create_client(&new_client_like(&app), NOW).await.expect_err("dup"),
+        StoreError::Conflict
+    );
+}
+
+async fn unknown_client_is_not_found(s: &SqlStore) {
+    assert_eq!(s.client_by_id("nope").await.expect_err("get"), StoreError::NotFound);
+    assert_eq!(
+        s.set_client_secret_hash("nope", hash("x"), NOW).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(s.revoke_client("nope", NOW).await, Err(StoreError::NotFound));
+}
+
+async fn client_secret_rotation_replaces_the_hash(s: &SqlStore) {
+    client(s, "app").await;
+    s.set_client_secret_hash("app", hash("new-secret"), NOW.plus(5))
+        .await
+        .expect("rotate");
+    let app = s.client_by_id("app").await.expect("reload");
+    assert_eq!(app.secret_hash, Some(hash("new-secret")));
+    assert_eq!(app.updated_at, NOW.plus(5));
+}
+
+// ---------------------------------------------------------------- refresh
+
+async fn a_family_starts_with_one_live_token(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let (fam, tok) = family(s, &alice, &app, "rt-1").await;
+    assert_eq!(fam.user_id, alice.id);
+    assert_eq!(fam.client_id, "app");
+    assert_eq!(fam.device_label.as_deref(), Some("Pixel 9"));
+    assert_eq!((fam.created_at, fam.last_used_at), (NOW, NOW));
+    assert!(fam.is_live(NOW));
+    assert_eq!(tok.family_id, fam.id);
+    assert_eq!(tok.parent_id, None);
+    assert_eq!(tok.used_at, None);
+    assert_eq!(tok.expires_at, NOW.plus(30 * DAY));
+    assert_eq!(
+        s.refresh_token_by_hash(hash("rt-1")).await.expect("by hash"),
+        (tok.clone(), fam.clone())
+    );
+    assert_eq!(s.refresh_token_by_id(&tok.id).await.expect("by id"), tok);
+    assert_eq!(s.family_by_id(&fam.id).await.expect("family"), fam);
+}
+
+async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let ghost = User {
+        id: "ghost".into(),
+        ..alice.clone()
+    };
+    let new = NewFamily {
+        user_id: ghost.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(DAY),
+        first_token: hash("x"),
+        first_token_expires_at: NOW.plus(DAY),
+    };
+    assert_eq!(
+        s.start_family(&new, NOW).await.expect_err("ghost user"),
+        StoreError::NotFound
+    );
+    let new = NewFamily {
+        user_id: alice.id.clone(),
+        client_id: "ghost".into(),
+        ..new
+    };
+    assert_eq!(
+        s.start_family(&new, NOW).await.expect_err("ghost client"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.refresh_token_by_hash(hash("x")).await.expect_err("nothing stored"),
+        StoreError::NotFound
+    );
+}
+
+async fn unknown_refresh_lookups_are_not_found(s: &SqlStore) {
+    assert_eq!(
+        s.refresh_token_by_hash(hash("nope")).await.expect_err("hash"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.refresh_token_by_id("nope").await.expect_err("id"),
+        StoreError::NotFound
+    );
+    assert_eq!(s.family_by_id("nope").await.expect_err("family"), StoreError::NotFound);
+    assert_eq!(
+        s.rotate_refresh(&rotate("nope", "app", "child", NOW))
+            .await
+            .expect("rotate"),
+        Rotation::NotFound
+    );
+}
+
+async fn rotation_consumes_the_token_and_stores_its_child(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let (fam, first) = family(s, &alice, &app, "rt-1").await;
+    let later = NOW.plus(600);
+    let Rotation::Rotated {
+        family: f,
+        parent,
+        child,
+    } = s
+        .rotate_refresh(&rotate("rt-1", "app", "rt-2", later))
+        .await
+        .expect("rotate")
+    else {
+        panic!("expected a rotation")
+    };
+    assert_eq!(f.id, fam.id);
+    assert_eq!(f.last_used_at, later);
+    assert_eq!(parent.id, first.id);
+    assert_eq!(parent.used_at, Some(later));
+    assert_eq!(parent.replaced_by.as_deref(), Some(child.id.as_str()));
+    assert_eq!(child.parent_id.as_deref(), Some(first.id.as_str()));
+    assert_eq!(child.hash, hash("rt-2"));
+    assert_eq!(child.issued_at, later);
+    assert_eq!(child.used_at, None);
+    // The child works, and is bound to the same family.
+    let next = s
+        .rotate_refresh(&rotate("rt-2", "app", "rt-3", later.plus(1)))
+        .await
+        .expect("rotate child");
+    assert!(
+        matches!(next, Rotation::Rotated { ref family, .. } if family.id == fam.id),
+        "{next:?}"
+    );
+}
+
+async fn a_spent_token_reports_reuse_and_its_child(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    family(s, &alice, &app, "rt-1").await;
+    let Rotation::Rotated { child, .. } = s
+        .rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+        .await
+        .expect("first")
+    else {
+        panic!("expected a rotation")
+    };
+    let again = s
+        .rotate_refresh(&rotate("rt-1", "app", "rt-2b", NOW.plus(1)))
+        .await
+        .expect("replay");
+    let Rotation::Spent { token, family } = again else {
+        panic!("expected Spent, got {again:?}")
+    };
+    assert_eq!(token.replaced_by.as_deref(), Some(child.id.as_str()));
+    assert_eq!(token.used_at, Some(NOW));
+    assert!(family.is_live(NOW));
+    // Nothing was written for the replay: its would-be child does not exist.
+    assert_eq!(
+        s.refresh_token_by_hash(hash("rt-2b")).await.expect_err("no child"),
+        StoreError::NotFound
+    );
+}
+
+async fn another_clients_token_is_refused_and_left_untouched(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    client(s, "other").await;
+    family(s, &alice, &app, "rt-1").await;
+    let got = s
+        .rotate_refresh(&rotate("rt-1", "other", "stolen", NOW))
+        .await
+        .expect("rotate");
+    assert_eq!(got, Rotation::Refused(Refusal::WrongClient));
+    let (tok, _) = s.refresh_token_by_hash(hash("rt-1")).await.expect("still there");
+    assert_eq!(tok.used_at, None);
+    let ok = s
+        .rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+        .await
+        .expect("owner");
+    assert!(matches!(ok, Rotation::Rotated { .. }), "{ok:?}");
+}
+
+async fn expired_tokens_and_families_are_refused(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    family(s, &alice, &app, "rt-1").await;
+    // Idle expiry: 30 days.
+    let idle = s
+        .rotate_refresh(&rotate("rt-1", "app", "c", NOW.plus(30 * DAY)))
+        .await
+        .expect("idle");
+    assert_eq!(idle, Rotation::Refused(Refusal::TokenExpired));
+    // Absolute expiry: 90 days, even for a token used every day.
+    let mut current = "rt-1".to_owned();
+    for day in 1..90 {
+        let next = format!("rt-day-{day}");
+        let r = s
+            .rotate_refresh(&rotate(&current, "app", &next, NOW.plus(day * DAY)))
+            .await
+            .expect("daily");
+        assert!(matches!(r, Rotation::Rotated { .. }), "day {day}: {r:?}");
+        current = next;
+    }
+    let (tok, _) = s.refresh_token_by_hash(hash(&current)).await.expect("last");
+    assert_eq!(
+        tok.expires_at,
+        NOW.plus(90 * DAY),
+        "child expiry is capped at the family's"
+    );
+    let end = s
+        .rotate_refresh(&rotate(&current, "app", "too-late", NOW.plus(90 * DAY)))
+        .await
+        .expect("end");
+    assert!(
+        matches!(end, Rotation::Refused(Refusal::FamilyExpired | Refusal::TokenExpired)),
+        "{end:?}"
+    );
+}
+
+async fn live_families_list_a_users_devices(s: &SqlStore) {
+    let (alice, bob, app) = (user(s, "alice").await, user(s, "bob").await, client(s, "app").await);
+    let (f1, _) = family(s, &alice, &app, "a1").await;
+    let (f2, _) = family(s, &alice, &app, "a2").await;
+    let (f3, _) = family(s, &alice, &app, "a3").await;
+    family(s, &bob, &app, "b1").await;
+    s.revoke_family(&f2.id, RevokeReason::SignOut, NOW)
+        .await
+        .expect("sign out");
+    let live: Vec<_> = s
+        .live_families_for_user(&alice.id, NOW)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(live, [f3.id.clone(), f1.id.clone()]);
+    assert!(
+        s.live_families_for_user(&alice.id, NOW.plus(90 * DAY))
+            .await
+            .expect("later")
+            .is_empty()
+    );
+}
+
+async fn purge_deletes_dead_families_with_their_tokens(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let (dead, dead_tok) = family(s, &alice, &app, "dead").await;
+    let (live, _) = family(s, &alice, &app, "live").await;
+    s.revoke_family(&dead.id, RevokeReason::SignOut, NOW)
+        .await
+        .expect("revoke");
+    assert_eq!(s.purge_families(NOW.plus(1)).await.expect("purge"), 1);
+    assert_eq!(s.family_by_id(&dead.id).await.expect_err("gone"), StoreError::NotFound);
+    assert_eq!(
+        s.refresh_token_by_id(&dead_tok.id).await.expect_err("token gone"),
+        StoreError::NotFound
+    );
+    assert!(s.family_by_id(&live.id).await.is_ok());
+    assert_eq!(s.purge_families(NOW.plus(91 * DAY)).await.expect("purge expired"), 1);
+}
+
+// ---------------------------------------------------------------- revocation
+
+async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let (fam, _) = family(s, &alice, &app, "rt-1").await;
+    let (other, _) = family(s, &alice, &app, "other-1").await;
+    s.rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+        .await
+        .expect("rotate");
+    assert!(
+        s.revoke_family(&fam.id, RevokeReason::Reuse, NOW.plus(1))
+            .await
+            .expect("revoke")
+    );
+    let got = s.family_by_id(&fam.id).await.expect("family");
+    assert_eq!(got.revoked_at, Some(NOW.plus(1)));
+    assert_eq!(got.revoke_reason, Some(RevokeReason::Reuse));
+    assert!(!got.is_live(NOW.plus(1)));
+    // The newest token dies with its family; the spent one stays spent.
+    let newest = s
+        .rotate_refresh(&rotate("rt-2", "app", "rt-3", NOW.plus(2)))
+        .await
+        .expect("newest");
+    assert_eq!(newest, Rotation::Refused(Refusal::FamilyRevoked));
+    assert!(matches!(
+        s.rotate_refresh(&rotate("rt-1", "app", "x", NOW.plus(2))).await,
+        Ok(Rotation::Spent { .. })
+    ));
+    // Another family of the same user is untouched.
+    assert!(s.family_by_id(&other.id).await.expect("other").is_live(NOW.plus(2)));
+    // Revoking twice changes nothing; an unknown family is not found.
+    assert!(
+        !s.revoke_family(&fam.id, RevokeReason::SignOut, NOW.plus(3))
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        s.family_by_id(&fam.id).await.expect("family").revoke_reason,
+        Some(RevokeReason::Reuse)
+    );
+    assert_eq!(
+        s.revoke_family("nope", RevokeReason::SignOut, NOW).await,
+        Err(StoreError::NotFound)
+    );
+    let feed = s.revocations_since(0, 10).await.expect("feed");
+    assert_eq!(feed.len(), 1, "one feed entry, not two: {feed:?}");
+    assert_eq!(
+        (feed[0].kind, feed[0].subject.as_str()),
+        (RevocationKind::Family, fam.id.as_str())
+    );
+}
+
+async fn revoking_a_user_ends_all_their_families_only(s: &SqlStore) {
+    let (alice, bob, app) = (user(s, "alice").await, user(s, "bob").await, client(s, "app").await);
+    family(s, &alice, &app, "a1").await;
+    family(s, &alice, &app, "a2").await;
+    let (bobs, _) = family(s, &bob, &app, "b1").await;
+    assert_eq!(
+        s.revoke_user(&alice.id, RevokeReason::UserRevoked, NOW)
+            .await
+            .expect("revoke"),
+        2
+    );
+    assert!(
+        s.live_families_for_user(&alice.id, NOW)
+            .await
+            .expect("alice")
+            .is_empty()
+    );
+    assert!(s.family_by_id(&bobs.id).await.expect("bob").is_live(NOW));
+    assert_eq!(
+        s.rotate_refresh(&rotate("a2", "app", "x", NOW)).await.expect("dead"),
+        Rotation::Refused(Refusal::FamilyRevoked)
+    );
+    let feed = s.revocations_since(0, 10).await.expect("feed");
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        (feed[0].kind, feed[0].subject.as_str(), feed[0].revoked_at),
+        (RevocationKind::User, alice.id.as_str(), NOW)
+    );
+    assert_eq!(
+        s.revoke_user("nope", RevokeReason::UserRevoked, NOW).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        s.revocations_since(0, 10).await.expect("feed").len(),
+        1,
+        "a failed revoke adds no entry"
+    );
+}
+
+async fn revoking_a_client_marks_it_and_ends_its_families(s: &SqlStore) {
+    let (alice, app, other) = (user(s, "alice").await, client(s, "app").await, client(s, "other").await);
+    family(s, &alice, &app, "a1").await;
+    let (kept, _) = family(s, &alice, &other, "o1").await;
+    assert_eq!(s.revoke_client("app", NOW).await.expect("revoke"), 1);
+    assert_eq!(s.client_by_id("app").await.expect("app").status, ClientStatus::Revoked);
+    assert_eq!(
+        s.client_by_id("other").await.expect("other").status,
+        ClientStatus::Active
+    );
+    assert_eq!(
+        s.rotate_refresh(&rotate("a1", "app", "x", NOW)).await.expect("dead"),
+        Rotation::Refused(Refusal::FamilyRevoked)
+    );
+    assert!(s.family_by_id(&kept.id).await.expect("kept").is_live(NOW));
+    let feed = s.revocations_since(0, 10).await.expect("feed");
+    assert_eq!(
+        (feed[0].kind, feed[0].subject.as_str()),
+        (RevocationKind::Client, "app")
+    );
+}
+
+async fn the_feed_pages_by_increasing_cursor(s: &SqlStore) {
+    let mut cursors = Vec::new();
+    for i in 0..5 {
+        let e = s
+            .append_revocation(RevocationKind::Jti, &format!("jti-{i}"), NOW.plus(i))
+            .await
+            .expect("append");
+        assert_eq!(e.kind, RevocationKind::Jti);
+        cursors.push(e.cursor);
+    }
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    let first = s.revocations_since(0, 2).await.expect("page 1");
+    assert_eq!(
+        first.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(),
+        ["jti-0", "jti-1"]
+    );
+    let rest = s.revocations_since(first[1].cursor, 10).await.expect("page 2");
+    assert_eq!(
+        rest.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(),
+        ["jti-2", "jti-3", "jti-4"]
+    );
+    assert_eq!(rest[2].revoked_at, NOW.plus(4));
+    assert!(s.revocations_since(rest[2].cursor, 10).await.expect("end").is_empty());
+}
+
+// ---------------------------------------------------------------- keys
+
+fn new_key(kid: &str) -> NewSigningKey {
+    NewSigningKey {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        private_key: vec![0x30, 0x81, 0x87, 0x02, 0x01],
+        retire_after: Some(NOW.plus(30 * DAY)),
+    }
+}
+
+async fn signing_keys_are_stored_listed_retired_and_deleted(s: &SqlStore) {
+    let k1 = s.insert_signing_key(&new_key("k1"), NOW).await.expect("k1");
+    assert_eq!(k1.state, KeyState::Active);
+    assert_eq!(k1.private_key, [0x30, 0x81, 0x87, 0x02, 0x01]);
+    assert_eq!(k1.retire_after, Some(NOW.plus(30 * DAY)));
+    s.insert_signing_key(&new_key("k2"), NOW.plus(10)).await.expect("k2");
+    let kids: Vec<_> = s
+        .signing_keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["k2", "k1"]);
+    assert_eq!(
+        s.delete_signing_key("k1").await,
+        Err(StoreError::NotFound),
+        "an active key is not deleted"
+    );
+    s.retire_signing_key("k1", NOW.plus(20)).await.expect("retire");
+    let k1 = s
+        .signing_keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|k| k.kid == "k1")
+        .expect("k1");
+    assert_eq!((k1.state, k1.retired_at), (KeyState::Retired, Some(NOW.plus(20))));
+    assert_eq!(
+        s.retire_signing_key("k1", NOW).await,
+        Err(StoreError::NotFound),
+        "already retired"
+    );
+    s.delete_signing_key("k1").await.expect("delete");
+    assert_eq!(s.signing_keys().await.expect("list").len(), 1);
+    assert!(!format!("{k1:?}").contains("48, 129"), "Debug hides the private key");
+}
+
+async fn duplicate_kid_is_a_conflict_and_unknown_kid_not_found(s: &SqlStore) {
+    s.insert_signing_key(&new_key("k1"), NOW).await.expect("k1");
+    assert_eq!(
+        s.insert_signing_key(&new_key("k1"), NOW).await.expect_err("dup"),
+        StoreError::Conflict
+    );
+    assert_eq!(s.retire_signing_key("nope", NOW).await, Err(StoreError::NotFound));
+    assert_eq!(s.delete_signing_key("nope").await, Err(StoreError::NotFound));
+}
+
+// ---------------------------------------------------------------- audit
+
+async fn audit_events_are_appended_and_read_newest_first(s: &SqlStore) {
+    for i in 0..3 {
+        let e = NewAuditEvent {
+            action: format!("login.{i}"),
+            actor: Some("alice".into()),
+            client_id: Some("app".into()),
+            subject: None,
+            ip: Some("127.0.0.1".into()),
+            detail: Some(r#"{"ok":true}"#.into()),
+        };
+        let got = s.record_audit(&e, NOW.plus(i)).await.expect("record");
+        assert_eq!((got.action.as_str(), got.at), (e.action.as_str(), NOW.plus(i)));
+    }
+    let all = s.audit_events(None, 10).await.expect("all");
+    assert_eq!(
+        all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["login.2", "login.1", "login.0"]
+    );
+    assert_eq!(all[0].detail.as_deref(), Some(r#"{"ok":true}"#));
+    assert_eq!(all[0].ip.as_deref(), Some("127.0.0.1"));
+    let older = s.audit_events(Some(all[0].id), 1).await.expect("page");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].action, "login.1");
+}
+
+// ---------------------------------------------------------------- throttle
+
+async fn throttle_counts_hits_per_window_and_key(s: &SqlStore) {
+    for expected in 1..=3 {
+        let c = s
+            .throttle_hit("user:alice", 3600, NOW.plus(expected))
+            .await
+            .expect("hit");
+        assert_eq!(
+            c,
+            ThrottleCount {
+                count: expected,
+                window_start: NOW.plus(1)
+            }
+        );
+    }
+    assert_eq!(
+        s.throttle_count("user:alice", 3600, NOW.plus(10)).await.expect("count"),
+        3
+    );
+    assert_eq!(s.throttle_count("user:bob", 3600, NOW).await.expect("other key"), 0);
+    // A new window starts from one.
+    let fresh = s
+        .throttle_hit("user:alice", 3600, NOW.plus(3602))
+        .await
+        .expect("new window");
+    assert_eq!(
+        fresh,
+        ThrottleCount {
+            count: 1,
+            window_start: NOW.plus(3602)
+        }
+    );
+    assert_eq!(
+        s.throttle_count("user:alice", 3600, NOW.plus(7203))
+            .await
+            .expect("over"),
+        0
+    );
+    s.throttle_clear("user:alice").await.expect("clear");
+    assert_eq!(
+        s.throttle_count("user:alice", 3600, NOW.plus(3603))
+            .await
+            .expect("cleared"),
+        0
+    );
+    s.throttle_hit("ip:10.0.0.1", 60, NOW).await.expect("hit");
+    s.throttle_hit("ip:10.0.0.2", 60, NOW.plus(100)).await.expect("hit");
+    assert_eq!(s.purge_throttle(NOW.plus(50)).await.expect("purge"), 1);
+    assert_eq!(
+        s.throttle_count("ip:10.0.0.2", 60, NOW.plus(101)).await.expect("kept"),
+        1
+    );
+}
+
+async fn concurrent_throttle_hits_are_all_counted(s: &SqlStore) {
+    let hits = (0..32).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.throttle_hit("user:alice", 3600, NOW).await.expect("hit").count })
+    });
+    let mut counts: Vec<i64> = futures_util::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=32).collect::<Vec<i64>>());
+}
+
+// ---------------------------------------------------------------- health, errors
+
+async fn ping_answers(s: &SqlStore) {
+    s.ping().await.expect("ping");
+}
+
+async fn errors_carry_no_sql(s: &SqlStore) {
+    user(s, "alice").await;
+    let again = NewUser {
+        username: "alice".into(),
+        password_hash: "x".into(),
+        scope: String::new(),
+    };
+    let err = s.create_user(&again, NOW).await.expect_err("dup");
+    for text in [err.to_string(), format!("{err:?}")] {
+        let lower = text.to_lowercase();
+        for word in ["insert", "unique", "users", "constraint", "sqlite", "postgres", "alice"] {
+            assert!(!lower.contains(word), "{text:?} mentions {word}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- concurrency
+
+/// 64 tasks present the same refresh token at once: exactly one consumes
+/// it; the other 63 learn it is spent, and by which child. 20 rounds.
+async fn exactly_one_of_64_concurrent_refreshes_wins(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    for round in 0..20 {
+        let first = format!("round-{round}");
+        family(s, &alice, &app, &first).await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(64));
+        let tasks = (0..64).map(|i| {
+            let (s, first, barrier) = (s.clone(), first.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let child = format!("{first}-child-{i}");
+                barrier.wait().await;
+                s.rotate_refresh(&rotate(&first, "app", &child, NOW))
+                    .await
+                    .expect("no error under contention")
+            })
+        });
+        let results: Vec<Rotation> = futures_util::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .collect();
+        let winners: Vec<&RefreshToken> = results
+            .iter()
+            .filter_map(|r| {
+                if let Rotation::Rotated { child, .. } = r {
+                    Some(child)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {} winners", winners.len());
+        let child_id = &winners[0].id;
+        let spent = results
+            .iter()
+            .filter(|r| matches!(r, Rotation::Spent { token, .. } if token.replaced_by.as_ref() == Some(child_id)))
+            .count();
+        assert_eq!(spent, 63, "round {round}: every loser names the winner's child");
+        // The family holds exactly the parent and one child.
+        let (tok, _) = s.refresh_token_by_hash(winners[0].hash).await.expect("child stored");
+        assert_eq!(tok.id, *child_id);
+    }
+}
+
+on_both_backends!(
+    users_are_created_and_found_by_id_and_username,
+    duplicate_username_is_a_conflict,
+    unknown_user_is_not_found,
+    users_are_listed_by_username_in_pages,
+    user_status_password_and_scope_can_change,
+    debug_output_hides_password_hashes,
+    clients_are_created_and_read_back,
+    duplicate_client_id_is_a_conflict,
+    unknown_client_is_not_found,
+    client_secret_rotation_replaces_the_hash,
+    a_family_starts_with_one_live_token,
+    a_family_for_an_unknown_user_or_client_is_not_found,
+    unknown_refresh_lookups_are_not_found,
+    rotation_consumes_the_token_and_stores_its_child,
+    a_spent_token_reports_reuse_and_its_child,
+    another_clients_token_is_refused_and_left_untouched,
+    expired_tokens_and_families_are_refused,
+    live_families_list_a_users_devices,
+    purge_deletes_dead_families_with_their_tokens,
+    revoking_a_family_kills_every_token_of_it_at_once,
+    revoking_a_user_ends_all_their_families_only,
+    revoking_a_client_marks_it_and_ends_its_families,
+    the_feed_pages_by_increasing_cursor,
+    signing_keys_are_stored_listed_retired_and_deleted,
+    duplicate_kid_is_a_conflict_and_unknown_kid_not_found,
+    audit_events_are_appended_and_read_newest_first,
+    throttle_counts_hits_per_window_and_key,
+    concurrent_throttle_hits_are_all_counted,
+    ping_answers,
+    errors_carry_no_sql,
+    exactly_one_of_64_concurrent_refreshes_wins,
+);
