@@ -37,6 +37,9 @@ mod throttle;
 mod types;
 mod users;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};

@@ -1,10 +1,9 @@
 //! Migrations: the same numbered list for both backends, safe to re-run,
 //! and data that survives a restart.
 
-mod common;
-
 use std::path::Path;
 
+use portcullis_store::on_both_backends;
 use portcullis_store::*;
 
 fn migration_names(backend: &str) -> Vec<String> {

@@ -1,8 +1,7 @@
 //! The store suite: every test body runs on SQLite and on PostgreSQL, each on
 //! a fresh database.
 
-mod common;
-
+use portcullis_store::on_both_backends;
 use portcullis_store::*;
 
 const NOW: UnixTime = UnixTime(1_800_000_000);

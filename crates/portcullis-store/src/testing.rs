@@ -1,4 +1,6 @@
-//! A fresh, migrated database per test, on SQLite or PostgreSQL.
+//! Test support (feature `testing`): a fresh, migrated database per test, on
+//! SQLite or PostgreSQL, and [`on_both_backends!`](crate::on_both_backends)
+//! to run one test body on each.
 //!
 //! PostgreSQL tests use the server at `PORTCULLIS_TEST_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`): each test creates its
@@ -6,17 +8,18 @@
 //! A missing server fails the tests. Setting the variable to `skip` skips
 //! them with a warning, except under `CI=true`, where it is an error.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_store::SqlStore;
+use crate::SqlStore;
 use sqlx::Connection as _;
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// A database that exists for one test.
 pub struct TestDb {
+    /// The store on it.
     pub store: SqlStore,
+    /// Its URL, to open it again (e.g. from a server under test).
     pub url: String,
     cleanup: Cleanup,
 }
@@ -27,6 +30,10 @@ enum Cleanup {
 }
 
 impl TestDb {
+    /// A fresh SQLite file in a temporary directory.
+    ///
+    /// # Panics
+    /// When the file cannot be created or migrated.
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
@@ -39,7 +46,12 @@ impl TestDb {
         }
     }
 
-    /// `None` only when PostgreSQL tests were explicitly skipped.
+    /// A fresh database on the test PostgreSQL server; `None` only when
+    /// PostgreSQL tests were explicitly skipped outside CI.
+    ///
+    /// # Panics
+    /// When the server is unreachable (unless skipped), or under `CI=true`
+    /// when skipped.
     pub async fn postgres() -> Option<Self> {
         let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
         if admin_url == "skip" {
@@ -75,6 +87,9 @@ impl TestDb {
     }
 
     /// Closes the store and removes the database.
+    ///
+    /// # Panics
+    /// When the PostgreSQL database cannot be dropped.
     pub async fn finish(self) {
         self.store.close().await;
         match self.cleanup {
@@ -90,6 +105,13 @@ impl TestDb {
                 admin.close().await.ok();
             }
         }
+    }
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = SqlStore;
+    fn deref(&self) -> &SqlStore {
+        &self.store
     }
 }
 
@@ -130,8 +152,9 @@ fn uuid_simple() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Runs each named `async fn(&SqlStore)` on a fresh SQLite database and on a
-/// fresh PostgreSQL database: one test body, two backends.
+/// Runs each named `async fn(&SqlStore)` (or `async fn(&TestDb)`) on a fresh
+/// SQLite database and on a fresh PostgreSQL database: one test body, two
+/// backends.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -139,8 +162,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::common::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
+                    let db = $crate::testing::TestDb::sqlite().await;
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*
@@ -149,8 +172,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = $crate::common::TestDb::postgres().await else { return };
-                    super::$name(&db.store).await;
+                    let Some(db) = $crate::testing::TestDb::postgres().await else { return };
+                    super::$name(&db).await;
                     db.finish().await;
                 }
             )*

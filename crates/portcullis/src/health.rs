@@ -1,0 +1,55 @@
+//! Liveness and readiness probes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_store::HealthStore;
+use serde_json::json;
+
+/// How long readiness waits for the database before calling it down.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz` and `GET /readyz`.
+pub fn router(store: Arc<dyn HealthStore>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(store)
+}
+
+/// Liveness: the process serves HTTP. It does not touch the database, so an
+/// orchestrator does not restart healthy instances during a database outage.
+async fn healthz() -> Response {
+    no_store((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
+}
+
+/// Readiness: the database answers within [`READY_TIMEOUT`]; otherwise 503
+/// with `Retry-After`, so a load balancer stops sending traffic here.
+async fn readyz(State(store): State<Arc<dyn HealthStore>>) -> Response {
+    let ok = matches!(tokio::time::timeout(READY_TIMEOUT, store.ping()).await, Ok(Ok(())));
+    let mut res = if ok {
+        (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "database"})),
+        )
+            .into_response()
+    };
+    if !ok {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    no_store(res)
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

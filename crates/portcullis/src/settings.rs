@@ -1,0 +1,84 @@
+//! Server settings.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Everything `portcullis serve` needs to start.
+#[derive(Clone)]
+pub struct Settings {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Database URL; may hold a password, so it is kept secret.
+    pub database_url: SecretString,
+    /// The issuer URL (`iss` of every token, RFC 8414 `issuer`).
+    pub issuer: String,
+}
+
+impl Settings {
+    /// The default listen address.
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    /// The default database: a SQLite file in the working directory.
+    pub const DEFAULT_DATABASE_URL: &'static str = "sqlite://portcullis.db";
+    /// The default issuer.
+    pub const DEFAULT_ISSUER: &'static str = "http://127.0.0.1:8080";
+
+    /// The database URL, for opening the store.
+    #[must_use]
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(self.database_url()))
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced, fit for logs.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let sep = if path.is_empty() && !rest.contains('/') {
+                ""
+            } else {
+                "/"
+            };
+            format!("{scheme}://{user}:***@{host}{sep}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/auth"),
+            "postgres://app:***@db:5432/auth"
+        );
+        assert_eq!(redact_url("postgres://app@db/auth"), "postgres://app:***@db/auth");
+        assert_eq!(redact_url("sqlite://portcullis.db"), "sqlite://portcullis.db");
+        let s = Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: "postgres://app:hunter2@db/auth".into(),
+            issuer: "http://127.0.0.1".into(),
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
