@@ -49,7 +49,10 @@ CREATE TABLE refresh_tokens (
     issued_at   INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER,
-    replaced_by TEXT
+    replaced_by TEXT,
+    -- The child token sealed under a key derived from this token, for
+    -- answering a retried refresh within the retry window.
+    successor   BLOB
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
 

@@ -85,6 +85,9 @@ pub struct RefreshToken {
     pub used_at: Option<UnixTime>,
     /// The id of the token that replaced it.
     pub replaced_by: Option<String>,
+    /// The replacing token, sealed by the caller under a key only the
+    /// holder of this token can derive (see [`Rotate::successor`]).
+    pub successor: Option<Vec<u8>>,
 }
 
 /// What is needed to start a family (a password-grant sign-in).
@@ -117,6 +120,10 @@ pub struct Rotate<'a> {
     pub child: TokenHash,
     /// Idle expiry of the new token (capped at the family's expiry).
     pub child_expires_at: UnixTime,
+    /// The new token sealed under a key derived from the presented one,
+    /// stored on the consumed token so that a retry of the same refresh can
+    /// be answered with the same new token. The store cannot open it.
+    pub successor: Option<Vec<u8>>,
     /// The time of the request.
     pub now: UnixTime,
 }
@@ -256,6 +263,7 @@ struct TokenRow {
     expires_at: i64,
     used_at: Option<i64>,
     replaced_by: Option<String>,
+    successor: Option<Vec<u8>>,
 }
 
 impl TryFrom<TokenRow> for RefreshToken {
@@ -270,13 +278,15 @@ impl TryFrom<TokenRow> for RefreshToken {
             expires_at: UnixTime(r.expires_at),
             used_at: r.used_at.map(UnixTime),
             replaced_by: r.replaced_by,
+            successor: r.successor,
         })
     }
 }
 
 const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, device_label, created_at, last_used_at, expires_at, \
                               revoked_at, revoke_reason";
-const TOKEN_COLUMNS: &str = "id, family_id, parent_id, token_hash, issued_at, expires_at, used_at, replaced_by";
+const TOKEN_COLUMNS: &str =
+    "id, family_id, parent_id, token_hash, issued_at, expires_at, used_at, replaced_by, successor";
 
 /// Classifies a token that the conditional write did not consume.
 fn refusal(token: &RefreshToken, family: &RefreshFamily, client_id: &str, now: UnixTime) -> Rotation {
@@ -342,7 +352,7 @@ impl RefreshStore for SqlStore {
         // PostgreSQL: the losers wait on the row lock, then re-check the
         // condition against the committed row and match nothing).
         let consume_sql = format!(
-            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2 \
+            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2, successor = $5 \
              WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
                AND family_id IN (SELECT id FROM refresh_families \
                                  WHERE client_id = $4 AND revoked_at IS NULL AND expires_at > $1) \
@@ -362,6 +372,7 @@ impl RefreshStore for SqlStore {
                 .bind(&child_id)
                 .bind(r.presented.0.to_vec())
                 .bind(r.client_id)
+                .bind(r.successor.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?;
             match parent {

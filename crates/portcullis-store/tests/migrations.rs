@@ -98,6 +98,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             client_id: "app",
             child: TokenHash::of(b"new"),
             child_expires_at: now.plus(1000),
+            successor: None,
             now,
         };
         assert!(matches!(
@@ -113,6 +114,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
         client_id: "app",
         child: TokenHash::of(b"other"),
         child_expires_at: now.plus(1000),
+        successor: None,
         now: now.plus(1),
     };
     assert!(matches!(

@@ -52,6 +52,7 @@ fn rotate<'a>(presented: &str, client_id: &'a str, child: &str, now: UnixTime) -
         client_id,
         child: hash(child),
         child_expires_at: now.plus(30 * DAY),
+        successor: Some(format!("sealed:{child}").into_bytes()),
         now,
     }
 }
@@ -328,6 +329,11 @@ async fn a_spent_token_reports_reuse_and_its_child(s: &SqlStore) {
     };
     assert_eq!(token.replaced_by.as_deref(), Some(child.id.as_str()));
     assert_eq!(token.used_at, Some(NOW));
+    assert_eq!(
+        token.successor.as_deref(),
+        Some(&b"sealed:rt-2"[..]),
+        "the winner's sealed successor"
+    );
     assert!(family.is_live(NOW));
     // Nothing was written for the replay: its would-be child does not exist.
     assert_eq!(
