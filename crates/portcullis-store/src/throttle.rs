@@ -26,12 +26,13 @@ pub trait ThrottleStore: Send + Sync {
     /// Only database failures.
     async fn throttle_hit(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 
-    /// The hits on `key` in its current window, without counting one; zero
-    /// when the key has none or its window is over.
+    /// The hits on `key` in its current window, without counting one; a
+    /// count of zero starting `now` when the key has none or its window is
+    /// over.
     ///
     /// # Errors
     /// Only database failures.
-    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<i64, StoreError>;
+    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 
     /// Forgets `key` (e.g. after a successful sign-in).
     ///
@@ -72,15 +73,19 @@ impl ThrottleStore for SqlStore {
         })
     }
 
-    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<i64, StoreError> {
-        let row: Option<(i64,)> = with_pool!(&self.read, |c| {
-            sqlx::query_as("SELECT count FROM throttle_counters WHERE key = $1 AND window_start > $2")
+    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError> {
+        let row: Option<(i64, i64)> = with_pool!(&self.read, |c| {
+            sqlx::query_as("SELECT count, window_start FROM throttle_counters WHERE key = $1 AND window_start > $2")
                 .bind(key)
                 .bind(now.0 - window_secs)
                 .fetch_optional(c)
                 .await?
         });
-        Ok(row.map_or(0, |(n,)| n))
+        let (count, start) = row.unwrap_or((0, now.0));
+        Ok(ThrottleCount {
+            count,
+            window_start: UnixTime(start),
+        })
     }
 
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {

@@ -680,10 +680,23 @@ async fn throttle_counts_hits_per_window_and_key(s: &SqlStore) {
         );
     }
     assert_eq!(
-        s.throttle_count("user:alice", 3600, NOW.plus(10)).await.expect("count"),
+        s.throttle_count("user:alice", 3600, NOW.plus(10))
+            .await
+            .expect("count")
+            .count,
         3
     );
-    assert_eq!(s.throttle_count("user:bob", 3600, NOW).await.expect("other key"), 0);
+    assert_eq!(
+        s.throttle_count("user:alice", 3600, NOW.plus(10))
+            .await
+            .expect("count")
+            .window_start,
+        NOW.plus(1)
+    );
+    assert_eq!(
+        s.throttle_count("user:bob", 3600, NOW).await.expect("other key").count,
+        0
+    );
     // A new window starts from one.
     let fresh = s
         .throttle_hit("user:alice", 3600, NOW.plus(3602))
@@ -699,21 +712,26 @@ async fn throttle_counts_hits_per_window_and_key(s: &SqlStore) {
     assert_eq!(
         s.throttle_count("user:alice", 3600, NOW.plus(7203))
             .await
-            .expect("over"),
+            .expect("over")
+            .count,
         0
     );
     s.throttle_clear("user:alice").await.expect("clear");
     assert_eq!(
         s.throttle_count("user:alice", 3600, NOW.plus(3603))
             .await
-            .expect("cleared"),
+            .expect("cleared")
+            .count,
         0
     );
     s.throttle_hit("ip:10.0.0.1", 60, NOW).await.expect("hit");
     s.throttle_hit("ip:10.0.0.2", 60, NOW.plus(100)).await.expect("hit");
     assert_eq!(s.purge_throttle(NOW.plus(50)).await.expect("purge"), 1);
     assert_eq!(
-        s.throttle_count("ip:10.0.0.2", 60, NOW.plus(101)).await.expect("kept"),
+        s.throttle_count("ip:10.0.0.2", 60, NOW.plus(101))
+            .await
+            .expect("kept")
+            .count,
         1
     );
 }

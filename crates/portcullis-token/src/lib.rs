@@ -1,9 +1,135 @@
-//! The Portcullis token endpoint.
+//! The Portcullis token endpoint, as an axum `Router`.
 //!
-//! This crate will hold the token endpoint as an axum `Router`: the password
-//! and refresh_token grants, client authentication, JWT minting, JWKS,
-//! metadata, revocation, introspection and throttling. Today it holds the
-//! opaque-secret primitives those grants stand on ([`secret`]); it serves no
-//! endpoint yet.
+//! - `POST /oauth/token`: the password grant (RFC 6749 §4.3) and the
+//!   refresh_token grant (§6) with rotation, reuse detection and a retry
+//!   window; client authentication by `client_secret_basic`,
+//!   `client_secret_post` or `none` (public clients).
+//! - `GET /.well-known/jwks.json`: the public signing keys.
+//! - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata.
+//!
+//! Access tokens are RFC 9068 JWTs (ES256 by default, EdDSA or RS256),
+//! signed with keys kept in the store. Start with [`TokenService::start`],
+//! serve [`TokenService::router`].
 
+mod client_auth;
+pub mod config;
+mod error;
+pub mod form;
+mod grants;
+pub mod keys;
+pub mod password;
+mod routes;
+pub mod scope;
 pub mod secret;
+mod successor;
+pub mod throttle;
+
+use std::sync::{Arc, RwLock};
+
+use portcullis_store::{Store, StoreError, UnixTime};
+
+pub use config::TokenConfig;
+pub use error::GrantError;
+pub use grants::TokenResponse;
+use keys::KeySet;
+use password::Passwords;
+
+/// The token service: configuration, store, keys and the hashing pool.
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    config: TokenConfig,
+    passwords: Passwords,
+    keys: RwLock<Arc<KeySet>>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A signing key could not be created or read.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// The password policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] password::InvalidPolicy),
+}
+
+impl TokenService {
+    /// Loads the signing keys (creating the first one on a new database)
+    /// and sets up the hashing pool.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn start(store: Arc<dyn Store>, config: TokenConfig) -> Result<Arc<Self>, StartError> {
+        let passwords = Passwords::new(&config.password)?;
+        let keys = load_keys(store.as_ref(), &config).await?;
+        Ok(Arc::new(Self {
+            store,
+            config,
+            passwords,
+            keys: RwLock::new(Arc::new(keys)),
+        }))
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        routes::router(self.clone())
+    }
+
+    /// Reloads the signing keys from the store (after a rotation).
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let keys = load_keys(self.store.as_ref(), &self.config).await?;
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(())
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TokenConfig {
+        &self.config
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    pub(crate) fn keys(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The key set from the store; on a database without an active key, one is
+/// created first.
+async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<KeySet, StartError> {
+    let now = UnixTime::now();
+    // Retired keys stay published while tokens they signed may be live.
+    let keep = config::secs(config.access_token_ttl) + 60;
+    let mut stored = store.signing_keys().await?;
+    if !stored.iter().any(|k| k.state == portcullis_store::KeyState::Active) {
+        let new = keys::generate(config.signing_alg, None)?;
+        store.insert_signing_key(&new, now).await?;
+        tracing::info!(kid = %new.kid, alg = %new.alg, "created a signing key");
+        stored = store.signing_keys().await?;
+    }
+    Ok(KeySet::from_stored(&stored, now, keep)?)
+}

@@ -29,6 +29,12 @@ impl OpaqueSecret {
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// A secret issued earlier and recovered (a refresh token's successor
+    /// answered again within the retry window).
+    pub(crate) fn from_issued(text: String) -> Self {
+        Self(text)
+    }
+
     /// The secret's text, to send to its owner.
     #[must_use]
     pub fn expose(&self) -> &str {

@@ -1,0 +1,69 @@
+//! Settings of the token endpoint.
+
+use std::time::Duration;
+
+use crate::keys::Alg;
+use crate::password::PasswordPolicy;
+use crate::throttle::ThrottlePolicy;
+
+/// How the token endpoint behaves. [`TokenConfig::new`] gives the defaults
+/// for an issuer; every field can be changed afterwards.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// The `iss` of every token and the RFC 8414 `issuer` (no trailing `/`).
+    pub issuer: String,
+    /// The `aud` of access tokens that name no `resource`.
+    pub audience: String,
+    /// Further audiences a client may ask for with an RFC 8707 `resource`
+    /// parameter.
+    pub resources: Vec<String>,
+    /// Scopes published in the metadata (`scopes_supported`); informative.
+    pub scopes_supported: Vec<String>,
+    /// Access-token lifetime (default 15 min).
+    pub access_token_ttl: Duration,
+    /// Refresh-token idle lifetime: unused this long, it expires (default 30 days).
+    pub refresh_idle_ttl: Duration,
+    /// Refresh-family absolute lifetime, however often used (default 90 days).
+    pub refresh_absolute_ttl: Duration,
+    /// How long after a refresh a retry with the same token gets the same
+    /// new token instead of counting as reuse (default 10 s; zero = strict).
+    pub refresh_retry_window: Duration,
+    /// The algorithm of keys created by this server (default ES256).
+    pub signing_alg: Alg,
+    /// Password hashing.
+    pub password: PasswordPolicy,
+    /// Failed sign-in throttling.
+    pub throttle: ThrottlePolicy,
+    /// Largest accepted request body at the token endpoint.
+    pub max_body_bytes: usize,
+    /// `max-age` of the JWKS answer.
+    pub jwks_max_age: Duration,
+}
+
+impl TokenConfig {
+    /// The defaults for `issuer`; the default audience is the issuer.
+    #[must_use]
+    pub fn new(issuer: &str) -> Self {
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        Self {
+            audience: issuer.clone(),
+            issuer,
+            resources: Vec::new(),
+            scopes_supported: Vec::new(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_idle_ttl: Duration::from_secs(30 * 86_400),
+            refresh_absolute_ttl: Duration::from_secs(90 * 86_400),
+            refresh_retry_window: Duration::from_secs(10),
+            signing_alg: Alg::Es256,
+            password: PasswordPolicy::default(),
+            throttle: ThrottlePolicy::default(),
+            max_body_bytes: 16 * 1024,
+            jwks_max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Whole seconds of a duration, as the store counts time.
+pub(crate) fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}

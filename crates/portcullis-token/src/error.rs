@@ -1,0 +1,151 @@
+//! Errors of the token endpoint and their RFC 6749 §5.2 answers.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portcullis_store::StoreError;
+use serde::Serialize;
+
+/// Why a token request failed. Only [`GrantError::into_response`] turns it
+/// into HTTP; descriptions are short fixed ASCII and reveal no internals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// The request is malformed (§5.2 `invalid_request`).
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// Client authentication failed (§5.2 `invalid_client`, 401). `basic`
+    /// says whether the client tried HTTP Basic, which requires a
+    /// `WWW-Authenticate` challenge in the answer.
+    #[error("invalid_client")]
+    InvalidClient {
+        /// The client used the `Authorization: Basic` header.
+        basic: bool,
+    },
+    /// The grant (password or refresh token) is invalid (§5.2
+    /// `invalid_grant`). One answer for every cause, so it tells nothing.
+    #[error("invalid_grant")]
+    InvalidGrant,
+    /// The client may not use this grant type.
+    #[error("unauthorized_client")]
+    UnauthorizedClient,
+    /// The grant type is not one this server supports.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// The scope is malformed or exceeds what may be granted.
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// The `resource` is not one this server issues tokens for (RFC 8707).
+    #[error("invalid_target")]
+    InvalidTarget,
+    /// Too many failed sign-ins: retry after this many seconds (429).
+    #[error("throttled")]
+    Throttled {
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// The server is saturated or its database unreachable: retry later (503).
+    #[error("temporarily_unavailable")]
+    Unavailable,
+    /// The body is larger than the endpoint accepts (413).
+    #[error("payload too large")]
+    TooLarge,
+    /// An unexpected fault; logged where it happened (500).
+    #[error("server_error")]
+    Internal,
+}
+
+impl From<StoreError> for GrantError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable => Self::Unavailable,
+            other => {
+                tracing::error!(error = %other, "store error at the token endpoint");
+                Self::Internal
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body {
+    error: &'static str,
+    error_description: &'static str,
+}
+
+impl GrantError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::InvalidRequest(why) => (S::BAD_REQUEST, "invalid_request", why),
+            Self::InvalidClient { .. } => (S::UNAUTHORIZED, "invalid_client", "client authentication failed"),
+            Self::InvalidGrant => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                "the grant is invalid, expired or revoked",
+            ),
+            Self::UnauthorizedClient => (
+                S::BAD_REQUEST,
+                "unauthorized_client",
+                "the client may not use this grant type",
+            ),
+            Self::UnsupportedGrantType => (S::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
+            Self::InvalidScope => (
+                S::BAD_REQUEST,
+                "invalid_scope",
+                "the requested scope is invalid or not allowed",
+            ),
+            Self::InvalidTarget => (S::BAD_REQUEST, "invalid_target", "the requested resource is not known"),
+            Self::Throttled { .. } => (
+                S::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "too many failed attempts; retry later",
+            ),
+            Self::Unavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server is busy; retry later",
+            ),
+            Self::TooLarge => (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"),
+            Self::Internal => (S::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
+        }
+    }
+}
+
+impl IntoResponse for GrantError {
+    fn into_response(self) -> Response {
+        let (status, error, error_description) = self.parts();
+        let mut res = (
+            status,
+            axum::Json(Body {
+                error,
+                error_description,
+            }),
+        )
+            .into_response();
+        let h = res.headers_mut();
+        match self {
+            Self::InvalidClient { basic: true } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="portcullis""#),
+                );
+            }
+            Self::Throttled { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            Self::Unavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        no_store(res)
+    }
+}
+
+/// Marks an answer as not cacheable (RFC 6749 §5.1: `Cache-Control:
+/// no-store` and `Pragma: no-cache` on every token-endpoint answer).
+pub(crate) fn no_store(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}

@@ -1,0 +1,123 @@
+//! The resource owner password credentials grant (RFC 6749 §4.3).
+
+use portcullis_store::{NewAuditEvent, NewFamily, StoreError, UserStatus};
+
+use super::{Request, TokenResponse};
+use crate::config::secs;
+use crate::password::Verdict;
+use crate::scope::Scopes;
+use crate::secret::OpaqueSecret;
+use crate::{GrantError, TokenService};
+
+/// Longest accepted username, in bytes.
+const MAX_USERNAME: usize = 256;
+/// Longest accepted device label, in characters.
+const MAX_DEVICE_NAME: usize = 100;
+
+/// Signs a user in: checks the password, starts a refresh family (one per
+/// sign-in / device) and issues the first tokens.
+pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<TokenResponse, GrantError> {
+    let form = req.form;
+    let username = form
+        .get("username")
+        .ok_or(GrantError::InvalidRequest("username is required"))?;
+    let password = form
+        .get("password")
+        .ok_or(GrantError::InvalidRequest("password is required"))?;
+    if username.len() > MAX_USERNAME {
+        return Err(GrantError::InvalidRequest("username is too long"));
+    }
+    // Refused before any hashing: a long password must not buy CPU time.
+    if !svc.passwords().acceptable_length(password) {
+        return Err(GrantError::InvalidRequest("password is too long"));
+    }
+    let device = form.get("device_name");
+    if device.is_some_and(|d| d.chars().count() > MAX_DEVICE_NAME || d.chars().any(char::is_control)) {
+        return Err(GrantError::InvalidRequest(
+            "device_name is too long or has control characters",
+        ));
+    }
+    // What can be refused without the user is refused before the password
+    // is checked; what depends on the user, only after (it would otherwise
+    // tell whether the account exists).
+    let client_scope = Scopes::trusted(&req.client.scope);
+    let requested = req.scope()?;
+    if requested.as_ref().is_some_and(|r| !r.is_subset_of(&client_scope)) {
+        return Err(GrantError::InvalidScope);
+    }
+    let audience = req.audience(svc)?;
+
+    let store = svc.store();
+    let throttle = &svc.config().throttle;
+    throttle.check(store, username, req.ip, req.now).await?;
+
+    let user = match store.user_by_username(username).await {
+        Ok(u) => Some(u),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let verdict = svc
+        .passwords()
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await;
+    let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
+    let user = match (verdict, user) {
+        (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active => {
+            if let Some(hash) = rehash {
+                if let Err(e) = store.set_user_password_hash(&user.id, &hash, req.now).await {
+                    tracing::warn!(error = %e, "could not store a rehashed password");
+                }
+            }
+            user
+        }
+        (_, user) => {
+            // Wrong password, unknown or disabled user: one answer for all.
+            throttle.failed(store, username, req.ip, req.now).await;
+            audit(svc, "login.failure", user.as_ref().map(|u| u.id.clone()), req).await;
+            return Err(GrantError::InvalidGrant);
+        }
+    };
+    throttle.succeeded(store, username, req.ip).await;
+
+    let user_scope = Scopes::trusted(&user.scope);
+    let granted = match requested {
+        Some(r) if r.is_subset_of(&user_scope) => r,
+        Some(_) => return Err(GrantError::InvalidScope),
+        None => Scopes::trusted(&req.client.default_scope)
+            .intersection(&client_scope)
+            .intersection(&user_scope),
+    };
+
+    let cfg = svc.config();
+    let refresh = OpaqueSecret::generate();
+    let new = NewFamily {
+        user_id: user.id.clone(),
+        client_id: req.client.id.clone(),
+        scope: granted.to_string(),
+        device_label: device.map(str::to_owned),
+        expires_at: req.now.plus(secs(cfg.refresh_absolute_ttl)),
+        first_token: refresh.hash(),
+        first_token_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
+    };
+    // Stored (committed) before the answer is built: a refresh token handed
+    // out is never unknown to the server.
+    let (family, _) = store.start_family(&new, req.now).await?;
+    let access = svc.mint(&user.id, &req.client.id, &granted, audience, &family.id, req.now)?;
+    audit(svc, "login.success", Some(user.id.clone()), req).await;
+    let can_refresh = req.client.grant_types.split(' ').any(|g| g == "refresh_token");
+    Ok(svc.respond(access, can_refresh.then_some(&refresh), &granted))
+}
+
+async fn audit(svc: &TokenService, action: &str, user_id: Option<String>, req: &Request<'_>) {
+    let event = NewAuditEvent {
+        action: action.to_owned(),
+        actor: user_id.clone(),
+        client_id: Some(req.client.id.clone()),
+        subject: user_id,
+        ip: req.ip.map(|ip| ip.to_string()),
+        detail: None,
+    };
+    if let Err(e) = svc.store().record_audit(&event, req.now).await {
+        tracing::warn!(error = %e, action, "could not record an audit event");
+    }
+}

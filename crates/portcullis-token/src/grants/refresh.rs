@@ -1,0 +1,131 @@
+//! The refresh_token grant (RFC 6749 §6) with rotation and reuse detection
+//! (RFC 9700 §4.14.2).
+
+use portcullis_store::{
+    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, StoreError, TokenHash, UserStatus,
+};
+
+use super::{Request, TokenResponse};
+use crate::config::secs;
+use crate::scope::Scopes;
+use crate::secret::OpaqueSecret;
+use crate::{GrantError, TokenService, successor};
+
+/// Exchanges a refresh token for new tokens, rotating it.
+pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<TokenResponse, GrantError> {
+    let presented = req
+        .form
+        .get("refresh_token")
+        .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
+    if presented.len() > 512 {
+        return Err(GrantError::InvalidGrant);
+    }
+    let store = svc.store();
+    let hash = TokenHash::of(presented.as_bytes());
+
+    // Checks that change nothing come first, so a refused request leaves the
+    // token as it was: another client's token, a widened scope, an unknown
+    // resource or a disabled user.
+    let (_, family) = match store.refresh_token_by_hash(hash).await {
+        Ok(found) => found,
+        Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
+        Err(e) => return Err(e.into()),
+    };
+    if family.client_id != req.client.id {
+        return Err(GrantError::InvalidGrant);
+    }
+    let original = Scopes::trusted(&family.scope);
+    let scope = match req.scope()? {
+        // §6: the scope may narrow, never widen.
+        Some(r) if r.is_subset_of(&original) => r,
+        Some(_) => return Err(GrantError::InvalidScope),
+        None => original,
+    };
+    let audience = req.audience(svc)?;
+    let user = match store.user_by_id(&family.user_id).await {
+        Ok(u) if u.status == UserStatus::Active => u,
+        Ok(_) | Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
+        Err(e) => return Err(e.into()),
+    };
+    // What the user and client may hold now (an admin may have narrowed it).
+    let scope = scope
+        .intersection(&Scopes::trusted(&user.scope))
+        .intersection(&Scopes::trusted(&req.client.scope));
+
+    let cfg = svc.config();
+    let next = OpaqueSecret::generate();
+    let rotate = Rotate {
+        presented: hash,
+        client_id: &req.client.id,
+        child: next.hash(),
+        child_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
+        successor: successor::seal(presented, next.expose()),
+        now: req.now,
+    };
+    match store.rotate_refresh(&rotate).await? {
+        Rotation::Rotated { family, .. } => {
+            let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
+            Ok(svc.respond(access, Some(&next), &scope))
+        }
+        Rotation::Spent { family, token } => {
+            let Some(same) = retry(svc, presented, &family, &token, req).await? else {
+                reuse_detected(svc, &family, req).await?;
+                return Err(GrantError::InvalidGrant);
+            };
+            let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
+            Ok(svc.respond(access, Some(&same), &scope))
+        }
+        Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
+    }
+}
+
+/// A retry of the same refresh within the window: the successor the first
+/// request got, if the answer may be repeated. Not when the window is over,
+/// the family is dead, or the successor was used already (then the client
+/// did receive it, and presenting its parent again is reuse).
+async fn retry(
+    svc: &TokenService,
+    presented: &str,
+    family: &RefreshFamily,
+    token: &RefreshToken,
+    req: &Request<'_>,
+) -> Result<Option<OpaqueSecret>, GrantError> {
+    let window = secs(svc.config().refresh_retry_window);
+    let (Some(used_at), Some(child_id), Some(sealed)) = (token.used_at, &token.replaced_by, &token.successor) else {
+        return Ok(None);
+    };
+    if window == 0 || req.now >= used_at.plus(window) || !family.is_live(req.now) {
+        return Ok(None);
+    }
+    let child = match svc.store().refresh_token_by_id(child_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if child.used_at.is_some() {
+        return Ok(None);
+    }
+    Ok(successor::open(presented, sealed).map(OpaqueSecret::from_issued))
+}
+
+/// A spent token came back outside the retry window: someone holds a copy.
+/// The whole family is revoked, so the newest token dies too.
+async fn reuse_detected(svc: &TokenService, family: &RefreshFamily, req: &Request<'_>) -> Result<(), GrantError> {
+    let store = svc.store();
+    let revoked = store.revoke_family(&family.id, RevokeReason::Reuse, req.now).await?;
+    if revoked {
+        tracing::warn!(family = %family.id, client_id = %req.client.id, "refresh token reuse: family revoked");
+        let event = NewAuditEvent {
+            action: "refresh.reuse".into(),
+            actor: Some(family.user_id.clone()),
+            client_id: Some(req.client.id.clone()),
+            subject: Some(family.id.clone()),
+            ip: req.ip.map(|ip| ip.to_string()),
+            detail: None,
+        };
+        if let Err(e) = store.record_audit(&event, req.now).await {
+            tracing::warn!(error = %e, "could not record an audit event");
+        }
+    }
+    Ok(())
+}

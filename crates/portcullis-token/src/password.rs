@@ -1,0 +1,338 @@
+//! Password hashing: Argon2id on a bounded pool.
+//!
+//! - Parameters at least OWASP's (m=19456 KiB, t=2, p=1); a stored hash with
+//!   other parameters is verified, then rehashed with the current ones.
+//! - A stored hash whose parameters are out of range (a tampered row asking
+//!   for 4 GiB) is refused without being computed.
+//! - Unknown users are checked against a dummy hash with the current
+//!   parameters, so timing does not tell who exists.
+//! - At most `workers` hashes run at once, at most `queue` more wait; past
+//!   that the caller gets [`Busy`] (the endpoint answers 503 + Retry-After)
+//!   instead of memory growing with the flood.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// Largest memory cost accepted in a stored hash (256 MiB).
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+/// Largest time cost accepted in a stored hash.
+const MAX_T_COST: u32 = 16;
+/// Largest parallelism accepted in a stored hash.
+const MAX_P_COST: u32 = 16;
+
+/// How passwords are hashed and how much hashing may run at once.
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    /// Argon2id memory cost in KiB (default 19456).
+    pub m_cost_kib: u32,
+    /// Argon2id iterations (default 2).
+    pub t_cost: u32,
+    /// Argon2id lanes (default 1).
+    pub p_cost: u32,
+    /// Longest accepted password in bytes; longer ones are refused before
+    /// any hashing (default 1024).
+    pub max_bytes: usize,
+    /// Hashes computed at once (default: the number of CPUs).
+    pub workers: usize,
+    /// Hashes allowed to wait for a worker (default 64).
+    pub queue: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            m_cost_kib: Params::DEFAULT_M_COST,
+            t_cost: Params::DEFAULT_T_COST,
+            p_cost: Params::DEFAULT_P_COST,
+            max_bytes: 1024,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            queue: 64,
+        }
+    }
+}
+
+/// The hashing pool is full: retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing is saturated")]
+pub struct Busy;
+
+/// The outcome of [`Passwords::verify`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password is right. `rehash` holds a new hash with the current
+    /// parameters when the stored one used others.
+    Valid {
+        /// The replacement hash to store, if any.
+        rehash: Option<String>,
+    },
+    /// Wrong password, unknown user, or an unusable stored hash.
+    Invalid,
+}
+
+/// Argon2id hashing and verification on a bounded pool.
+pub struct Passwords {
+    params: Params,
+    dummy: Arc<str>,
+    workers: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The policy's parameters are invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Argon2 parameters: {0}")]
+pub struct InvalidPolicy(String);
+
+impl Passwords {
+    /// Sets up the pool and computes the dummy hash (one hash, at start).
+    ///
+    /// # Errors
+    /// When the parameters are below OWASP's minimum or rejected by Argon2.
+    pub fn new(policy: &PasswordPolicy) -> Result<Self, InvalidPolicy> {
+        if policy.m_cost_kib < Params::DEFAULT_M_COST || policy.t_cost < 2 || policy.p_cost < 1 {
+            return Err(InvalidPolicy("below the OWASP minimum m=19456 KiB, t=2, p=1".into()));
+        }
+        if policy.m_cost_kib > MAX_M_COST_KIB || policy.t_cost > MAX_T_COST || policy.p_cost > MAX_P_COST {
+            return Err(InvalidPolicy(
+                "above the accepted maximum m=262144 KiB, t=16, p=16".into(),
+            ));
+        }
+        let params = Params::new(policy.m_cost_kib, policy.t_cost, policy.p_cost, None)
+            .map_err(|e| InvalidPolicy(e.to_string()))?;
+        let dummy = hash_blocking(&params, &random_password()).map_err(|_| InvalidPolicy("hashing failed".into()))?;
+        let workers = policy.workers.max(1);
+        Ok(Self {
+            params,
+            dummy: dummy.into(),
+            workers: Arc::new(Semaphore::new(workers)),
+            queue: Arc::new(Semaphore::new(workers + policy.queue)),
+            max_bytes: policy.max_bytes,
+        })
+    }
+
+    /// Whether a password is short enough to be hashed at all.
+    #[must_use]
+    pub fn acceptable_length(&self, password: &str) -> bool {
+        password.len() <= self.max_bytes
+    }
+
+    /// Hashes a new password (PHC string).
+    ///
+    /// # Errors
+    /// [`Busy`] when the pool is full.
+    pub async fn hash(&self, password: &str) -> Result<String, Busy> {
+        let params = self.params.clone();
+        let password = password.to_owned();
+        self.run(move || hash_blocking(&params, &password).map_err(|_| Busy))
+            .await?
+    }
+
+    /// Checks `password` against `stored` (`None`: unknown user, checked
+    /// against the dummy hash so that it takes as long).
+    ///
+    /// # Errors
+    /// [`Busy`] when the pool is full.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verdict, Busy> {
+        let params = self.params.clone();
+        let password = password.to_owned();
+        let (target, real) = match stored {
+            Some(s) => (Arc::<str>::from(s), true),
+            None => (self.dummy.clone(), false),
+        };
+        let dummy = self.dummy.clone();
+        self.run(move || {
+            let ok = verify_blocking(&password, &target, &dummy);
+            if !(ok && real) {
+                return Verdict::Invalid;
+            }
+            let rehash = needs_rehash(&target, &params)
+                .then(|| hash_blocking(&params, &password).ok())
+                .flatten();
+            Verdict::Valid { rehash }
+        })
+        .await
+    }
+
+    /// Runs `f` on the blocking pool once a worker is free.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+        let _queued = self.queue.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let _worker = self.workers.clone().acquire_owned().await.map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(f).await.map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            Busy
+        })
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(argon2(params).hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// Verifies against `stored` if its parameters are acceptable; otherwise
+/// spends the same time on the dummy hash and fails.
+fn verify_blocking(password: &str, stored: &str, dummy: &str) -> bool {
+    match acceptable_hash(stored) {
+        Some(hash) => argon2(&Params::default())
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok(),
+        None => {
+            tracing::error!("a stored password hash is not an acceptable Argon2id hash; refused");
+            if let Some(d) = acceptable_hash(dummy) {
+                let _ = argon2(&Params::default()).verify_password(password.as_bytes(), &d);
+            }
+            false
+        }
+    }
+}
+
+/// The parsed hash, if it is Argon2id v1.3 with parameters in range.
+fn acceptable_hash(stored: &str) -> Option<PasswordHash<'_>> {
+    let hash = PasswordHash::new(stored).ok()?;
+    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) {
+        return None;
+    }
+    let p = Params::try_from(&hash).ok()?;
+    (p.m_cost() <= MAX_M_COST_KIB && p.t_cost() <= MAX_T_COST && p.p_cost() <= MAX_P_COST).then_some(hash)
+}
+
+fn needs_rehash(stored: &str, params: &Params) -> bool {
+    let Some(hash) = acceptable_hash(stored) else {
+        return true;
+    };
+    let Ok(p) = Params::try_from(&hash) else { return true };
+    (p.m_cost(), p.t_cost(), p.p_cost()) != (params.m_cost(), params.t_cost(), params.p_cost())
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; 24];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy {
+            workers: 2,
+            queue: 4,
+            ..PasswordPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_only() {
+        let p = Passwords::new(&policy()).expect("policy");
+        let long = "correct horse battery staple ".repeat(5); // 145 characters, never truncated
+        let h = p.hash(&long).await.expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert_eq!(p.verify(&long, Some(&h)).await, Ok(Verdict::Valid { rehash: None }));
+        assert_eq!(p.verify(&long[..long.len() - 1], Some(&h)).await, Ok(Verdict::Invalid));
+        assert_eq!(p.verify(&long, None).await, Ok(Verdict::Invalid));
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_other_parameters_is_rehashed_on_success() {
+        let stronger = PasswordPolicy { t_cost: 3, ..policy() };
+        let old = Passwords::new(&policy())
+            .expect("policy")
+            .hash("pw")
+            .await
+            .expect("hash");
+        let p = Passwords::new(&stronger).expect("policy");
+        let Ok(Verdict::Valid { rehash: Some(new) }) = p.verify("pw", Some(&old)).await else {
+            panic!("expected a rehash")
+        };
+        assert!(new.contains("m=19456,t=3,p=1"), "{new}");
+        assert_eq!(
+            p.verify("wrong", Some(&old)).await,
+            Ok(Verdict::Invalid),
+            "no rehash on failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn absurd_stored_parameters_are_refused_not_computed() {
+        let p = Passwords::new(&policy()).expect("policy");
+        let h = p.hash("pw").await.expect("hash");
+        let absurd = h.replace("m=19456", "m=4194304");
+        let started = std::time::Instant::now();
+        assert_eq!(p.verify("pw", Some(&absurd)).await, Ok(Verdict::Invalid));
+        // 4 GiB would take seconds and might not even allocate.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        for other in [
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+            "plain",
+            "$2b$12$abc",
+        ] {
+            assert_eq!(p.verify("pw", Some(other)).await, Ok(Verdict::Invalid), "{other}");
+        }
+    }
+
+    #[test]
+    fn weak_policies_are_refused() {
+        assert!(
+            Passwords::new(&PasswordPolicy {
+                m_cost_kib: 4096,
+                ..policy()
+            })
+            .is_err()
+        );
+        assert!(Passwords::new(&PasswordPolicy { t_cost: 1, ..policy() }).is_err());
+        assert!(
+            Passwords::new(&PasswordPolicy {
+                m_cost_kib: 8 * 1024 * 1024,
+                ..policy()
+            })
+            .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_instead_of_waiting() {
+        let p = Arc::new(
+            Passwords::new(&PasswordPolicy {
+                workers: 1,
+                queue: 1,
+                ..policy()
+            })
+            .expect("policy"),
+        );
+        let h = p.hash("pw").await.expect("hash");
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, h) = (p.clone(), h.clone());
+                tokio::spawn(async move { p.verify("pw", Some(&h)).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for c in calls {
+            if c.await.expect("task") == Err(Busy) {
+                busy += 1;
+            }
+        }
+        assert!(
+            busy >= 1,
+            "with 1 worker and 1 queue slot, 8 at once cannot all be admitted"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! The HTTP edge: `POST /oauth/token`, the JWKS and the RFC 8414 metadata.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_store::UnixTime;
+use serde_json::json;
+
+use crate::client_auth;
+use crate::error::no_store;
+use crate::form::{Form, FormError};
+use crate::grants::{self, Request as GrantRequest};
+use crate::{GrantError, TokenService};
+
+/// The routes of the token service.
+pub(crate) fn router(svc: Arc<TokenService>) -> Router {
+    Router::new()
+        // The layer covers every answer of this path, 405 and 413 included.
+        .route("/oauth/token", post(token).layer(map_response(no_store_layer)))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .with_state(svc)
+}
+
+async fn no_store_layer(res: Response) -> Response {
+    no_store(res)
+}
+
+/// `POST /oauth/token`. Parameters come from the form body only; the query
+/// string is never read (RFC 6749 §3.2).
+async fn token(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+    match token_inner(&svc, req).await {
+        Ok(res) => no_store(Json(res).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenResponse, GrantError> {
+    let (parts, body) = req.into_parts();
+    let form_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(GrantError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = read_limited(body, &parts.headers, svc.config().max_body_bytes).await?;
+    let form = Form::parse(&body).map_err(|e| match e {
+        FormError::Repeated => GrantError::InvalidRequest("a parameter is repeated"),
+        FormError::Malformed => GrantError::InvalidRequest("the body is not valid form encoding"),
+        FormError::TooMany => GrantError::InvalidRequest("too many parameters"),
+    })?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or(GrantError::InvalidRequest("grant_type is required"))?;
+    let presented = client_auth::presented(&parts.headers, &form)?;
+    let client = client_auth::authenticate(svc.store(), presented).await?;
+    let grant = match grant_type {
+        "password" | "refresh_token" => grant_type,
+        _ => return Err(GrantError::UnsupportedGrantType),
+    };
+    if !client.grant_types.split(' ').any(|g| g == grant) {
+        return Err(GrantError::UnauthorizedClient);
+    }
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let req = GrantRequest {
+        form: &form,
+        client: &client,
+        ip,
+        now: UnixTime::now(),
+    };
+    match grant {
+        "password" => grants::password(svc, &req).await,
+        _ => grants::refresh(svc, &req).await,
+    }
+}
+
+/// Reads the body up to `limit` bytes: a declared length over the limit is
+/// refused before reading anything, a longer stream as soon as it passes it.
+async fn read_limited(body: Body, headers: &axum::http::HeaderMap, limit: usize) -> Result<Vec<u8>, GrantError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GrantError::TooLarge);
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(GrantError::TooLarge)
+            } else {
+                Err(GrantError::InvalidRequest("the body could not be read"))
+            }
+        }
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the public signing keys.
+async fn jwks(State(svc): State<Arc<TokenService>>) -> Response {
+    let max_age = svc.config().jwks_max_age.as_secs();
+    let mut res = (StatusCode::OK, svc.keys().jwks.clone()).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    res
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+async fn metadata(State(svc): State<Arc<TokenService>>) -> Response {
+    let cfg = svc.config();
+    let mut doc = json!({
+        "issuer": cfg.issuer,
+        "token_endpoint": format!("{}/oauth/token", cfg.issuer),
+        "jwks_uri": format!("{}/.well-known/jwks.json", cfg.issuer),
+        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // No authorization endpoint: the password grant needs none.
+        "response_types_supported": [],
+    });
+    if !cfg.scopes_supported.is_empty() {
+        doc["scopes_supported"] = json!(cfg.scopes_supported);
+    }
+    let mut res = Json(doc).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
