@@ -55,6 +55,7 @@ CREATE TABLE refresh_tokens (
     successor   BYTEA
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_successor ON refresh_tokens (used_at) WHERE successor IS NOT NULL;
 
 CREATE TABLE signing_keys (
     kid          TEXT    PRIMARY KEY,

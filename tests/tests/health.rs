@@ -9,11 +9,7 @@ use portcullis_store::testing::TestDb;
 /// A server on a random loopback port over `db`; stopped when the returned
 /// sender is dropped or sent to.
 async fn spawn_app(db: &TestDb) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: db.url.clone().into(),
-        issuer: "http://127.0.0.1".into(),
-    };
+    let settings = Settings::new("127.0.0.1:0".parse().expect("addr"), &db.url, "http://127.0.0.1");
     let app = Application::build(&settings).await.expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

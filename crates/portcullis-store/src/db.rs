@@ -188,11 +188,15 @@ impl SqlStore {
             .foreign_keys(true)
             .busy_timeout(opts.busy_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let write = SqlitePoolOptions::new()
+        let mut write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(opts.acquire_timeout)
-            .connect_with(conn.clone())
-            .await?;
+            .acquire_timeout(opts.acquire_timeout);
+        if in_memory {
+            // An in-memory database lives as long as its connection: keep
+            // the one connection open for the life of the pool.
+            write = write.min_connections(1).idle_timeout(None).max_lifetime(None);
+        }
+        let write = write.connect_with(conn.clone()).await?;
         if in_memory {
             // Every connection to an in-memory database sees its own empty
             // database, so readers must share the writer's connection.

@@ -52,7 +52,7 @@ impl From<sqlx::Error> for StoreError {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
         match err {
-            sqlx::migrate::MigrateError::Execute(e) => e.into(),
+            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e.into(),
             other => {
                 tracing::error!(error = %other, "database migration failed");
                 Self::Backend

@@ -47,7 +47,9 @@ pub use clients::{Client, ClientStatus, ClientStore, NewClient};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::StoreError;
 pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
-pub use refresh::{NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation};
+pub use refresh::{
+    NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed,
+};
 pub use revocations::{RevocationEntry, RevocationKind, RevocationStore};
 pub use throttle::{ThrottleCount, ThrottleStore};
 pub use types::{TokenHash, UnixTime};

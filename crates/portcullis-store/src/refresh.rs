@@ -66,6 +66,18 @@ text_enum! {
     }
 }
 
+/// A refresh token's successor, sealed by the token endpoint under a key
+/// derived from the consumed token. The store cannot open it; `Debug`
+/// does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealed([redacted])")
+    }
+}
+
 /// One refresh token of a family, as stored (the token itself never is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
@@ -86,8 +98,11 @@ pub struct RefreshToken {
     /// The id of the token that replaced it.
     pub replaced_by: Option<String>,
     /// The replacing token, sealed by the caller under a key only the
-    /// holder of this token can derive (see [`Rotate::successor`]).
-    pub successor: Option<Vec<u8>>,
+    /// holder of this token can derive (see [`Rotate::successor`]). Kept
+    /// only while it may be needed: cleared when the successor is itself
+    /// rotated, when the family is revoked, and by
+    /// [`RefreshStore::clear_successors`] after the retry window.
+    pub successor: Option<Sealed>,
 }
 
 /// What is needed to start a family (a password-grant sign-in).
@@ -123,7 +138,7 @@ pub struct Rotate<'a> {
     /// The new token sealed under a key derived from the presented one,
     /// stored on the consumed token so that a retry of the same refresh can
     /// be answered with the same new token. The store cannot open it.
-    pub successor: Option<Vec<u8>>,
+    pub successor: Option<Sealed>,
     /// The time of the request.
     pub now: UnixTime,
 }
@@ -176,8 +191,9 @@ pub trait RefreshStore: Send + Sync {
     /// Starts a family with its first token, in one transaction.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when the user or client does not exist,
-    /// [`StoreError::Conflict`] when the token hash is already stored.
+    /// [`StoreError::NotFound`] when the user or client does not exist or
+    /// is not active, [`StoreError::Conflict`] when the token hash is
+    /// already stored.
     async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError>;
 
     /// Consumes a refresh token and stores its child, as one atomic
@@ -212,6 +228,14 @@ pub trait RefreshStore: Send + Sync {
     /// # Errors
     /// Only database failures.
     async fn live_families_for_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<RefreshFamily>, StoreError>;
+
+    /// Forgets the sealed successors of tokens consumed before `cutoff`
+    /// (the end of the retry window), so that a database copy plus an old
+    /// token cannot reveal a live one. Returns how many were cleared.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError>;
 
     /// Deletes families (with their tokens) that expired or were revoked
     /// before `cutoff`. Returns how many families were deleted.
@@ -278,7 +302,7 @@ impl TryFrom<TokenRow> for RefreshToken {
             expires_at: UnixTime(r.expires_at),
             used_at: r.used_at.map(UnixTime),
             replaced_by: r.replaced_by,
-            successor: r.successor,
+            successor: r.successor.map(Sealed),
         })
     }
 }
@@ -320,6 +344,22 @@ impl RefreshStore for SqlStore {
         );
         let (family, token): (FamilyRow, TokenRow) = with_pool!(&self.write, |c| {
             let mut tx = c.begin().await?;
+            // Take the client's and the user's row locks, requiring both
+            // active: a concurrent revoke of either is ordered before or
+            // after this sign-in, never interleaved with it.
+            for sql in [
+                "UPDATE clients SET updated_at = updated_at WHERE id = $1 AND status = 'active'",
+                "UPDATE users SET updated_at = updated_at WHERE id = $1 AND status = 'active'",
+            ] {
+                let id = if sql.contains("clients") {
+                    &new.client_id
+                } else {
+                    &new.user_id
+                };
+                if sqlx::query(sql).bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+            }
             let family: FamilyRow = sqlx::query_as(&family_sql)
                 .bind(new_id())
                 .bind(&new.user_id)
@@ -329,8 +369,7 @@ impl RefreshStore for SqlStore {
                 .bind(now.0)
                 .bind(new.expires_at.0)
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(missing_parent)?;
+                .await?;
             let token: TokenRow = sqlx::query_as(&token_sql)
                 .bind(new_id())
                 .bind(&family.id)
@@ -358,8 +397,14 @@ impl RefreshStore for SqlStore {
                                  WHERE client_id = $4 AND revoked_at IS NULL AND expires_at > $1) \
              RETURNING {TOKEN_COLUMNS}"
         );
-        let touch_sql =
-            format!("UPDATE refresh_families SET last_used_at = $1 WHERE id = $2 RETURNING {FAMILY_COLUMNS}");
+        // Conditional too: a revoke that committed while the UPDATE above ran
+        // holds (or held) this row's lock, and PostgreSQL re-checks the
+        // condition against the committed row, so a family revoked mid-way
+        // rolls the rotation back instead of getting a child.
+        let touch_sql = format!(
+            "UPDATE refresh_families SET last_used_at = $1 \
+             WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1 RETURNING {FAMILY_COLUMNS}"
+        );
         let child_sql = format!(
             "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
@@ -372,28 +417,41 @@ impl RefreshStore for SqlStore {
                 .bind(&child_id)
                 .bind(r.presented.0.to_vec())
                 .bind(r.client_id)
-                .bind(r.successor.as_deref())
+                .bind(r.successor.as_ref().map(|s| s.0.as_slice()))
                 .fetch_optional(&mut *tx)
                 .await?;
             match parent {
                 None => None, // dropping `tx` rolls back; nothing was written
                 Some(parent) => {
-                    let family: FamilyRow = sqlx::query_as(&touch_sql)
+                    let family: Option<FamilyRow> = sqlx::query_as(&touch_sql)
                         .bind(r.now.0)
                         .bind(&parent.family_id)
-                        .fetch_one(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await?;
-                    let child: TokenRow = sqlx::query_as(&child_sql)
-                        .bind(&child_id)
-                        .bind(&parent.family_id)
-                        .bind(&parent.id)
-                        .bind(r.child.0.to_vec())
-                        .bind(r.now.0)
-                        .bind(r.child_expires_at.0.min(family.expires_at))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Some((parent, family, child))
+                    match family {
+                        None => None, // revoked meanwhile: roll back
+                        Some(family) => {
+                            let child: TokenRow = sqlx::query_as(&child_sql)
+                                .bind(&child_id)
+                                .bind(&parent.family_id)
+                                .bind(&parent.id)
+                                .bind(r.child.0.to_vec())
+                                .bind(r.now.0)
+                                .bind(r.child_expires_at.0.min(family.expires_at))
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            // The grandparent's sealed successor (the token
+                            // just consumed) can no longer be asked for.
+                            if let Some(grandparent) = &parent.parent_id {
+                                sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE id = $1")
+                                    .bind(grandparent)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            tx.commit().await?;
+                            Some((parent, family, child))
+                        }
+                    }
                 }
             }
         });
@@ -450,6 +508,16 @@ impl RefreshStore for SqlStore {
         rows.into_iter().map(RefreshFamily::try_from).collect()
     }
 
+    async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
+        Ok(with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE successor IS NOT NULL AND used_at < $1")
+                .bind(cutoff.0)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
         // Tokens go with their family (ON DELETE CASCADE).
         Ok(with_pool!(&self.write, |c| {
@@ -459,14 +527,5 @@ impl RefreshStore for SqlStore {
                 .await?
                 .rows_affected()
         }))
-    }
-}
-
-/// A foreign-key failure on insert means the user or client named does not
-/// exist.
-fn missing_parent(err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-        _ => err.into(),
     }
 }

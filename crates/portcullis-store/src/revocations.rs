@@ -61,7 +61,8 @@ pub trait RevocationStore: Send + Sync {
     async fn revoke_user(&self, user_id: &str, reason: RevokeReason, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Marks a client revoked, revokes its live families and adds a
-    /// `client` entry to the feed. Returns how many families were revoked.
+    /// `client` entry to the feed. Returns how many families were revoked;
+    /// revoking a revoked client again writes nothing and returns 0.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such client.
@@ -143,6 +144,12 @@ impl RevocationStore for SqlStore {
             .await?
             .rows_affected();
             if n == 1 {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET successor = NULL WHERE family_id = $1 AND successor IS NOT NULL",
+                )
+                .bind(family_id)
+                .execute(&mut *tx)
+                .await?;
                 append_entry!(tx, d, RevocationKind::Family, family_id, now);
                 tx.commit().await?;
             }
@@ -159,8 +166,16 @@ impl RevocationStore for SqlStore {
         let sql = format!("{REVOKE_FAMILIES_SQL} AND user_id = $3");
         with_pool!(&self.write, |c, d| {
             let mut tx = c.begin().await?;
-            // Write first: on SQLite a transaction that starts with a read
-            // could fail to upgrade to a write when another process writes.
+            // The user's row lock first (it also proves the user exists):
+            // sign-ins take it too, so none can slip a family in between.
+            let found = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if found == 0 {
+                return Err(StoreError::NotFound);
+            }
             let n = sqlx::query(&sql)
                 .bind(now.0)
                 .bind(reason.as_str())
@@ -168,13 +183,6 @@ impl RevocationStore for SqlStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound);
-            }
             append_entry!(tx, d, RevocationKind::User, user_id, now);
             tx.commit().await?;
             Ok(n)
@@ -185,15 +193,26 @@ impl RevocationStore for SqlStore {
         let sql = format!("{REVOKE_FAMILIES_SQL} AND client_id = $3");
         with_pool!(&self.write, |c, d| {
             let mut tx = c.begin().await?;
-            let found = sqlx::query("UPDATE clients SET status = $1, updated_at = $2 WHERE id = $3")
+            let changed = sqlx::query("UPDATE clients SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
                 .bind(ClientStatus::Revoked.as_str())
                 .bind(now.0)
                 .bind(client_id)
+                .bind(ClientStatus::Active.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if found == 0 {
-                return Err(StoreError::NotFound);
+            if changed == 0 {
+                // Unknown, or revoked already (then nothing is left to do:
+                // sign-ins need an active client, so no family is live).
+                let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM clients WHERE id = $1")
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return if exists.is_some() {
+                    Ok(0)
+                } else {
+                    Err(StoreError::NotFound)
+                };
             }
             let n = sqlx::query(&sql)
                 .bind(now.0)

@@ -8,10 +8,14 @@
 //! A missing server fails the tests. Setting the variable to `skip` skips
 //! them with a warning, except under `CI=true`, where it is an error.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::str::FromStr as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::SqlStore;
+use sqlx::ConnectOptions as _;
 use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::{ConnectOptions, SqlStore};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -21,12 +25,21 @@ pub struct TestDb {
     pub store: SqlStore,
     /// Its URL, to open it again (e.g. from a server under test).
     pub url: String,
-    cleanup: Cleanup,
+    cleanup: Option<Cleanup>,
 }
 
 enum Cleanup {
     Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres { admin: Box<PgConnectOptions>, name: String },
+}
+
+/// Tests wait longer for a connection than the server does: a busy CI
+/// machine must not turn contention tests into flakes.
+fn test_options() -> ConnectOptions {
+    ConnectOptions {
+        acquire_timeout: Duration::from_secs(30),
+        ..ConnectOptions::default()
+    }
 }
 
 impl TestDb {
@@ -37,12 +50,14 @@ impl TestDb {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
-        let store = SqlStore::connect(&url).await.expect("open SQLite");
+        let store = SqlStore::connect_with(&url, &test_options())
+            .await
+            .expect("open SQLite");
         store.migrate().await.expect("migrate SQLite");
         Self {
             store,
             url,
-            cleanup: Cleanup::Sqlite(dir),
+            cleanup: Some(Cleanup::Sqlite(dir)),
         }
     }
 
@@ -59,30 +74,39 @@ impl TestDb {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "PORTCULLIS_TEST_POSTGRES_URL=skip is not allowed under CI=true: the PostgreSQL suite must run"
             );
-            eprintln!("WARNING: PostgreSQL store tests skipped (PORTCULLIS_TEST_POSTGRES_URL=skip)");
+            eprintln!("WARNING: PostgreSQL tests skipped (PORTCULLIS_TEST_POSTGRES_URL=skip)");
             return None;
         }
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+        let admin =
+            PgConnectOptions::from_str(&admin_url).expect("PORTCULLIS_TEST_POSTGRES_URL is not a PostgreSQL URL");
+        let mut conn = admin.connect().await.unwrap_or_else(|e| {
             panic!(
-                "PostgreSQL is required for the store tests and is not reachable at {admin_url}: {e}. \
-                 Start it, point PORTCULLIS_TEST_POSTGRES_URL at one, or set it to `skip` outside CI."
+                "PostgreSQL is required for these tests and is not reachable at {}:{}: {e}. \
+                 Start it, point PORTCULLIS_TEST_POSTGRES_URL at one, or set it to `skip` outside CI.",
+                admin.get_host(),
+                admin.get_port()
             )
         });
-        drop_stale_databases(&mut admin).await;
+        drop_stale_databases(&mut conn).await;
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-        let name = format!("pct_{secs}_{}", uuid_simple());
+        let name = format!("pct_{secs}_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
+            .execute(&mut conn)
             .await
             .expect("create test database");
-        admin.close().await.ok();
-        let url = with_database(&admin_url, &name);
-        let store = SqlStore::connect(&url).await.expect("open PostgreSQL");
+        conn.close().await.ok();
+        let url = admin.clone().database(&name).to_url_lossy().to_string();
+        let store = SqlStore::connect_with(&url, &test_options())
+            .await
+            .expect("open PostgreSQL");
         store.migrate().await.expect("migrate PostgreSQL");
         Some(Self {
             store,
             url,
-            cleanup: Cleanup::Postgres { admin_url, name },
+            cleanup: Some(Cleanup::Postgres {
+                admin: Box::new(admin),
+                name,
+            }),
         })
     }
 
@@ -90,20 +114,28 @@ impl TestDb {
     ///
     /// # Panics
     /// When the PostgreSQL database cannot be dropped.
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         self.store.close().await;
-        match self.cleanup {
-            Cleanup::Sqlite(dir) => drop(dir),
-            Cleanup::Postgres { admin_url, name } => {
-                let mut admin = sqlx::PgConnection::connect(&admin_url)
-                    .await
-                    .expect("reconnect to PostgreSQL");
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("drop test database");
-                admin.close().await.ok();
-            }
+        match self.cleanup.take() {
+            Some(Cleanup::Postgres { admin, name }) => drop_database(&admin, &name).await,
+            Some(Cleanup::Sqlite(dir)) => drop(dir),
+            None => {}
+        }
+    }
+}
+
+impl Drop for TestDb {
+    /// A test that panicked never reached [`TestDb::finish`]: drop its
+    /// PostgreSQL database from a helper thread (the test's runtime may be
+    /// shutting down).
+    fn drop(&mut self) {
+        if let Some(Cleanup::Postgres { admin, name }) = self.cleanup.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_database(&admin, &name));
+                }
+            })
+            .join();
         }
     }
 }
@@ -115,8 +147,17 @@ impl std::ops::Deref for TestDb {
     }
 }
 
-/// Databases left behind by tests that panicked, more than an hour old.
-async fn drop_stale_databases(admin: &mut sqlx::PgConnection) {
+async fn drop_database(admin: &PgConnectOptions, name: &str) {
+    let mut conn = admin.connect().await.expect("reconnect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .expect("drop test database");
+    conn.close().await.ok();
+}
+
+/// Databases left behind by killed test runs, more than an hour old.
+async fn drop_stale_databases(admin: &mut PgConnection) {
     let cutoff = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() - 3600;
     let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'pct\\_%'")
         .fetch_all(&mut *admin)
@@ -134,22 +175,6 @@ async fn drop_stale_databases(admin: &mut sqlx::PgConnection) {
                 .await;
         }
     }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-fn uuid_simple() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Runs each named `async fn(&SqlStore)` (or `async fn(&TestDb)`) on a fresh

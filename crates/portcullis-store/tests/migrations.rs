@@ -146,3 +146,22 @@ async fn an_unreachable_postgres_is_unavailable() {
         .expect_err("down");
     assert_eq!(err, StoreError::Unavailable);
 }
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_works_and_reports_its_backend() {
+    let s = SqlStore::connect("sqlite::memory:").await.expect("open");
+    assert_eq!(s.backend(), Backend::Sqlite);
+    s.migrate().await.expect("migrate");
+    let u = s
+        .create_user(
+            &NewUser {
+                username: "a".into(),
+                password_hash: "h".into(),
+                scope: String::new(),
+            },
+            UnixTime(1),
+        )
+        .await
+        .expect("user");
+    assert_eq!(s.user_by_id(&u.id).await.expect("read back").username, "a");
+}

@@ -52,7 +52,7 @@ fn rotate<'a>(presented: &str, client_id: &'a str, child: &str, now: UnixTime) -
         client_id,
         child: hash(child),
         child_expires_at: now.plus(30 * DAY),
-        successor: Some(format!("sealed:{child}").into_bytes()),
+        successor: Some(Sealed(format!("sealed:{child}").into_bytes())),
         now,
     }
 }
@@ -330,10 +330,11 @@ async fn a_spent_token_reports_reuse_and_its_child(s: &SqlStore) {
     assert_eq!(token.replaced_by.as_deref(), Some(child.id.as_str()));
     assert_eq!(token.used_at, Some(NOW));
     assert_eq!(
-        token.successor.as_deref(),
-        Some(&b"sealed:rt-2"[..]),
+        token.successor,
+        Some(Sealed(b"sealed:rt-2".to_vec())),
         "the winner's sealed successor"
     );
+    assert!(!format!("{token:?}").contains("sealed:"), "Debug hides it");
     assert!(family.is_live(NOW));
     // Nothing was written for the replay: its would-be child does not exist.
     assert_eq!(
@@ -820,7 +821,74 @@ async fn exactly_one_of_64_concurrent_refreshes_wins(s: &SqlStore) {
     }
 }
 
+async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let new = |first: &str| NewFamily {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(DAY),
+        first_token: hash(first),
+        first_token_expires_at: NOW.plus(DAY),
+    };
+    s.set_user_status(&alice.id, UserStatus::Disabled, NOW)
+        .await
+        .expect("disable");
+    assert_eq!(
+        s.start_family(&new("x"), NOW).await.expect_err("disabled user"),
+        StoreError::NotFound
+    );
+    s.set_user_status(&alice.id, UserStatus::Active, NOW)
+        .await
+        .expect("enable");
+    s.revoke_client("app", NOW).await.expect("revoke client");
+    assert_eq!(
+        s.start_family(&new("y"), NOW).await.expect_err("revoked client"),
+        StoreError::NotFound
+    );
+    assert!(s.live_families_for_user(&alice.id, NOW).await.expect("list").is_empty());
+}
+
+async fn revoking_a_revoked_client_again_writes_nothing(s: &SqlStore) {
+    client(s, "app").await;
+    s.revoke_client("app", NOW).await.expect("first");
+    assert_eq!(s.revoke_client("app", NOW.plus(5)).await.expect("second"), 0);
+    assert_eq!(s.revocations_since(0, 10).await.expect("feed").len(), 1);
+    assert_eq!(s.client_by_id("app").await.expect("app").updated_at, NOW);
+}
+
+async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    family(s, &alice, &app, "a").await;
+    s.rotate_refresh(&rotate("a", "app", "b", NOW)).await.expect("a to b");
+    let (a, _) = s.refresh_token_by_hash(hash("a")).await.expect("a");
+    assert_eq!(a.successor, Some(Sealed(b"sealed:b".to_vec())));
+    s.rotate_refresh(&rotate("b", "app", "c", NOW.plus(100)))
+        .await
+        .expect("b to c");
+    let (a, _) = s.refresh_token_by_hash(hash("a")).await.expect("a");
+    assert_eq!(a.successor, None, "cleared once its successor was rotated");
+    let (b, fam) = s.refresh_token_by_hash(hash("b")).await.expect("b");
+    assert!(b.successor.is_some());
+    // After the retry window, the periodic clean-up forgets it.
+    assert_eq!(s.clear_successors(NOW.plus(100)).await.expect("not yet"), 0);
+    assert_eq!(s.clear_successors(NOW.plus(111)).await.expect("clear"), 1);
+    assert_eq!(s.refresh_token_by_hash(hash("b")).await.expect("b").0.successor, None);
+    // A revoke forgets them at once.
+    s.rotate_refresh(&rotate("c", "app", "d", NOW.plus(200)))
+        .await
+        .expect("c to d");
+    s.revoke_family(&fam.id, RevokeReason::SignOut, NOW.plus(201))
+        .await
+        .expect("revoke");
+    assert_eq!(s.refresh_token_by_hash(hash("c")).await.expect("c").0.successor, None);
+}
+
 on_both_backends!(
+    a_sign_in_needs_an_active_user_and_client,
+    revoking_a_revoked_client_again_writes_nothing,
+    sealed_successors_are_kept_only_while_needed,
     users_are_created_and_found_by_id_and_username,
     duplicate_username_is_a_conflict,
     unknown_user_is_not_found,
@@ -853,3 +921,41 @@ on_both_backends!(
     errors_carry_no_sql,
     exactly_one_of_64_concurrent_refreshes_wins,
 );
+
+/// PostgreSQL only (SQLite has one writer, so the two cannot interleave): a
+/// family revoked while a rotation is in flight gets no child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_racing_a_family_revoke_gives_no_child() {
+    use sqlx::Connection as _;
+    let Some(db) = portcullis_store::testing::TestDb::postgres().await else {
+        return;
+    };
+    let s: &SqlStore = &db;
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let (fam, _) = family(s, &alice, &app, "t1").await;
+    // A revoke in flight: its transaction holds the family row.
+    let mut other = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let mut tx = other.begin().await.expect("begin");
+    sqlx::query("UPDATE refresh_families SET revoked_at = $1, revoke_reason = 'admin' WHERE id = $2")
+        .bind(NOW.0)
+        .bind(&fam.id)
+        .execute(&mut *tx)
+        .await
+        .expect("revoke");
+    let store = s.clone();
+    let rotation = tokio::spawn(async move { store.rotate_refresh(&rotate("t1", "app", "t2", NOW.plus(1))).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.commit().await.expect("commit revoke");
+    let got = rotation.await.expect("task").expect("rotate");
+    assert_eq!(got, Rotation::Refused(Refusal::FamilyRevoked));
+    assert_eq!(
+        s.refresh_token_by_hash(hash("t2")).await.expect_err("no child"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.refresh_token_by_hash(hash("t1")).await.expect("parent").0.used_at,
+        None
+    );
+    drop(other);
+    db.finish().await;
+}

@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::Settings;
 
 /// Portcullis: an OAuth 2.0 authorization server for first-party apps.
-#[derive(Debug, Parser)]
+// No `Debug`: the database URL may hold a password.
+#[derive(Parser)]
 #[command(name = "portcullis", version, about)]
 pub struct Cli {
     /// Database URL: `sqlite://FILE` (created on first start) or
@@ -26,9 +27,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 /// Options of `portcullis serve`.
@@ -41,4 +48,108 @@ pub struct ServeArgs {
     /// Issuer URL, the `iss` of every token.
     #[arg(long, env = "PORTCULLIS_ISSUER", default_value = Settings::DEFAULT_ISSUER)]
     pub issuer: String,
+
+    /// Default audience (`aud`) of access tokens [default: the issuer].
+    #[arg(long, env = "PORTCULLIS_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// Further audiences clients may request with an RFC 8707 `resource`
+    /// parameter (repeat, or comma-separated in the environment).
+    #[arg(long = "resource", env = "PORTCULLIS_RESOURCES", value_delimiter = ',')]
+    pub resources: Vec<String>,
+
+    /// Scopes listed in the metadata document (`scopes_supported`).
+    #[arg(
+        long = "scopes-supported",
+        env = "PORTCULLIS_SCOPES_SUPPORTED",
+        value_delimiter = ' '
+    )]
+    pub scopes_supported: Vec<String>,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: u64,
+
+    /// Refresh-token idle lifetime in seconds.
+    #[arg(long, env = "PORTCULLIS_REFRESH_IDLE_TTL", default_value_t = 30 * 86_400)]
+    pub refresh_idle_ttl: u64,
+
+    /// Refresh-family absolute lifetime in seconds.
+    #[arg(long, env = "PORTCULLIS_REFRESH_ABSOLUTE_TTL", default_value_t = 90 * 86_400)]
+    pub refresh_absolute_ttl: u64,
+
+    /// Seconds during which a retried refresh gets the same answer (0 =
+    /// strict: any second use is reuse).
+    #[arg(long, env = "PORTCULLIS_REFRESH_RETRY_WINDOW", default_value_t = 10)]
+    pub refresh_retry_window: u64,
+
+    /// Algorithm of signing keys this server creates: ES256, EdDSA or RS256.
+    #[arg(long, env = "PORTCULLIS_SIGNING_ALG", default_value = "ES256")]
+    pub signing_alg: portcullis_token::keys::Alg,
+}
+
+/// `portcullis client …`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and (for confidential clients) its
+    /// secret, which is shown only this once.
+    Create(ClientCreate),
+}
+
+/// `portcullis client create`
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    /// Human-readable name.
+    #[arg(long)]
+    pub name: String,
+    /// The client_id to register [default: random].
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// A public client (mobile or browser app): no secret, authenticates
+    /// with its client_id alone.
+    #[arg(long)]
+    pub public: bool,
+    /// Grant types the client may use (repeat) [default: password and
+    /// refresh_token].
+    #[arg(long = "grant", value_parser = ["password", "refresh_token"])]
+    pub grants: Vec<String>,
+    /// Space-delimited scopes the client may request.
+    #[arg(long, default_value = "")]
+    pub scope: String,
+    /// Scopes granted when a request names none [default: all of --scope].
+    #[arg(long)]
+    pub default_scope: Option<String>,
+    /// Allow this (confidential) client to call the introspection endpoint.
+    #[arg(long)]
+    pub introspect: bool,
+    /// Print JSON (RFC 7591 field names).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create(UserCreate),
+}
+
+/// `portcullis user create`
+#[derive(Debug, Args)]
+pub struct UserCreate {
+    /// The sign-in name.
+    pub username: String,
+    /// Read the password from standard input (first line) instead of
+    /// prompting for it. Passwords are never taken from the command line.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Space-delimited scopes the user may be granted.
+    #[arg(long, default_value = "")]
+    pub scope: String,
+    /// Also grant `portcullis:admin` (access to the admin API).
+    #[arg(long)]
+    pub admin: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,11 +1,12 @@
 //! The `portcullis` binary as a library: settings, start-up and the HTTP
 //! surface, so that tests can run the real server in-process on port 0.
 //!
-//! What it serves today: `GET /healthz` (liveness) and `GET /readyz`
-//! (readiness: the database answers). The token endpoint, JWKS, metadata,
-//! the admin API and the admin CLI arrive with their own issues; until then
-//! those paths answer 404.
+//! It serves the token endpoint, JWKS and metadata (from
+//! `portcullis-token`), `GET /healthz` (liveness) and `GET /readyz`
+//! (readiness: the database answers). The admin CLI can create clients and
+//! users; the admin API arrives with its own issue.
 
+pub mod admin;
 pub mod cli;
 pub mod health;
 pub mod settings;

@@ -1,8 +1,10 @@
 //! The `portcullis` command: the server and its admin tools.
 
+use std::time::Duration;
+
 use clap::Parser as _;
-use portcullis::cli::{Cli, Command};
-use portcullis::{Application, Settings};
+use portcullis::cli::{Cli, ClientCommand, Command, ServeArgs, UserCommand};
+use portcullis::{Application, Settings, admin};
 use portcullis_store::SqlStore;
 
 #[tokio::main]
@@ -19,29 +21,66 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_url = cli.database_url;
     match cli.command {
         Command::Serve(args) => {
-            let settings = Settings {
-                listen: args.listen,
-                database_url: cli.database_url.into(),
-                issuer: args.issuer,
-            };
+            let settings = settings(&database_url, *args);
             tracing::info!(?settings, "starting");
             let app = Application::build(&settings).await?;
             tracing::info!(address = %app.local_addr()?, "listening");
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            let store = SqlStore::connect(&cli.database_url)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+            let store = open(&database_url).await?;
             store.close().await;
             eprintln!("portcullis: database is up to date");
             Ok(())
         }
+        Command::Client(ClientCommand::Create(args)) => {
+            let store = open(&database_url).await?;
+            let out = admin::client_create(&store, args).await;
+            store.close().await;
+            print(out?)
+        }
+        Command::User(UserCommand::Create(args)) => {
+            let store = open(&database_url).await?;
+            let out = admin::user_create(&store, args).await;
+            store.close().await;
+            print(out?)
+        }
     }
+}
+
+/// Opens and migrates the database.
+async fn open(url: &str) -> anyhow::Result<SqlStore> {
+    let store = SqlStore::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(store)
+}
+
+#[allow(clippy::print_stdout)]
+fn print(text: String) -> anyhow::Result<()> {
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+fn settings(database_url: &str, args: ServeArgs) -> Settings {
+    let mut s = Settings::new(args.listen, database_url, &args.issuer);
+    let t = &mut s.token;
+    if let Some(aud) = args.audience {
+        t.audience = aud;
+    }
+    t.resources = args.resources.into_iter().filter(|r| !r.is_empty()).collect();
+    t.scopes_supported = args.scopes_supported.into_iter().filter(|r| !r.is_empty()).collect();
+    t.access_token_ttl = Duration::from_secs(args.access_token_ttl);
+    t.refresh_idle_ttl = Duration::from_secs(args.refresh_idle_ttl);
+    t.refresh_absolute_ttl = Duration::from_secs(args.refresh_absolute_ttl);
+    t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
+    t.signing_alg = args.signing_alg;
+    s
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use portcullis_token::TokenConfig;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Everything `portcullis serve` needs to start.
@@ -12,8 +13,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Database URL; may hold a password, so it is kept secret.
     pub database_url: SecretString,
-    /// The issuer URL (`iss` of every token, RFC 8414 `issuer`).
-    pub issuer: String,
+    /// The token endpoint's settings (issuer, lifetimes, keys, policies).
+    pub token: TokenConfig,
 }
 
 impl Settings {
@@ -23,6 +24,16 @@ impl Settings {
     pub const DEFAULT_DATABASE_URL: &'static str = "sqlite://portcullis.db";
     /// The default issuer.
     pub const DEFAULT_ISSUER: &'static str = "http://127.0.0.1:8080";
+
+    /// Settings with the token defaults for `issuer`.
+    #[must_use]
+    pub fn new(listen: SocketAddr, database_url: &str, issuer: &str) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            token: TokenConfig::new(issuer),
+        }
+    }
 
     /// The database URL, for opening the store.
     #[must_use]
@@ -36,8 +47,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(self.database_url()))
-            .field("issuer", &self.issuer)
-            .finish()
+            .field("issuer", &self.token.issuer)
+            .field("audience", &self.token.audience)
+            .field("signing_alg", &self.token.signing_alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,16 +60,14 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let sep = if path.is_empty() && !rest.contains('/') {
-                ""
-            } else {
-                "/"
-            };
-            format!("{scheme}://{user}:***@{host}{sep}{path}")
+            match path {
+                Some(p) => format!("{scheme}://{user}:***@{host}/{p}"),
+                None => format!("{scheme}://{user}:***@{host}"),
+            }
         }
         None => url.to_owned(),
     }
@@ -73,12 +84,13 @@ mod tests {
             "postgres://app:***@db:5432/auth"
         );
         assert_eq!(redact_url("postgres://app@db/auth"), "postgres://app:***@db/auth");
+        assert_eq!(redact_url("postgres://app:pw@db"), "postgres://app:***@db");
         assert_eq!(redact_url("sqlite://portcullis.db"), "sqlite://portcullis.db");
-        let s = Settings {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: "postgres://app:hunter2@db/auth".into(),
-            issuer: "http://127.0.0.1".into(),
-        };
+        let s = Settings::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            "postgres://app:hunter2@db/auth",
+            "http://x",
+        );
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

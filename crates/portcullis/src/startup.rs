@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use portcullis_store::SqlStore;
+use portcullis_store::{SqlStore, Store};
+use portcullis_token::TokenService;
 use tokio::net::TcpListener;
 
 use crate::Settings;
@@ -14,14 +15,16 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: SqlStore,
+    retry_window: std::time::Duration,
 }
 
 impl Application {
-    /// Opens the database, applies migrations and binds the listener.
+    /// Opens the database, applies migrations, loads (or creates) the
+    /// signing key and binds the listener.
     ///
     /// # Errors
-    /// When the database cannot be opened or migrated, or the address
-    /// cannot be bound.
+    /// When the database cannot be opened or migrated, the token service
+    /// cannot start, or the address cannot be bound.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = SqlStore::connect(settings.database_url())
             .await
@@ -30,14 +33,19 @@ impl Application {
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+        let shared: Arc<dyn Store> = Arc::new(store.clone());
+        let tokens = TokenService::start(shared, settings.token.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the token service: {e}"))?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-        let router = crate::health::router(Arc::new(store.clone()));
+        let router = crate::health::router(Arc::new(store.clone())).merge(tokens.router());
         Ok(Self {
             listener,
             router,
             store,
+            retry_window: settings.token.refresh_retry_window,
         })
     }
 
@@ -61,9 +69,14 @@ impl Application {
     /// # Errors
     /// When the server fails to accept connections.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The peer address feeds sign-in throttling.
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let housekeeping = tokio::spawn(housekeeping(self.store.clone(), self.retry_window));
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        housekeeping.abort();
+        served?;
         self.store.close().await;
         Ok(())
     }
@@ -74,6 +87,24 @@ impl Application {
     /// As [`Application::run_until`].
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Periodic clean-up: sealed refresh successors are forgotten once their
+/// retry window is over, so a copy of the database plus an old refresh
+/// token cannot reveal a live one.
+async fn housekeeping(store: SqlStore, retry_window: std::time::Duration) {
+    use portcullis_store::{RefreshStore as _, UnixTime};
+    let window = i64::try_from(retry_window.as_secs()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let cutoff = UnixTime::now().plus(-window - 1);
+        match store.clear_successors(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(cleared = n, "forgot expired refresh successors"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
     }
 }
 

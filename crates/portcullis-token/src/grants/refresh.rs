@@ -2,7 +2,8 @@
 //! (RFC 9700 §4.14.2).
 
 use portcullis_store::{
-    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, StoreError, TokenHash, UserStatus,
+    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash,
+    UserStatus,
 };
 
 use super::{Request, TokenResponse};
@@ -59,7 +60,7 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
         client_id: &req.client.id,
         child: next.hash(),
         child_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
-        successor: successor::seal(presented, next.expose()),
+        successor: successor::seal(presented, next.expose()).map(Sealed),
         now: req.now,
     };
     match store.rotate_refresh(&rotate).await? {
@@ -105,7 +106,7 @@ async fn retry(
     if child.used_at.is_some() {
         return Ok(None);
     }
-    Ok(successor::open(presented, sealed).map(OpaqueSecret::from_issued))
+    Ok(successor::open(presented, &sealed.0).map(OpaqueSecret::from_issued))
 }
 
 /// A spent token came back outside the retry window: someone holds a copy.
