@@ -48,7 +48,9 @@ fn sign(c: &mut Criterion) {
         };
         let set = KeySet::from_stored(&[stored], UnixTime(2), 60).expect("set");
         let header = json!({"typ": "at+jwt", "alg": alg.as_str(), "kid": set.signer.kid()});
-        c.bench_function(&format!("sign/{alg}"), |b| b.iter(|| set.signer.sign_jwt(&header, &claims).expect("sign")));
+        c.bench_function(&format!("sign/{alg}"), |b| {
+            b.iter(|| set.signer.sign_jwt(&header, &claims).expect("sign"))
+        });
     }
 }
 
@@ -63,9 +65,20 @@ async fn fixture(rt_password: &str) -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = SqlStore::connect(&url).await.expect("open");
     store.migrate().await.expect("migrate");
-    let hash = Passwords::new(&PasswordPolicy::default()).expect("policy").hash(rt_password).await.expect("hash");
+    let hash = Passwords::new(&PasswordPolicy::default())
+        .expect("policy")
+        .hash(rt_password)
+        .await
+        .expect("hash");
     let user = store
-        .create_user(&NewUser { username: "alice".into(), password_hash: hash, scope: "read write".into() }, UnixTime::now())
+        .create_user(
+            &NewUser {
+                username: "alice".into(),
+                password_hash: hash,
+                scope: "read write".into(),
+            },
+            UnixTime::now(),
+        )
         .await
         .expect("user");
     let client = NewClient {
@@ -78,11 +91,19 @@ async fn fixture(rt_password: &str) -> Fixture {
         introspect: false,
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
-    Fixture { _dir: dir, store, user_id: user.id }
+    Fixture {
+        _dir: dir,
+        store,
+        user_id: user.id,
+    }
 }
 
 fn refresh(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut group = c.benchmark_group("refresh");
 
     // Baseline: the store's rotation alone.
@@ -119,7 +140,9 @@ fn refresh(c: &mut Criterion) {
     // The whole endpoint, following the chain.
     let f = rt.block_on(fixture("correct horse"));
     let store: Arc<dyn Store> = Arc::new(f.store.clone());
-    let svc = rt.block_on(TokenService::start(store, TokenConfig::new("https://auth.example"))).expect("service");
+    let svc = rt
+        .block_on(TokenService::start(store, TokenConfig::new("https://auth.example")))
+        .expect("service");
     let router = svc.router();
     let post = |body: String| {
         let router = router.clone();
@@ -140,7 +163,9 @@ fn refresh(c: &mut Criterion) {
     ));
     group.bench_function("endpoint", |b| {
         b.iter(|| {
-            token = rt.block_on(post(format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}")));
+            token = rt.block_on(post(format!(
+                "grant_type=refresh_token&client_id=mobile&refresh_token={token}"
+            )));
         });
     });
     group.finish();

@@ -1,0 +1,209 @@
+//! Shared helpers: a server on a fresh database, clients and users, and
+//! requests to the token endpoint.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use portcullis::{Application, Settings};
+use portcullis_store::testing::TestDb;
+use portcullis_store::{ClientStore as _, NewClient, NewUser, UnixTime, UserStore as _};
+use portcullis_token::TokenConfig;
+use portcullis_token::password::{PasswordPolicy, Passwords};
+use portcullis_token::secret::OpaqueSecret;
+use serde_json::Value;
+
+pub const ISSUER: &str = "http://127.0.0.1";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server on a test database.
+pub struct App {
+    pub base: String,
+    pub http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a server over `db`, with `tweak` applied to the defaults.
+pub async fn spawn_with(db: &TestDb, tweak: impl FnOnce(&mut TokenConfig)) -> App {
+    let mut settings = Settings::new("127.0.0.1:0".parse().expect("addr"), &db.url, ISSUER);
+    settings.token.password.workers = 2;
+    tweak(&mut settings.token);
+    let app = Application::build(&settings).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    App {
+        base,
+        http: http_client(None),
+        _stop: stop,
+    }
+}
+
+/// A server with the default settings.
+pub async fn spawn(db: &TestDb) -> App {
+    spawn_with(db, |_| {}).await
+}
+
+/// An HTTP client, optionally bound to a loopback source address.
+pub fn http_client(source: Option<IpAddr>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64);
+    if let Some(ip) = source {
+        b = b.local_address(ip);
+    }
+    b.build().expect("client")
+}
+
+/// A confidential client `id` with secret; returns the secret.
+pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, default_scope: &str) -> String {
+    let secret = OpaqueSecret::generate();
+    let new = NewClient {
+        id: id.into(),
+        name: id.into(),
+        secret_hash: Some(secret.hash()),
+        grant_types: grants.into(),
+        scope: scope.into(),
+        default_scope: default_scope.into(),
+        introspect: false,
+    };
+    db.create_client(&new, UnixTime::now()).await.expect("client");
+    secret.expose().to_owned()
+}
+
+/// A public client `id`.
+pub async fn public(db: &TestDb, id: &str, scope: &str) {
+    let new = NewClient {
+        id: id.into(),
+        name: id.into(),
+        secret_hash: None,
+        grant_types: "password refresh_token".into(),
+        scope: scope.into(),
+        default_scope: scope.into(),
+        introspect: false,
+    };
+    db.create_client(&new, UnixTime::now()).await.expect("client");
+}
+
+/// A user with [`PASSWORD`]; returns the user id.
+pub async fn user(db: &TestDb, name: &str, scope: &str) -> String {
+    let hash = Passwords::new(&PasswordPolicy {
+        workers: 1,
+        ..PasswordPolicy::default()
+    })
+    .expect("policy")
+    .hash(PASSWORD)
+    .await
+    .expect("hash");
+    let new = NewUser {
+        username: name.into(),
+        password_hash: hash,
+        scope: scope.into(),
+    };
+    db.create_user(&new, UnixTime::now()).await.expect("user").id
+}
+
+/// Form-encodes pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `application/x-www-form-urlencoded` encoding of one component.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl App {
+    /// `POST /oauth/token` with a raw body.
+    pub async fn post_raw(
+        &self,
+        http: &reqwest::Client,
+        body: String,
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = http
+            .post(format!("{}/oauth/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            use base64::Engine as _;
+            let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
+            req = req.header("authorization", format!("Basic {creds}"));
+        }
+        req.send().await.expect("request")
+    }
+
+    /// `POST /oauth/token` with form pairs.
+    pub async fn token(&self, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+        self.post_raw(&self.http, form(pairs), basic).await
+    }
+
+    /// Signs `username` in with the public client `client_id`.
+    pub async fn sign_in(&self, client_id: &str, username: &str) -> Value {
+        let res = self
+            .token(
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", client_id),
+                    ("username", username),
+                    ("password", PASSWORD),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), 200, "sign-in");
+        res.json().await.expect("json")
+    }
+
+    /// Refreshes with the public client `client_id`.
+    pub async fn refresh(&self, client_id: &str, token: &str) -> reqwest::Response {
+        self.token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("refresh_token", token),
+            ],
+            None,
+        )
+        .await
+    }
+}
+
+/// Asserts the RFC 6749 §5.1 cache headers.
+pub fn assert_no_store(res: &reqwest::Response) {
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["pragma"], "no-cache");
+}
+
+/// Asserts an OAuth error answer: status, `error`, cache headers, and a
+/// short ASCII description.
+pub async fn assert_error(res: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(res.status(), status, "status for {error}");
+    assert_no_store(&res);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json")
+    );
+    let body: Value = res.json().await.expect("json error body");
+    assert_eq!(body["error"], error, "{body}");
+    let description = body["error_description"].as_str().expect("description");
+    assert!(description.is_ascii() && description.len() < 100, "{description}");
+    body
+}
