@@ -1,0 +1,224 @@
+//! The real binary, as an operator uses it: create a client and a user with
+//! the CLI, start `portcullis serve`, sign in, refresh, replay, and check the
+//! access token against the served JWKS with an independent JWT library.
+//! On SQLite and on PostgreSQL.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use portcullis_store::on_both_backends;
+use portcullis_store::testing::TestDb;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis-e2e");
+const PASSWORD: &str = "a long and correct passphrase";
+
+fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("PORTCULLIS_DATABASE_URL", &db.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(db: &TestDb, extra: &[&str]) -> (Server, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1"])
+        .args(extra)
+        .env("PORTCULLIS_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("address=").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    (Server(child), format!("http://{addr}"))
+}
+
+async fn token(http: &reqwest::Client, base: &str, body: &str) -> (u16, Value) {
+    let res = http
+        .post(format!("{base}/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    (res.status().as_u16(), res.json().await.expect("json"))
+}
+
+async fn an_operator_signs_a_user_in_and_refreshes_with_the_real_binary(db: &TestDb) {
+    let (ok, out, err) = cli(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Mobile app",
+            "--public",
+            "--scope",
+            "read write",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let client: Value = serde_json::from_str(&out).expect("client JSON");
+    assert_eq!(client["token_endpoint_auth_method"], "none");
+    assert_eq!(client["client_name"], "Mobile app");
+    assert!(client.get("client_secret").is_none());
+    let client_id = client["client_id"].as_str().expect("client_id").to_owned();
+
+    let (ok, _, err) = cli(
+        db,
+        &["user", "create", "alice", "--password-stdin", "--scope", "read write"],
+        Some(PASSWORD),
+    );
+    assert!(ok, "{err}");
+
+    let (_server, base) = serve(db, &["--refresh-retry-window", "0"]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let pw = PASSWORD.replace(' ', "+");
+    let (status, body) = token(
+        &http,
+        &base,
+        &format!("grant_type=password&client_id={client_id}&username=alice&password={pw}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().expect("access").to_owned();
+    let first = body["refresh_token"].as_str().expect("refresh").to_owned();
+
+    let mut current = first.clone();
+    for _ in 0..3 {
+        let (status, body) = token(
+            &http,
+            &base,
+            &format!("grant_type=refresh_token&client_id={client_id}&refresh_token={current}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let next = body["refresh_token"].as_str().expect("refresh").to_owned();
+        assert_ne!(next, current);
+        current = next;
+    }
+    let replay = format!("grant_type=refresh_token&client_id={client_id}&refresh_token={first}");
+    let (status, body) = token(&http, &base, &replay).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let newest = format!("grant_type=refresh_token&client_id={client_id}&refresh_token={current}");
+    let (status, body) = token(&http, &base, &newest).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the family died"
+    );
+
+    // The access token, checked against the served JWKS by jsonwebtoken.
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let header = jsonwebtoken::decode_header(&access).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("kid in JWKS");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_issuer(&["http://127.0.0.1"]);
+    v.set_audience(&["http://127.0.0.1"]);
+    let claims = jsonwebtoken::decode::<Value>(&access, &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"), &v)
+        .expect("signature and claims verify")
+        .claims;
+    assert_eq!(claims["client_id"], client_id.as_str());
+    assert_eq!(claims["scope"], "read write");
+    for claim in ["sub", "jti", "sid", "iat", "nbf", "exp"] {
+        assert!(claims.get(claim).is_some(), "{claim}");
+    }
+}
+
+async fn the_cli_refuses_bad_input_with_a_clear_message(db: &TestDb) {
+    let (ok, _, err) = cli(db, &["user", "create", "bob", "--password-stdin"], Some(PASSWORD));
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(db, &["user", "create", "bob", "--password-stdin"], Some(PASSWORD));
+    assert!(!ok);
+    assert!(err.contains("exists already"), "{err}");
+    let (ok, _, err) = cli(
+        db,
+        &["user", "create", "carol", "--password-stdin", "--scope", "read\"x"],
+        Some(PASSWORD),
+    );
+    assert!(!ok);
+    assert!(err.contains("invalid scope"), "{err}");
+    let (ok, _, err) = cli(db, &["user", "create", "dave", "--password-stdin"], Some(""));
+    assert!(!ok);
+    assert!(err.contains("password"), "{err}");
+    let (ok, _, err) = cli(db, &["client", "create", "--name", "x", "--grant", "implicit"], None);
+    assert!(!ok);
+    assert!(err.contains("implicit"), "{err}");
+    let (ok, out, err) = cli(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--client-id",
+            "web",
+            "--scope",
+            "read",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let client: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(client["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(client["client_secret"].as_str().map(str::len), Some(43));
+    let (ok, _, err) = cli(db, &["client", "create", "--name", "Web", "--client-id", "web"], None);
+    assert!(!ok);
+    assert!(err.contains("exists already"), "{err}");
+}
+
+on_both_backends!(
+    an_operator_signs_a_user_in_and_refreshes_with_the_real_binary,
+    the_cli_refuses_bad_input_with_a_clear_message,
+);
