@@ -1,11 +1,12 @@
-//! The real binary, as an operator uses it: create a client and a user with
-//! the CLI, start `portcullis serve`, sign in, refresh, replay, and check the
-//! access token against the served JWKS with an independent JWT library.
-//! On SQLite and on PostgreSQL.
+//! The real binary, as an operator uses it: `migrate`, `serve` and its
+//! shutdown, the admin commands, and a whole sign-in: create a client and a
+//! user with the CLI, start `portcullis serve`, sign in, refresh, replay,
+//! and check the access token against the served JWKS with an independent
+//! JWT library. On SQLite and on PostgreSQL.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis_store::on_both_backends;
 use portcullis_store::testing::TestDb;
@@ -36,6 +37,7 @@ fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String
     )
 }
 
+/// A running `portcullis serve`, killed when dropped.
 struct Server(Child);
 
 impl Drop for Server {
@@ -45,15 +47,46 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM and expects a clean exit within 10 s.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                assert!(status.success(), "exit after SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn portcullis(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("PORTCULLIS_DATABASE_URL")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
 fn serve(db: &TestDb, extra: &[&str]) -> (Server, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1"])
-        .args(extra)
-        .env("PORTCULLIS_DATABASE_URL", &db.url)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut cmd = portcullis(&["serve", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1"]);
+    cmd.args(extra).env("PORTCULLIS_DATABASE_URL", &db.url);
+    start(cmd)
+}
+
+/// Spawns a `serve` command and waits for the address it logs.
+fn start(mut cmd: Command) -> (Server, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -218,7 +251,67 @@ async fn the_cli_refuses_bad_input_with_a_clear_message(db: &TestDb) {
     assert!(err.contains("exists already"), "{err}");
 }
 
+#[tokio::test]
+async fn migrate_creates_a_sqlite_database_ready_for_use() {
+    use portcullis_store::{SqlStore, UserStore as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("new.db").display());
+    let out = portcullis(&["migrate", "--database", &url]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database is up to date"));
+    let store = SqlStore::connect(&url).await.expect("open");
+    assert!(store.list_users(None, 10).await.expect("tables exist").is_empty());
+}
+
+#[test]
+fn migrate_takes_the_database_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("env.db").display());
+    let out = portcullis(&["migrate"])
+        .env("PORTCULLIS_DATABASE_URL", &url)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("env.db").exists());
+}
+
+#[test]
+fn an_unsupported_database_url_fails_with_a_clear_message() {
+    let out = portcullis(&["migrate", "--database", "mysql://root:hunter2@localhost/db"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sqlite: or postgres://"), "{err}");
+    assert!(!err.contains("hunter2"), "the password is not echoed: {err}");
+}
+
+#[test]
+fn serve_on_the_default_database_creates_portcullis_db_in_the_working_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = portcullis(&["serve", "--listen", "127.0.0.1:0"]);
+    cmd.current_dir(dir.path());
+    let (server, _) = start(cmd);
+    assert!(dir.path().join("portcullis.db").exists());
+    server.terminate();
+}
+
+async fn serve_answers_health_checks_and_stops_on_sigterm(db: &TestDb) {
+    let (server, base) = serve(db, &[]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    for path in ["/healthz", "/readyz"] {
+        let res = http.get(format!("{base}{path}")).send().await.expect("request");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+    }
+    server.terminate();
+}
+
 on_both_backends!(
+    serve_answers_health_checks_and_stops_on_sigterm,
     an_operator_signs_a_user_in_and_refreshes_with_the_real_binary,
     the_cli_refuses_bad_input_with_a_clear_message,
 );

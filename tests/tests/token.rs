@@ -785,6 +785,7 @@ on_both_backends!(
     strict_mode_lets_exactly_one_of_200_concurrent_refreshes_win,
     with_a_retry_window_concurrent_refreshes_all_get_the_same_token,
     failed_sign_ins_are_throttled_per_address_without_locking_the_owner_out,
+    a_full_hashing_queue_answers_503_with_retry_after,
 );
 
 /// No timing oracle (ASVS 6.3.8 / checklist 8): the median time of a wrong
@@ -824,4 +825,44 @@ async fn unknown_users_and_wrong_passwords_take_the_same_time() {
     let diff = a.abs_diff(b);
     assert!(diff < std::time::Duration::from_millis(5), "medians {a:?} vs {b:?}");
     db.finish().await;
+}
+
+/// A flood of sign-ins beyond the hashing pool and its queue gets 503 with
+/// Retry-After instead of waiting in an unbounded queue.
+async fn a_full_hashing_queue_answers_503_with_retry_after(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn_with(db, |c| {
+        c.password.workers = 1;
+        c.password.queue = 0;
+    })
+    .await;
+    let calls = (0..8).map(|_| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/oauth/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("grant_type", "password"),
+                    ("client_id", "mobile"),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ]))
+                .send()
+                .await
+                .expect("request")
+        })
+    });
+    let mut unavailable = 0;
+    for res in futures_util::future::join_all(calls).await {
+        let res = res.expect("task");
+        if res.status() == 503 {
+            assert_eq!(res.headers()["retry-after"], "5");
+            assert_error(res, 503, "temporarily_unavailable").await;
+            unavailable += 1;
+        } else {
+            assert_eq!(res.status(), 200);
+        }
+    }
+    assert!(unavailable >= 1, "8 sign-ins at once through 1 worker and no queue");
 }

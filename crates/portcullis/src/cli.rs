@@ -86,6 +86,26 @@ pub struct ServeArgs {
     /// Algorithm of signing keys this server creates: ES256, EdDSA or RS256.
     #[arg(long, env = "PORTCULLIS_SIGNING_ALG", default_value = "ES256")]
     pub signing_alg: portcullis_token::keys::Alg,
+
+    /// Argon2id memory cost in KiB (at least 19456).
+    #[arg(long, env = "PORTCULLIS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations (at least 2).
+    #[arg(long, env = "PORTCULLIS_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes.
+    #[arg(long, env = "PORTCULLIS_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Password hashes computed at once [default: the number of CPUs].
+    #[arg(long, env = "PORTCULLIS_HASH_WORKERS")]
+    pub hash_workers: Option<usize>,
+
+    /// Password hashes allowed to wait; beyond, sign-ins get 503.
+    #[arg(long, env = "PORTCULLIS_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
 }
 
 /// `portcullis client …`
