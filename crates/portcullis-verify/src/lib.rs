@@ -1,142 +1,65 @@
 //! Verify Portcullis access tokens in a resource server.
 //!
-//! Portcullis issues JWT access tokens in the RFC 9068 profile; resource
-//! servers check them locally against the server's JWKS, with no call back
-//! to the server on the hot path. This crate is what a Rust resource server
-//! adds: small, no database, no server code.
+//! Portcullis issues short-lived JWT access tokens (RFC 9068); resource
+//! servers check them locally against the server's published keys, with no
+//! call back to the server on the hot path. This crate is all a Rust
+//! resource server needs:
 //!
-//! Today it holds the contract both sides share, the access-token claims
-//! ([`AccessTokenClaims`]). Signature and claim validation against a JWKS,
-//! RFC 6750 errors and the axum extractor are not here yet: do not use this
-//! crate to accept tokens until they are.
+//! ```no_run
+//! use std::time::Duration;
+//! use portcullis_verify::{Verifier, VerifyError};
+//!
+//! # async fn demo(authorization_header: Option<&str>) -> Result<(), VerifyError> {
+//! // Once, at start-up:
+//! let verifier = Verifier::builder("https://auth.example.com")
+//!     .audience("https://api.example.com")
+//!     .jwks_url("https://auth.example.com/.well-known/jwks.json")
+//!     // Optional: reject revoked tokens within seconds.
+//!     .revocation_feed("https://auth.example.com/oauth/revocations", Duration::from_secs(5))
+//!     .build()
+//!     .expect("valid configuration");
+//!
+//! // Per request:
+//! let token = portcullis_verify::bearer_token(
+//!     authorization_header.map(str::as_bytes).into_iter(),
+//!     None, // the query string, if any: tokens there are refused
+//! )?;
+//! let claims = verifier.verify_with_scopes(token, &["read"]).await?;
+//! println!("user {} via client {}", claims.sub, claims.client_id);
+//! # Ok(()) }
+//! ```
+//!
+//! On error, answer with [`VerifyError::status`] and a `WWW-Authenticate`
+//! header of [`VerifyError::www_authenticate`] (RFC 6750 §3). With the
+//! `axum` feature, [`axum::Authenticated`] and [`axum::VerifyLayer`] do
+//! all of it.
+//!
+//! What is checked (RFC 9068 §4, RFC 8725): the header's `typ` is
+//! `at+jwt`; its `alg` is one of the allowed asymmetric algorithms (ES256,
+//! EdDSA, RS256 by default; never `none`, never HMAC) and the algorithm of
+//! the key named by `kid`; key material in the header (`jwk`, `jku`, `x5u`,
+//! `x5c`) is ignored; the signature; `iss` exactly; `aud` contains one of
+//! ours; `exp`, `nbf`, `iat` are numbers and within the leeway (60 s by
+//! default); `sub`, `client_id` and `jti` are present; with the revocation
+//! feed, no revocation of the token's client, user, sign-in (`sid`) or
+//! `jti` at or after its `iat`.
+//!
+//! Keys come from the JWKS URL, cached as its `Cache-Control` says; an
+//! unknown `kid` (after a key rotation) triggers a refetch, at most once per
+//! cooldown (30 s by default), so made-up `kid`s cannot flood the server.
 
-use serde::{Deserialize, Serialize};
+mod bearer;
+mod claims;
+mod error;
+mod feed;
+mod jwks;
+mod verifier;
 
-/// The claims of a Portcullis access token (RFC 9068 §2.2).
-///
-/// Times are JSON numbers of seconds since the epoch: a token that carries
-/// them as strings does not deserialize, so it cannot slip past the time
-/// checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessTokenClaims {
-    /// Issuer: the authorization server's issuer URL.
-    pub iss: String,
-    /// Subject: the user's stable id.
-    pub sub: String,
-    /// Audience: the resource server(s) the token is for.
-    pub aud: Audience,
-    /// The client the token was issued to.
-    pub client_id: String,
-    /// Space-delimited granted scope (RFC 6749 §3.3).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub scope: String,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    /// Expires at.
-    pub exp: i64,
-    /// Unique token id.
-    pub jti: String,
-    /// The refresh family (sign-in / device) the token belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// Confirmation of a sender-constrained token (RFC 9449 `cnf.jkt`);
-    /// absent for bearer tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cnf: Option<Confirmation>,
-}
+#[cfg(feature = "axum")]
+pub mod axum;
 
-impl AccessTokenClaims {
-    /// Whether the token grants `scope` (an exact scope-token match).
-    #[must_use]
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().any(|s| s == scope)
-    }
-
-    /// The granted scope tokens.
-    pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.split(' ').filter(|s| !s.is_empty())
-    }
-}
-
-/// The `aud` claim: one audience or several (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    /// A single audience.
-    One(String),
-    /// Several audiences.
-    Many(Vec<String>),
-}
-
-impl Audience {
-    /// Whether `aud` names this audience.
-    #[must_use]
-    pub fn contains(&self, audience: &str) -> bool {
-        match self {
-            Self::One(a) => a == audience,
-            Self::Many(all) => all.iter().any(|a| a == audience),
-        }
-    }
-}
-
-/// Proof-of-possession confirmation (RFC 7800, RFC 9449 §6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confirmation {
-    /// SHA-256 thumbprint of the client's DPoP key (RFC 7638).
-    pub jkt: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TOKEN: &str = r#"{"iss":"https://auth.example","sub":"u1","aud":"api","client_id":"app",
-        "scope":"read write","iat":1800000000,"nbf":1800000000,"exp":1800000900,"jti":"j1","sid":"f1"}"#;
-
-    #[test]
-    fn claims_read_the_rfc_9068_shape() {
-        let c: AccessTokenClaims = serde_json::from_str(TOKEN).expect("claims");
-        assert_eq!(c.sub, "u1");
-        assert!(c.aud.contains("api"));
-        assert!(!c.aud.contains("other"));
-        assert!(c.has_scope("read") && c.has_scope("write"));
-        assert!(!c.has_scope("rea") && !c.has_scope(""));
-        assert_eq!(c.scopes().collect::<Vec<_>>(), ["read", "write"]);
-        assert_eq!(c.sid.as_deref(), Some("f1"));
-        assert_eq!(c.cnf, None);
-    }
-
-    #[test]
-    fn an_audience_list_is_accepted() {
-        let json = TOKEN.replace(r#""aud":"api""#, r#""aud":["other","api"]"#);
-        let c: AccessTokenClaims = serde_json::from_str(&json).expect("claims");
-        assert!(c.aud.contains("api") && c.aud.contains("other"));
-    }
-
-    #[test]
-    fn times_given_as_strings_are_rejected() {
-        for field in ["exp", "iat", "nbf"] {
-            let json = TOKEN.replace(&format!(r#""{field}":1800000"#), &format!(r#""{field}":"1800000"#));
-            assert_ne!(json, TOKEN);
-            assert!(
-                serde_json::from_str::<AccessTokenClaims>(&json).is_err(),
-                "{field} as a string"
-            );
-        }
-    }
-
-    #[test]
-    fn required_claims_must_be_present() {
-        for field in ["iss", "sub", "aud", "client_id", "iat", "exp", "jti"] {
-            let mut v: serde_json::Value = serde_json::from_str(TOKEN).expect("json");
-            v.as_object_mut().expect("object").remove(field);
-            assert!(
-                serde_json::from_value::<AccessTokenClaims>(v).is_err(),
-                "{field} missing"
-            );
-        }
-    }
-}
+pub use bearer::bearer_token;
+pub use claims::{AccessTokenClaims, Audience, Confirmation};
+pub use error::VerifyError;
+pub use jsonwebtoken::Algorithm;
+pub use verifier::{BuildError, Verifier, VerifierBuilder, require_scopes};

@@ -1,0 +1,44 @@
+//! A minimal resource server guarded by `portcullis-verify`.
+//!
+//! With `portcullis serve` running on its defaults (127.0.0.1:8080):
+//!
+//!     cargo run -p portcullis-verify --features axum --example resource_server
+//!     curl -H "Authorization: Bearer $ACCESS_TOKEN" http://127.0.0.1:3001/me
+//!
+//! `/me` needs any valid token; `/notes` needs the scope `read`.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_verify::Verifier;
+use portcullis_verify::axum::{Authenticated, VerifyLayer};
+use serde_json::{Value, json};
+
+async fn me(Authenticated(claims): Authenticated) -> Json<Value> {
+    Json(json!({"user": claims.sub, "client": claims.client_id, "scope": claims.scope}))
+}
+
+async fn notes(Authenticated(claims): Authenticated) -> Json<Value> {
+    Json(json!({"owner": claims.sub, "notes": ["buy milk"]}))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let issuer = std::env::var("ISSUER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let verifier = Verifier::builder(&issuer)
+        .audience(&issuer) // Portcullis's default audience is its issuer
+        .jwks_url(format!("{issuer}/.well-known/jwks.json"))
+        .revocation_feed(format!("{issuer}/oauth/revocations"), Duration::from_secs(5))
+        .build()?;
+    let app = Router::new()
+        .route(
+            "/notes",
+            get(notes).layer(VerifyLayer::new(verifier.clone()).require_scopes(&["read"])),
+        )
+        .route("/me", get(me))
+        .with_state(verifier);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}

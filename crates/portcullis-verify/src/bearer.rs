@@ -1,0 +1,114 @@
+//! Finding the bearer token in a request (RFC 6750 §2.1).
+
+use crate::VerifyError;
+
+/// Longest accepted token. Portcullis tokens are well under 2 KiB; the cap
+/// bounds the work a hostile header can cause.
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// The token from the `Authorization` header values of a request.
+///
+/// `query` is the request's query string: a token there (`access_token=`)
+/// is refused, since URLs end up in logs and caches (RFC 6750 §2.3 says
+/// SHOULD NOT; this crate does not accept it at all).
+///
+/// # Errors
+/// [`VerifyError::Missing`] without a bearer token; [`VerifyError::InvalidRequest`]
+/// for two `Authorization` headers, a token in the query string, or a
+/// value that is not `Bearer <b64token>`.
+pub fn bearer_token<'a>(
+    mut authorization: impl Iterator<Item = &'a [u8]>,
+    query: Option<&str>,
+) -> Result<&'a str, VerifyError> {
+    if query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "access_token" || p.starts_with("access_token="))
+    }) {
+        return Err(VerifyError::InvalidRequest(
+            "tokens in the query string are not accepted",
+        ));
+    }
+    let Some(value) = authorization.next() else {
+        return Err(VerifyError::Missing);
+    };
+    if authorization.next().is_some() {
+        return Err(VerifyError::InvalidRequest("more than one Authorization header"));
+    }
+    let value =
+        std::str::from_utf8(value).map_err(|_| VerifyError::InvalidRequest("malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (e.g. Basic): there is no bearer token.
+        return Err(VerifyError::Missing);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN || !is_b64token(token) {
+        return Err(VerifyError::InvalidRequest("malformed bearer token"));
+    }
+    Ok(token)
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(v: &str) -> std::iter::Once<&[u8]> {
+        std::iter::once(v.as_bytes())
+    }
+
+    #[test]
+    fn a_bearer_token_is_found() {
+        assert_eq!(bearer_token(one("Bearer abc.def.ghi"), None), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(one("bearer abc"), Some("x=1")), Ok("abc"));
+    }
+
+    #[test]
+    fn absent_or_other_schemes_are_missing() {
+        assert_eq!(bearer_token(std::iter::empty(), None), Err(VerifyError::Missing));
+        assert_eq!(bearer_token(one("Basic YTpi"), None), Err(VerifyError::Missing));
+    }
+
+    #[test]
+    fn malformed_requests_are_invalid_requests() {
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a\"b",
+            "Bearer ===",
+            "Bearer tok\u{e9}n",
+        ] {
+            assert!(
+                matches!(bearer_token(one(bad), None), Err(VerifyError::InvalidRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            bearer_token(one("Bearer abc"), Some("access_token=abc")),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            bearer_token(std::iter::empty(), Some("a=1&access_token=x")),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+        let two = [&b"Bearer a"[..], b"Bearer b"];
+        assert!(matches!(
+            bearer_token(two.into_iter(), None),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert!(matches!(
+            bearer_token(one(&long), None),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,335 @@
+//! The verifier and its builder.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::bearer::MAX_TOKEN_LEN;
+use crate::feed::{Feed, Poller};
+use crate::jwks::{Key, Remote, Source, parse_jwks};
+use crate::{AccessTokenClaims, VerifyError};
+
+/// Longest accepted `kid`: it is only a lookup key.
+const MAX_KID_LEN: usize = 256;
+
+/// Checks access tokens. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    realm: String,
+    source: Source,
+    feed: Option<(Arc<Feed>, Poller)>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.issuer)
+            .field("audiences", &self.inner.audiences)
+            .field("algorithms", &self.inner.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Verifier`]; see [`Verifier::builder`].
+#[derive(Debug)]
+pub struct VerifierBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    realm: String,
+    jwks_url: Option<String>,
+    jwks: Option<serde_json::Value>,
+    cooldown: Duration,
+    feed: Option<(String, Duration)>,
+    http: Option<reqwest::Client>,
+}
+
+/// The configuration cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// No audience: every token would be accepted for any API.
+    #[error("at least one audience is required")]
+    NoAudience,
+    /// No key source.
+    #[error("a JWKS URL or static keys are required")]
+    NoKeys,
+    /// An algorithm that must never be allowed (`HS*`: a public key would
+    /// become an HMAC secret).
+    #[error("only asymmetric algorithms may be allowed")]
+    SymmetricAlgorithm,
+    /// The revocation feed needs a running tokio runtime to poll from.
+    #[error("the revocation feed needs a tokio runtime")]
+    NoRuntime,
+}
+
+impl Verifier {
+    /// Starts a configuration for tokens issued by `issuer` (exactly as in
+    /// their `iss`).
+    #[must_use]
+    pub fn builder(issuer: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256],
+            leeway: Duration::from_secs(60),
+            realm: "api".into(),
+            jwks_url: None,
+            jwks: None,
+            cooldown: Duration::from_secs(30),
+            feed: None,
+            http: None,
+        }
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges.
+    #[must_use]
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// Checks a token (RFC 9068 §4, RFC 8725) and returns its claims.
+    ///
+    /// # Errors
+    /// [`VerifyError::InvalidToken`] for anything wrong with the token,
+    /// [`VerifyError::KeysUnavailable`] when the JWKS was never fetched.
+    pub async fn verify(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+        let i = &self.inner;
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(VerifyError::InvalidToken("too long"));
+        }
+        // The header is read only for `typ`, `alg` and `kid`; key material
+        // it may carry (`jwk`, `jku`, `x5u`, `x5c`) is never used.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::InvalidToken("malformed"))?;
+        let typ_ok = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        if !typ_ok {
+            return Err(VerifyError::InvalidToken("typ is not at+jwt"));
+        }
+        if !i.algorithms.contains(&header.alg) {
+            return Err(VerifyError::InvalidToken("algorithm not allowed"));
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::InvalidToken("no kid"))?;
+        if kid.is_empty() || kid.len() > MAX_KID_LEN {
+            return Err(VerifyError::InvalidToken("bad kid"));
+        }
+        let key = self.key(kid).await?.ok_or(VerifyError::InvalidToken("unknown kid"))?;
+        // The key's own algorithm decides; the token's `alg` must agree.
+        if key.alg != header.alg {
+            return Err(VerifyError::InvalidToken("algorithm does not match the key"));
+        }
+        let mut v = Validation::new(key.alg);
+        v.set_issuer(&[&i.issuer]);
+        v.set_audience(&i.audiences);
+        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        v.validate_nbf = true;
+        v.leeway = i.leeway.as_secs();
+        let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &v)
+            .map_err(|e| VerifyError::InvalidToken(reason(&e)))?
+            .claims;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if claims.iat > i64::try_from(now + i.leeway.as_secs()).unwrap_or(i64::MAX) {
+            return Err(VerifyError::InvalidToken("issued in the future"));
+        }
+        if claims.sub.is_empty() || claims.client_id.is_empty() || claims.jti.is_empty() {
+            return Err(VerifyError::InvalidToken("empty required claim"));
+        }
+        if let Some((feed, _)) = &i.feed {
+            if feed.revokes(&claims) {
+                return Err(VerifyError::InvalidToken("revoked"));
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token and that it grants every scope in `required`.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`], and [`VerifyError::InsufficientScope`].
+    pub async fn verify_with_scopes(&self, token: &str, required: &[&str]) -> Result<AccessTokenClaims, VerifyError> {
+        let claims = self.verify(token).await?;
+        require_scopes(&claims, required)?;
+        Ok(claims)
+    }
+
+    /// Whether the revocation feed (if configured) has been read once.
+    #[must_use]
+    pub fn feed_synced(&self) -> bool {
+        self.inner.feed.as_ref().is_none_or(|(f, _)| f.synced())
+    }
+
+    /// How many times the JWKS was fetched (0 for static keys).
+    #[must_use]
+    pub fn jwks_fetches(&self) -> u64 {
+        match &self.inner.source {
+            Source::Static(_) => 0,
+            Source::Remote(r) => r.fetches.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<Key>, VerifyError> {
+        match &self.inner.source {
+            Source::Static(keys) => Ok(keys.get(kid).cloned()),
+            Source::Remote(r) => r.key(kid).await,
+        }
+    }
+}
+
+/// Fails with [`VerifyError::InsufficientScope`] unless `claims` grant
+/// every scope in `required`.
+///
+/// # Errors
+/// [`VerifyError::InsufficientScope`] naming all of `required`.
+pub fn require_scopes(claims: &AccessTokenClaims, required: &[&str]) -> Result<(), VerifyError> {
+    if required.iter().all(|s| claims.has_scope(s)) {
+        Ok(())
+    } else {
+        Err(VerifyError::InsufficientScope {
+            required: required.join(" "),
+        })
+    }
+}
+
+fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => "expired",
+        K::ImmatureSignature => "not yet valid",
+        K::InvalidIssuer => "wrong issuer",
+        K::InvalidAudience => "wrong audience",
+        K::InvalidSignature => "bad signature",
+        K::MissingRequiredClaim(_) => "missing claim",
+        K::InvalidAlgorithm => "algorithm not allowed",
+        _ => "malformed",
+    }
+}
+
+impl VerifierBuilder {
+    /// Accepts tokens whose `aud` contains `audience` (repeat for several;
+    /// one must match).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Fetches keys from this JWKS URL (e.g.
+    /// `https://auth.example/.well-known/jwks.json`), caching them as its
+    /// `Cache-Control` says.
+    #[must_use]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Uses this JWKS document instead of fetching one.
+    #[must_use]
+    pub fn jwks(mut self, jwks: serde_json::Value) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// The algorithms accepted (default ES256, EdDSA, RS256).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 60 s).
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The least time between two JWKS fetches caused by unknown `kid`s or
+    /// an expired cache (default 30 s).
+    #[must_use]
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Polls the server's revocation feed (e.g.
+    /// `https://auth.example/oauth/revocations`) every `every` (5 s is a
+    /// good default) and rejects tokens revoked since they were issued.
+    #[must_use]
+    pub fn revocation_feed(mut self, url: impl Into<String>, every: Duration) -> Self {
+        self.feed = Some((url.into(), every));
+        self
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges (default `api`).
+    #[must_use]
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The HTTP client for the JWKS and the feed (default: a client with a
+    /// 10 s timeout).
+    #[must_use]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the verifier. With a revocation feed, call it inside a tokio
+    /// runtime: the poller starts at once.
+    ///
+    /// # Errors
+    /// See [`BuildError`].
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        if self.audiences.is_empty() {
+            return Err(BuildError::NoAudience);
+        }
+        let symmetric = |a: &Algorithm| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        if self.algorithms.iter().any(symmetric) {
+            return Err(BuildError::SymmetricAlgorithm);
+        }
+        let http = match self.http {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|_| BuildError::NoKeys)?,
+        };
+        let source = match (self.jwks, self.jwks_url) {
+            (Some(doc), _) => Source::Static(parse_jwks(&doc, &self.algorithms)),
+            (None, Some(url)) => Source::Remote(Remote::new(url, http.clone(), self.algorithms.clone(), self.cooldown)),
+            (None, None) => return Err(BuildError::NoKeys),
+        };
+        let feed = match self.feed {
+            None => None,
+            Some((url, every)) => {
+                tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+                let feed = Arc::new(Feed::default());
+                let poller = Poller::spawn(feed.clone(), http, url, every);
+                Some((feed, poller))
+            }
+        };
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audiences: self.audiences,
+                algorithms: self.algorithms,
+                leeway: self.leeway,
+                realm: self.realm,
+                source,
+                feed,
+            }),
+        })
+    }
+}
