@@ -91,3 +91,16 @@ async fn readyz_fails_while_the_database_is_gone_and_healthz_does_not() {
     let res = client().get(format!("{base}/healthz")).send().await.expect("request");
     assert_eq!(res.status(), 200);
 }
+
+/// RFC 6749 §3.2: the token endpoint needs TLS. Plain HTTP on a public
+/// address is refused unless a TLS-terminating proxy is declared.
+#[tokio::test]
+async fn plain_http_on_a_public_address_is_refused_without_a_tls_proxy() {
+    let db = TestDb::sqlite().await;
+    let mut settings = Settings::new("0.0.0.0:0".parse().expect("addr"), &db.url, "http://127.0.0.1");
+    let err = Application::build(&settings).await.err().expect("refused");
+    assert!(err.to_string().contains("refusing to serve plain HTTP"), "{err}");
+    settings.behind_tls_proxy = true;
+    assert!(Application::build(&settings).await.is_ok());
+    db.finish().await;
+}

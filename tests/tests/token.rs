@@ -159,16 +159,19 @@ async fn only_post_with_a_form_body_is_accepted(db: &TestDb) {
         .expect("get");
     assert_eq!(res.status(), 405);
     assert_no_store(&res);
-    // Parameters in the query string are never read.
+    // Parameters in the query string are never read: with the username
+    // and password only there, the request lacks them.
+    let creds = form(&[("username", "alice"), ("password", PASSWORD)]);
     let res = app
         .http
-        .post(format!("{}/oauth/token?{query}", app.base))
+        .post(format!("{}/oauth/token?{creds}", app.base))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("")
+        .body("grant_type=password&client_id=mobile")
         .send()
         .await
         .expect("post");
-    assert_error(res, 400, "invalid_request").await;
+    let body = assert_error(res, 400, "invalid_request").await;
+    assert_eq!(body["error_description"], "username is required");
     let res = app
         .http
         .post(format!("{}/oauth/token", app.base))
@@ -204,6 +207,39 @@ async fn an_oversized_body_is_refused_with_413(db: &TestDb) {
     let res = app.post_raw(&app.http, body, None).await;
     assert_eq!(res.status(), 413);
     assert_no_store(&res);
+    // Chunked, with no declared length: cut off once past the limit, long
+    // before the 1 MiB the client would send.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    let chunk = format!("1000\r\n{}\r\n", "a".repeat(0x1000));
+    for _ in 0..256 {
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server stopped reading
+        }
+        if tokio::time::timeout(std::time::Duration::from_millis(1), conn.readable())
+            .await
+            .is_ok()
+        {
+            break; // an answer is waiting
+        }
+    }
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("cache-control: no-store"),
+        "{answer}"
+    );
 }
 
 // ------------------------------------------------------------- client authentication
@@ -260,8 +296,22 @@ async fn failed_client_authentication_is_401_invalid_client(db: &TestDb) {
 
 async fn two_client_authentication_methods_are_an_invalid_request(db: &TestDb) {
     let secret = confidential(db, "web", "password", "read", "read").await;
+    confidential(db, "other", "password", "read", "read").await;
     user(db, "alice", "read").await;
     let app = spawn(db).await;
+    // Basic for one client, a different client_id in the body.
+    let res = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("client_id", "other"),
+            ],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_error(res, 400, "invalid_request").await;
     let res = app
         .token(
             &[
@@ -761,7 +811,150 @@ async fn failed_sign_ins_are_throttled_per_address_without_locking_the_owner_out
     .await;
 }
 
+async fn a_spent_token_sent_with_a_bad_scope_still_counts_as_reuse(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn_with(db, |c| c.refresh_retry_window = std::time::Duration::ZERO).await;
+    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    let next: Value = app.refresh("mobile", &rt).await.json().await.expect("json");
+    // A thief probing the stolen, spent token with a widened scope.
+    let res = app
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "mobile"),
+                ("refresh_token", &rt),
+                ("scope", "admin"),
+            ],
+            None,
+        )
+        .await;
+    assert_error(res, 400, "invalid_grant").await;
+    assert_error(
+        app.refresh("mobile", next["refresh_token"].as_str().expect("rt")).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+async fn idle_and_absolute_refresh_lifetimes_are_enforced(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let idle = spawn_with(db, |c| c.refresh_idle_ttl = std::time::Duration::from_secs(1)).await;
+    let rt = idle.sign_in("mobile", "alice").await["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_error(idle.refresh("mobile", &rt).await, 400, "invalid_grant").await;
+
+    let absolute = spawn_with(db, |c| c.refresh_absolute_ttl = std::time::Duration::from_secs(3)).await;
+    let mut rt = absolute.sign_in("mobile", "alice").await["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    let started = std::time::Instant::now();
+    // Used every 0.5 s, the family still ends 3 s after sign-in.
+    let ended = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let res = absolute.refresh("mobile", &rt).await;
+        if res.status() != 200 {
+            assert_error(res, 400, "invalid_grant").await;
+            break started.elapsed();
+        }
+        rt = res.json::<Value>().await.expect("json")["refresh_token"]
+            .as_str()
+            .expect("rt")
+            .to_owned();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(6),
+            "the absolute lifetime was not enforced"
+        );
+    };
+    assert!(ended >= std::time::Duration::from_secs(2), "ended too early: {ended:?}");
+}
+
+async fn concurrent_guesses_cannot_slip_past_the_limit(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn(db).await;
+    let attacker = http_client(Some("127.0.0.3".parse().expect("ip")));
+    let guesses = (0..25).map(|i| {
+        let (http, base) = (attacker.clone(), app.base.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/oauth/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("grant_type", "password"),
+                    ("client_id", "mobile"),
+                    ("username", "alice"),
+                    ("password", &format!("g{i}")),
+                ]))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let wrong = statuses.iter().filter(|s| **s == 400).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + throttled, 25, "{statuses:?}");
+    assert!(wrong <= 10, "{wrong} guesses were checked; the limit is 10");
+}
+
+async fn the_account_wide_cap_throttles_guesses_from_many_addresses(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn_with(db, |c| c.throttle.per_user.max = 15).await;
+    let guess = |i: usize| {
+        form(&[
+            ("grant_type", "password"),
+            ("client_id", "mobile"),
+            ("username", "alice"),
+            ("password", &format!("g{i}")),
+        ])
+    };
+    let mut i = 0;
+    for source in ["127.0.0.4", "127.0.0.5"] {
+        let http = http_client(Some(source.parse().expect("ip")));
+        for _ in 0..8 {
+            let res = app.post_raw(&http, guess(i), None).await;
+            i += 1;
+            if i <= 15 {
+                assert_eq!(res.status(), 400, "guess {i}");
+            } else {
+                assert_error(res, 429, "temporarily_unavailable").await;
+            }
+        }
+    }
+    // The account is now throttled from everywhere until the window ends.
+    let fresh = http_client(Some("127.0.0.6".parse().expect("ip")));
+    let ok = form(&[
+        ("grant_type", "password"),
+        ("client_id", "mobile"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ]);
+    let res = app.post_raw(&fresh, ok, None).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(res, 429, "temporarily_unavailable").await;
+}
+
 on_both_backends!(
+    a_spent_token_sent_with_a_bad_scope_still_counts_as_reuse,
+    idle_and_absolute_refresh_lifetimes_are_enforced,
+    concurrent_guesses_cannot_slip_past_the_limit,
+    the_account_wide_cap_throttles_guesses_from_many_addresses,
     a_password_grant_returns_tokens_that_are_not_cached,
     the_access_token_verifies_against_the_served_jwks,
     the_jwks_publishes_public_members_only_and_metadata_describes_the_server,

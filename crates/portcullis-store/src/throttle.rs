@@ -34,6 +34,13 @@ pub trait ThrottleStore: Send + Sync {
     /// Only database failures.
     async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 
+    /// Takes one hit back from `key`'s current count (an attempt counted
+    /// up front that turned out to succeed).
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn throttle_forgive(&self, key: &str) -> Result<(), StoreError>;
+
     /// Forgets `key` (e.g. after a successful sign-in).
     ///
     /// # Errors
@@ -86,6 +93,16 @@ impl ThrottleStore for SqlStore {
             count,
             window_start: UnixTime(start),
         })
+    }
+
+    async fn throttle_forgive(&self, key: &str) -> Result<(), StoreError> {
+        with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE throttle_counters SET count = count - 1 WHERE key = $1 AND count > 0")
+                .bind(key)
+                .execute(c)
+                .await?;
+        });
+        Ok(())
     }
 
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {

@@ -112,6 +112,14 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::NotFound`] when there is no such user.
     async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError>;
 
+    /// Replaces the password hash only if it is still `old` (a rehash after
+    /// sign-in must not undo a password change made meanwhile). Returns
+    /// whether it was replaced.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn rehash_user_password(&self, id: &str, old: &str, new: &str, now: UnixTime) -> Result<bool, StoreError>;
+
     /// Replaces the scopes the user may be granted.
     ///
     /// # Errors
@@ -225,6 +233,20 @@ impl UserStore for SqlStore {
                 .rows_affected()
         });
         one_row(done)
+    }
+
+    async fn rehash_user_password(&self, id: &str, old: &str, new: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+                .bind(new)
+                .bind(now.0)
+                .bind(id)
+                .bind(old)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError> {

@@ -127,6 +127,28 @@ async fn user_status_password_and_scope_can_change(s: &SqlStore) {
     assert_eq!(got.created_at, NOW);
 }
 
+async fn a_rehash_does_not_undo_a_password_change(s: &SqlStore) {
+    let alice = user(s, "alice").await;
+    let old = alice.password_hash.clone();
+    assert!(
+        s.rehash_user_password(&alice.id, &old, "$argon2id$rehashed", NOW)
+            .await
+            .expect("rehash")
+    );
+    s.set_user_password_hash(&alice.id, "$argon2id$changed", NOW)
+        .await
+        .expect("change");
+    assert!(
+        !s.rehash_user_password(&alice.id, "$argon2id$rehashed", "$argon2id$stale", NOW)
+            .await
+            .expect("stale")
+    );
+    assert_eq!(
+        s.user_by_id(&alice.id).await.expect("user").password_hash,
+        "$argon2id$changed"
+    );
+}
+
 async fn debug_output_hides_password_hashes(s: &SqlStore) {
     let alice = user(s, "alice").await;
     let shown = format!("{alice:?}");
@@ -717,6 +739,15 @@ async fn throttle_counts_hits_per_window_and_key(s: &SqlStore) {
             .count,
         0
     );
+    s.throttle_hit("user:alice", 3600, NOW.plus(3603)).await.expect("hit");
+    s.throttle_forgive("user:alice").await.expect("forgive");
+    assert_eq!(
+        s.throttle_count("user:alice", 3600, NOW.plus(3603))
+            .await
+            .expect("forgiven")
+            .count,
+        1
+    );
     s.throttle_clear("user:alice").await.expect("clear");
     assert_eq!(
         s.throttle_count("user:alice", 3600, NOW.plus(3603))
@@ -886,6 +917,7 @@ async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
 }
 
 on_both_backends!(
+    a_rehash_does_not_undo_a_password_change,
     a_sign_in_needs_an_active_user_and_client,
     revoking_a_revoked_client_again_writes_nothing,
     sealed_successors_are_kept_only_while_needed,

@@ -28,9 +28,18 @@ pub enum FormError {
 }
 
 /// The parameters of a form body.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Form {
     params: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Form {
+    // Values include passwords, secrets and refresh tokens: names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.params.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Form").field("names", &names).finish_non_exhaustive()
+    }
 }
 
 impl Form {
@@ -110,6 +119,16 @@ mod tests {
         assert_eq!(f.get("scope"), None, "empty means omitted");
         assert_eq!(f.get("missing"), None);
         assert_eq!(Form::parse("x=%C3%A9".as_bytes()).expect("utf8").get("x"), Some("é"));
+    }
+
+    #[test]
+    fn debug_shows_names_only() {
+        let f = Form::parse(b"password=hunter2&client_secret=s3cret").expect("form");
+        let shown = format!("{f:?}");
+        assert!(
+            shown.contains("password") && !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]

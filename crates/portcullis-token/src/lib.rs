@@ -123,7 +123,7 @@ impl TokenService {
 async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<KeySet, StartError> {
     let now = UnixTime::now();
     // Retired keys stay published while tokens they signed may be live.
-    let keep = config::secs(config.access_token_ttl) + 60;
+    let keep = config::secs(config.access_token_ttl).saturating_add(60);
     let mut stored = store.signing_keys().await?;
     if !stored.iter().any(|k| k.state == portcullis_store::KeyState::Active) {
         let new = keys::generate(config.signing_alg, None)?;

@@ -12,10 +12,13 @@
 //!   window ends: it slows the attack to the cap; it never locks for longer
 //!   than one window.
 //!
-//! Both are checked before any password hashing and count unknown usernames
-//! exactly like real ones. A successful sign-in clears the (username,
-//! address) counter only: success must not reset the account-wide cap, or an
-//! attacker who knows one password could launder guesses against it.
+//! Each attempt is counted on both, atomically, before any password hashing,
+//! so that concurrent guesses cannot all slip past a check made before the
+//! count; unknown usernames are counted exactly like real ones. An attempt
+//! that succeeds is taken back from the account-wide counter and clears the
+//! (username, address) one. Success never resets the account-wide counter,
+//! or an attacker who knows one password could launder guesses against it.
+//! IPv6 addresses count per /64, the block a single host usually holds.
 
 use std::net::IpAddr;
 
@@ -57,26 +60,35 @@ impl Default for ThrottlePolicy {
 }
 
 fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let ip = match ip {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+    };
     [format!("pw:ua:{username}\u{1f}{ip}"), format!("pw:u:{username}")]
 }
 
 impl ThrottlePolicy {
-    fn limits(&self) -> [Limit; 2] {
-        [self.per_user_and_address, self.per_user]
-    }
-
-    /// Fails with [`GrantError::Throttled`] when either limit is reached.
-    pub(crate) async fn check(
+    /// Counts this attempt and fails with [`GrantError::Throttled`] when it
+    /// is over either limit. The (username, address) limit is checked
+    /// first, so a throttled address adds nothing to the account's count.
+    pub(crate) async fn admit(
         &self,
         store: &dyn Store,
         username: &str,
         ip: Option<IpAddr>,
         now: UnixTime,
     ) -> Result<(), GrantError> {
-        for (key, limit) in keys(username, ip).iter().zip(self.limits()) {
-            let c = store.throttle_count(key, limit.window_secs, now).await?;
-            if c.count >= limit.max {
+        for (key, limit) in keys(username, ip)
+            .iter()
+            .zip([self.per_user_and_address, self.per_user])
+        {
+            let c = store.throttle_hit(key, limit.window_secs, now).await?;
+            if c.count > limit.max {
                 let ends = c.window_start.plus(limit.window_secs);
                 let retry_after = u64::try_from(ends.0 - now.0).unwrap_or(1).max(1);
                 return Err(GrantError::Throttled { retry_after });
@@ -85,20 +97,33 @@ impl ThrottlePolicy {
         Ok(())
     }
 
-    /// Counts a failed attempt on both counters.
-    pub(crate) async fn failed(&self, store: &dyn Store, username: &str, ip: Option<IpAddr>, now: UnixTime) {
-        for (key, limit) in keys(username, ip).iter().zip(self.limits()) {
-            if let Err(e) = store.throttle_hit(key, limit.window_secs, now).await {
-                tracing::warn!(error = %e, "could not count a failed sign-in");
-            }
-        }
-    }
-
-    /// Clears the (username, address) counter after a successful sign-in.
+    /// After a successful sign-in: clears the (username, address) counter
+    /// and takes the attempt back from the account-wide one.
     pub(crate) async fn succeeded(&self, store: &dyn Store, username: &str, ip: Option<IpAddr>) {
-        let [pair, _] = keys(username, ip);
+        let [pair, user] = keys(username, ip);
         if let Err(e) = store.throttle_clear(&pair).await {
             tracing::warn!(error = %e, "could not clear a throttle counter");
         }
+        if let Err(e) = store.throttle_forgive(&user).await {
+            tracing::warn!(error = %e, "could not update a throttle counter");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a = keys("u", Some("2001:db8:1:2:aaaa::1".parse().expect("ip")));
+        let b = keys("u", Some("2001:db8:1:2:bbbb::9".parse().expect("ip")));
+        let c = keys("u", Some("2001:db8:1:3::1".parse().expect("ip")));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            keys("u", Some("::ffff:10.0.0.1".parse().expect("ip"))),
+            keys("u", Some("10.0.0.1".parse().expect("ip")))
+        );
     }
 }

@@ -57,7 +57,8 @@ fn cases() -> Vec<Case> {
             raw_alg: &RSA_PKCS1_2048_8192_SHA256,
             sign: Box::new(move |m| {
                 let mut sig = vec![0u8; rsa.public_modulus_len()];
-                rsa.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), m, &mut sig).expect("sign");
+                rsa.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), m, &mut sig)
+                    .expect("sign");
                 sig
             }),
         },
@@ -83,8 +84,12 @@ fn bench(c: &mut Criterion) {
         rt.block_on(verifier.verify(&token)).expect("valid");
         let mut group = c.benchmark_group(case.name);
         let key = UnparsedPublicKey::new(case.raw_alg, case.public.clone());
-        group.bench_function("raw_signature", |b| b.iter(|| key.verify(input.as_bytes(), &sig).expect("raw")));
-        group.bench_function("verify_token", |b| b.iter(|| rt.block_on(verifier.verify(&token)).expect("verify")));
+        group.bench_function("raw_signature", |b| {
+            b.iter(|| key.verify(input.as_bytes(), &sig).expect("raw"))
+        });
+        group.bench_function("verify_token", |b| {
+            b.iter(|| rt.block_on(verifier.verify(&token)).expect("verify"))
+        });
         group.finish();
     }
 }

@@ -4,7 +4,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, bail};
 use portcullis_store::{ClientStore as _, NewClient, NewUser, SqlStore, StoreError, UnixTime, UserStore as _};
-use portcullis_token::password::{PasswordPolicy, Passwords};
+use portcullis_token::password::Passwords;
 use portcullis_token::scope::Scopes;
 use portcullis_token::secret::OpaqueSecret;
 use serde_json::json;
@@ -115,7 +115,7 @@ pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<S
     }
     let user_scope = scope(tokens.trim(), "scope")?;
     let password = read_password(args.password_stdin)?;
-    let policy = PasswordPolicy::default();
+    let policy = args.hashing.policy();
     if password.is_empty() || password.len() > policy.max_bytes {
         bail!("the password must be 1 to {} bytes", policy.max_bytes);
     }

@@ -87,6 +87,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SIGNING_ALG", default_value = "ES256")]
     pub signing_alg: portcullis_token::keys::Alg,
 
+    /// Password hashing.
+    #[command(flatten)]
+    pub hashing: HashingArgs,
+
+    /// Serve plain HTTP on a non-loopback address because a proxy in
+    /// front terminates TLS.
+    #[arg(long, env = "PORTCULLIS_BEHIND_TLS_PROXY")]
+    pub behind_tls_proxy: bool,
+}
+
+/// Password-hashing settings, shared by `serve` and `user create` so that
+/// both hash alike.
+#[derive(Debug, Args)]
+pub struct HashingArgs {
     /// Argon2id memory cost in KiB (at least 19456).
     #[arg(long, env = "PORTCULLIS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
@@ -106,6 +120,24 @@ pub struct ServeArgs {
     /// Password hashes allowed to wait; beyond, sign-ins get 503.
     #[arg(long, env = "PORTCULLIS_HASH_QUEUE", default_value_t = 64)]
     pub hash_queue: usize,
+}
+
+impl HashingArgs {
+    /// The policy these settings describe.
+    #[must_use]
+    pub fn policy(&self) -> portcullis_token::password::PasswordPolicy {
+        let mut p = portcullis_token::password::PasswordPolicy {
+            m_cost_kib: self.argon2_memory_kib,
+            t_cost: self.argon2_iterations,
+            p_cost: self.argon2_parallelism,
+            queue: self.hash_queue,
+            ..Default::default()
+        };
+        if let Some(w) = self.hash_workers {
+            p.workers = w;
+        }
+        p
+    }
 }
 
 /// `portcullis client …`
@@ -172,4 +204,7 @@ pub struct UserCreate {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Password hashing (use the server's settings).
+    #[command(flatten)]
+    pub hashing: HashingArgs,
 }

@@ -82,12 +82,7 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.refresh_absolute_ttl = Duration::from_secs(args.refresh_absolute_ttl);
     t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
     t.signing_alg = args.signing_alg;
-    t.password.m_cost_kib = args.argon2_memory_kib;
-    t.password.t_cost = args.argon2_iterations;
-    t.password.p_cost = args.argon2_parallelism;
-    if let Some(workers) = args.hash_workers {
-        t.password.workers = workers;
-    }
-    t.password.queue = args.hash_queue;
+    t.password = args.hashing.policy();
+    s.behind_tls_proxy = args.behind_tls_proxy;
     s
 }

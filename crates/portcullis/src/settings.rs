@@ -15,6 +15,10 @@ pub struct Settings {
     pub database_url: SecretString,
     /// The token endpoint's settings (issuer, lifetimes, keys, policies).
     pub token: TokenConfig,
+    /// Serve plain HTTP on a non-loopback address, because a proxy in front
+    /// terminates TLS. Without it such an address is refused (RFC 6749
+    /// §3.2: the token endpoint requires TLS).
+    pub behind_tls_proxy: bool,
 }
 
 impl Settings {
@@ -32,6 +36,7 @@ impl Settings {
             listen,
             database_url: database_url.into(),
             token: TokenConfig::new(issuer),
+            behind_tls_proxy: false,
         }
     }
 
@@ -57,6 +62,27 @@ impl fmt::Debug for Settings {
 /// The URL with any password replaced, fit for logs.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
+    let (url, query) = url.split_once('?').map_or((url, None), |(u, q)| (u, Some(q)));
+    let base = redact_userinfo(url);
+    match query {
+        None => base,
+        Some(q) => {
+            let q: Vec<String> = q
+                .split('&')
+                .map(|p| {
+                    if p.to_ascii_lowercase().starts_with("password=") {
+                        "password=***".to_owned()
+                    } else {
+                        p.to_owned()
+                    }
+                })
+                .collect();
+            format!("{base}?{}", q.join("&"))
+        }
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -86,6 +112,10 @@ mod tests {
         assert_eq!(redact_url("postgres://app@db/auth"), "postgres://app:***@db/auth");
         assert_eq!(redact_url("postgres://app:pw@db"), "postgres://app:***@db");
         assert_eq!(redact_url("sqlite://portcullis.db"), "sqlite://portcullis.db");
+        assert_eq!(
+            redact_url("postgres://db/auth?user=app&password=hunter2&sslmode=require"),
+            "postgres://db/auth?user=app&password=***&sslmode=require"
+        );
         let s = Settings::new(
             "127.0.0.1:0".parse().expect("addr"),
             "postgres://app:hunter2@db/auth",

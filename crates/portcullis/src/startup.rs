@@ -15,7 +15,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: SqlStore,
-    retry_window: std::time::Duration,
+    tokens: Arc<TokenService>,
 }
 
 impl Application {
@@ -26,6 +26,14 @@ impl Application {
     /// When the database cannot be opened or migrated, the token service
     /// cannot start, or the address cannot be bound.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        if !settings.listen.ip().is_loopback() && !settings.behind_tls_proxy {
+            anyhow::bail!(
+                "refusing to serve plain HTTP on {}: the token endpoint carries passwords and tokens. \
+                 Listen on a loopback address, or put a TLS-terminating proxy in front and set \
+                 --behind-tls-proxy (PORTCULLIS_BEHIND_TLS_PROXY=true)",
+                settings.listen
+            );
+        }
         let store = SqlStore::connect(settings.database_url())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
@@ -45,7 +53,7 @@ impl Application {
             listener,
             router,
             store,
-            retry_window: settings.token.refresh_retry_window,
+            tokens,
         })
     }
 
@@ -71,7 +79,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         // The peer address feeds sign-in throttling.
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let housekeeping = tokio::spawn(housekeeping(self.store.clone(), self.retry_window));
+        let housekeeping = tokio::spawn(housekeeping(self.store.clone(), self.tokens.clone()));
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -90,20 +98,42 @@ impl Application {
     }
 }
 
-/// Periodic clean-up: sealed refresh successors are forgotten once their
-/// retry window is over, so a copy of the database plus an old refresh
-/// token cannot reveal a live one.
-async fn housekeeping(store: SqlStore, retry_window: std::time::Duration) {
-    use portcullis_store::{RefreshStore as _, UnixTime};
-    let window = i64::try_from(retry_window.as_secs()).unwrap_or(i64::MAX);
+/// Periodic work, every 30 s on each instance:
+/// - forget sealed refresh successors whose retry window is over (with a
+///   minute's margin for clock skew between instances), so a copy of the
+///   database plus an old refresh token cannot reveal a live one;
+/// - reload the signing keys, so that a key created or rotated by another
+///   instance or the CLI is used and published;
+/// - every 10 minutes, delete throttle counters and refresh families that
+///   can no longer matter.
+async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
+    use portcullis_store::{RefreshStore as _, ThrottleStore as _, UnixTime};
+    let window = i64::try_from(tokens.config().refresh_retry_window.as_secs()).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
-        let cutoff = UnixTime::now().plus(-window - 1);
-        match store.clear_successors(cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(cleared = n, "forgot expired refresh successors"),
-            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        let now = UnixTime::now();
+        if let Err(e) = store.clear_successors(now.plus(-window.saturating_add(60))).await {
+            tracing::warn!(error = %e, "housekeeping: clearing refresh successors failed");
+        }
+        if round > 0 {
+            if let Err(e) = tokens.reload_keys().await {
+                tracing::warn!(error = %e, "housekeeping: reloading signing keys failed");
+            }
+        }
+        if round % 20 == 0 {
+            // Throttle windows are at most an hour; a revoked or expired
+            // family answers like an unknown one after a day.
+            let purged = async {
+                let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
+                let f = store.purge_families(now.plus(-86_400)).await?;
+                Ok::<_, portcullis_store::StoreError>((t, f))
+            };
+            match purged.await {
+                Ok((0, 0)) => {}
+                Ok((t, f)) => tracing::info!(throttle_counters = t, families = f, "housekeeping: purged"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping: purge failed"),
+            }
         }
     }
 }

@@ -93,7 +93,7 @@ impl TokenService {
             scope: scope.to_string(),
             iat: now.0,
             nbf: Some(now.0),
-            exp: now.0 + ttl,
+            exp: now.0.saturating_add(ttl),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             sid: Some(family_id.to_owned()),
             cnf: None,

@@ -49,7 +49,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
 
     let store = svc.store();
     let throttle = &svc.config().throttle;
-    throttle.check(store, username, req.ip, req.now).await?;
+    throttle.admit(store, username, req.ip, req.now).await?;
 
     let user = match store.user_by_username(username).await {
         Ok(u) => Some(u),
@@ -64,7 +64,10 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
     let user = match (verdict, user) {
         (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active => {
             if let Some(hash) = rehash {
-                if let Err(e) = store.set_user_password_hash(&user.id, &hash, req.now).await {
+                if let Err(e) = store
+                    .rehash_user_password(&user.id, &user.password_hash, &hash, req.now)
+                    .await
+                {
                     tracing::warn!(error = %e, "could not store a rehashed password");
                 }
             }
@@ -72,7 +75,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
         }
         (_, user) => {
             // Wrong password, unknown or disabled user: one answer for all.
-            throttle.failed(store, username, req.ip, req.now).await;
+            // The attempt was counted by `admit`.
             audit(svc, "login.failure", user.as_ref().map(|u| u.id.clone()), req).await;
             return Err(GrantError::InvalidGrant);
         }
@@ -101,7 +104,12 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
     };
     // Stored (committed) before the answer is built: a refresh token handed
     // out is never unknown to the server.
-    let (family, _) = store.start_family(&new, req.now).await?;
+    let family = match store.start_family(&new, req.now).await {
+        Ok((family, _)) => family,
+        // The user or client was disabled since the checks above.
+        Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
+        Err(e) => return Err(e.into()),
+    };
     let access = svc.mint(&user.id, &req.client.id, &granted, audience, &family.id, req.now)?;
     audit(svc, "login.success", Some(user.id.clone()), req).await;
     let can_refresh = req.client.grant_types.split(' ').any(|g| g == "refresh_token");

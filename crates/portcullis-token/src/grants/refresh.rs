@@ -24,10 +24,11 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
     let store = svc.store();
     let hash = TokenHash::of(presented.as_bytes());
 
-    // Checks that change nothing come first, so a refused request leaves the
-    // token as it was: another client's token, a widened scope, an unknown
-    // resource or a disabled user.
-    let (_, family) = match store.refresh_token_by_hash(hash).await {
+    // First what the token itself is: another client's token is left
+    // alone; a spent one goes to retry-or-reuse whatever else the request
+    // says (so a thief cannot probe a stolen token without setting off
+    // reuse detection); a dead one is refused.
+    let (token, family) = match store.refresh_token_by_hash(hash).await {
         Ok(found) => found,
         Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
         Err(e) => return Err(e.into()),
@@ -35,24 +36,15 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
     if family.client_id != req.client.id {
         return Err(GrantError::InvalidGrant);
     }
-    let original = Scopes::trusted(&family.scope);
-    let scope = match req.scope()? {
-        // §6: the scope may narrow, never widen.
-        Some(r) if r.is_subset_of(&original) => r,
-        Some(_) => return Err(GrantError::InvalidScope),
-        None => original,
-    };
-    let audience = req.audience(svc)?;
-    let user = match store.user_by_id(&family.user_id).await {
-        Ok(u) if u.status == UserStatus::Active => u,
-        Ok(_) | Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
-        Err(e) => return Err(e.into()),
-    };
-    // What the user and client may hold now (an admin may have narrowed it).
-    let scope = scope
-        .intersection(&Scopes::trusted(&user.scope))
-        .intersection(&Scopes::trusted(&req.client.scope));
-
+    if token.used_at.is_some() {
+        return spent(svc, presented, &family, &token, req).await;
+    }
+    if !family.is_live(req.now) || req.now >= token.expires_at {
+        return Err(GrantError::InvalidGrant);
+    }
+    // Then checks that change nothing, so a refused request leaves the
+    // token as it was: a widened scope, an unknown resource, a disabled user.
+    let (user, scope, audience) = grant_for(svc, &family, req).await?;
     let cfg = svc.config();
     let next = OpaqueSecret::generate();
     let rotate = Rotate {
@@ -68,16 +60,58 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
             let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
             Ok(svc.respond(access, Some(&next), &scope))
         }
-        Rotation::Spent { family, token } => {
-            let Some(same) = retry(svc, presented, &family, &token, req).await? else {
-                reuse_detected(svc, &family, req).await?;
-                return Err(GrantError::InvalidGrant);
-            };
-            let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
-            Ok(svc.respond(access, Some(&same), &scope))
-        }
+        // A concurrent request consumed it between the read and the write.
+        Rotation::Spent { family, token } => spent(svc, presented, &family, &token, req).await,
         Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
     }
+}
+
+/// The scope, user and audience of a refresh of `family`, or why not.
+async fn grant_for(
+    svc: &TokenService,
+    family: &RefreshFamily,
+    req: &Request<'_>,
+) -> Result<(portcullis_store::User, Scopes, String), GrantError> {
+    let original = Scopes::trusted(&family.scope);
+    let scope = match req.scope()? {
+        // §6: the scope may narrow, never widen.
+        Some(r) if r.is_subset_of(&original) => r,
+        Some(_) => return Err(GrantError::InvalidScope),
+        None => original,
+    };
+    let audience = req.audience(svc)?;
+    let user = match svc.store().user_by_id(&family.user_id).await {
+        Ok(u) if u.status == UserStatus::Active => u,
+        Ok(_) | Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
+        Err(e) => return Err(e.into()),
+    };
+    // What the user and client may hold now (an admin may have narrowed it).
+    let scope = scope
+        .intersection(&Scopes::trusted(&user.scope))
+        .intersection(&Scopes::trusted(&req.client.scope));
+    Ok((user, scope, audience))
+}
+
+/// A spent token was presented: the same answer again if this is a retry
+/// within the window, otherwise reuse, which revokes the family.
+async fn spent(
+    svc: &TokenService,
+    presented: &str,
+    family: &RefreshFamily,
+    token: &RefreshToken,
+    req: &Request<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let Some(same) = retry(svc, presented, family, token, req).await? else {
+        reuse_detected(svc, family, req).await?;
+        return Err(GrantError::InvalidGrant);
+    };
+    let (user, scope, audience) = grant_for(svc, family, req).await?;
+    // The family may have been revoked while the successor was looked up.
+    if !svc.store().family_by_id(&family.id).await?.is_live(req.now) {
+        return Err(GrantError::InvalidGrant);
+    }
+    let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
+    Ok(svc.respond(access, Some(&same), &scope))
 }
 
 /// A retry of the same refresh within the window: the successor the first
