@@ -13,7 +13,8 @@
 //! // handlers take the claims with the `Authenticated` extractor.
 //! let app: Router = Router::new()
 //!     .route("/me", get(me))
-//!     .layer(VerifyLayer::new(verifier).require_scopes(&["read"]));
+//!     .layer(VerifyLayer::new(verifier.clone()).require_scopes(&["read"]))
+//!     .with_state(verifier);
 //! # }
 //! ```
 
