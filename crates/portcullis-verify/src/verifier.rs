@@ -23,6 +23,9 @@ struct Inner {
     issuer: String,
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
+    /// One prepared `Validation` per allowed algorithm (built once, not per
+    /// token).
+    validations: Vec<(Algorithm, Validation)>,
     leeway: Duration,
     realm: String,
     source: Source,
@@ -129,13 +132,12 @@ impl Verifier {
         if key.alg != header.alg {
             return Err(VerifyError::InvalidToken("algorithm does not match the key"));
         }
-        let mut v = Validation::new(key.alg);
-        v.set_issuer(&[&i.issuer]);
-        v.set_audience(&i.audiences);
-        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        v.validate_nbf = true;
-        v.leeway = i.leeway.as_secs();
-        let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &v)
+        let v = i
+            .validations
+            .iter()
+            .find_map(|(a, v)| (*a == key.alg).then_some(v))
+            .ok_or(VerifyError::InvalidToken("algorithm not allowed"))?;
+        let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, v)
             .map_err(|e| VerifyError::InvalidToken(reason(&e)))?
             .claims;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -320,8 +322,22 @@ impl VerifierBuilder {
                 Some((feed, poller))
             }
         };
+        let validations = self
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut v = Validation::new(*alg);
+                v.set_issuer(&[&self.issuer]);
+                v.set_audience(&self.audiences);
+                v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+                v.validate_nbf = true;
+                v.leeway = self.leeway.as_secs();
+                (*alg, v)
+            })
+            .collect();
         Ok(Verifier {
             inner: Arc::new(Inner {
+                validations,
                 issuer: self.issuer,
                 audiences: self.audiences,
                 algorithms: self.algorithms,
