@@ -27,8 +27,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&database_url, *args);
             tracing::info!(?settings, "starting");
             let app = Application::build(&settings).await?;
+            // Handlers first: a SIGTERM right after "listening" must stop
+            // the server cleanly.
+            let stop = portcullis::startup::shutdown_signal()?;
             tracing::info!(address = %app.local_addr()?, "listening");
-            app.run_until_stopped().await
+            app.run_until(stop).await
         }
         Command::Migrate => {
             let store = open(&database_url).await?;
