@@ -603,10 +603,7 @@ async fn a_refresh_token_is_bound_to_its_client(db: &TestDb) {
     public(db, "other", "read").await;
     user(db, "alice", "read").await;
     let app = spawn(db).await;
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     assert_error(app.refresh("other", &rt).await, 400, "invalid_grant").await;
     assert_eq!(
         app.refresh("mobile", &rt).await.status(),
@@ -631,10 +628,7 @@ async fn a_retry_inside_the_window_gets_the_same_token_and_after_it_kills_the_fa
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let app = spawn_with(db, |c| c.refresh_retry_window = std::time::Duration::from_secs(2)).await;
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     let first: Value = app.refresh("mobile", &rt).await.json().await.expect("json");
     // The client lost that answer and retries with the old token.
     let retry = app.refresh("mobile", &rt).await;
@@ -657,10 +651,7 @@ async fn a_retry_after_the_new_token_was_used_is_reuse(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let app = spawn(db).await; // default window: 10 s
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     let second: Value = app.refresh("mobile", &rt).await.json().await.expect("json");
     let third: Value = app
         .refresh("mobile", second["refresh_token"].as_str().expect("rt"))
@@ -685,10 +676,7 @@ async fn strict_mode_lets_exactly_one_of_200_concurrent_refreshes_win(db: &TestD
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let app = spawn_with(db, |c| c.refresh_retry_window = std::time::Duration::ZERO).await;
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     let statuses = concurrent_refreshes(&app, &rt, 200).await;
     let ok: Vec<_> = statuses.iter().filter(|(s, _)| *s == 200).collect();
     assert_eq!(ok.len(), 1, "exactly one winner");
@@ -706,10 +694,7 @@ async fn with_a_retry_window_concurrent_refreshes_all_get_the_same_token(db: &Te
     public(db, "mobile", "read").await;
     let alice = user(db, "alice", "read").await;
     let app = spawn_with(db, |c| c.refresh_retry_window = std::time::Duration::from_secs(30)).await;
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     let statuses = concurrent_refreshes(&app, &rt, 200).await;
     let tokens: HashSet<String> = statuses
         .iter()
@@ -815,10 +800,7 @@ async fn a_spent_token_sent_with_a_bad_scope_still_counts_as_reuse(db: &TestDb) 
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let app = spawn_with(db, |c| c.refresh_retry_window = std::time::Duration::ZERO).await;
-    let rt = app.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = app.sign_in_refresh_token("mobile", "alice").await;
     let next: Value = app.refresh("mobile", &rt).await.json().await.expect("json");
     // A thief probing the stolen, spent token with a widened scope.
     let res = app
@@ -845,18 +827,12 @@ async fn idle_and_absolute_refresh_lifetimes_are_enforced(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let idle = spawn_with(db, |c| c.refresh_idle_ttl = std::time::Duration::from_secs(1)).await;
-    let rt = idle.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let rt = idle.sign_in_refresh_token("mobile", "alice").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_error(idle.refresh("mobile", &rt).await, 400, "invalid_grant").await;
 
     let absolute = spawn_with(db, |c| c.refresh_absolute_ttl = std::time::Duration::from_secs(3)).await;
-    let mut rt = absolute.sign_in("mobile", "alice").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let mut rt = absolute.sign_in_refresh_token("mobile", "alice").await;
     let started = std::time::Instant::now();
     // Used every 0.5 s, the family still ends 3 s after sign-in.
     let ended = loop {

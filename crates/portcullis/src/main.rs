@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use portcullis::cli::{Cli, ClientCommand, Command, ServeArgs, UserCommand};
+use portcullis::startup::open_database as open;
 use portcullis::{Application, Settings, admin};
-use portcullis_store::SqlStore;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -52,18 +52,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(out?)
         }
     }
-}
-
-/// Opens and migrates the database.
-async fn open(url: &str) -> anyhow::Result<SqlStore> {
-    let store = SqlStore::connect(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-    Ok(store)
 }
 
 #[allow(clippy::print_stdout)]

@@ -10,6 +10,22 @@ use tokio::net::TcpListener;
 
 use crate::Settings;
 
+/// Opens the database at `url` and applies pending migrations: what every
+/// command does first.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn open_database(url: &str) -> anyhow::Result<SqlStore> {
+    let store = SqlStore::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+    Ok(store)
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
@@ -34,13 +50,7 @@ impl Application {
                 settings.listen
             );
         }
-        let store = SqlStore::connect(settings.database_url())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-        store
-            .migrate()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+        let store = open_database(settings.database_url()).await?;
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let tokens = TokenService::start(shared, settings.token.clone())
             .await

@@ -170,6 +170,14 @@ impl App {
         res.json().await.expect("json")
     }
 
+    /// Signs `username` in and returns the refresh token.
+    pub async fn sign_in_refresh_token(&self, client_id: &str, username: &str) -> String {
+        self.sign_in(client_id, username).await["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned()
+    }
+
     /// Refreshes with the public client `client_id`.
     pub async fn refresh(&self, client_id: &str, token: &str) -> reqwest::Response {
         self.token(
