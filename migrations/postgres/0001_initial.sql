@@ -92,3 +92,4 @@ CREATE TABLE revocations (
     subject    TEXT    NOT NULL,
     revoked_at BIGINT  NOT NULL
 );
+CREATE INDEX revocations_subject ON revocations (kind, subject);

@@ -80,6 +80,12 @@ pub trait RevocationStore: Send + Sync {
         now: UnixTime,
     ) -> Result<RevocationEntry, StoreError>;
 
+    /// The latest time `subject` of `kind` was revoked, if ever.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn revoked_at(&self, kind: RevocationKind, subject: &str) -> Result<Option<UnixTime>, StoreError>;
+
     /// Up to `limit` feed entries with a cursor greater than `after`, in
     /// cursor order.
     ///
@@ -240,6 +246,17 @@ impl RevocationStore for SqlStore {
             row
         });
         row.try_into()
+    }
+
+    async fn revoked_at(&self, kind: RevocationKind, subject: &str) -> Result<Option<UnixTime>, StoreError> {
+        let row: Option<(Option<i64>,)> = with_pool!(&self.read, |c| {
+            sqlx::query_as("SELECT MAX(revoked_at) FROM revocations WHERE kind = $1 AND subject = $2")
+                .bind(kind.as_str())
+                .bind(subject)
+                .fetch_optional(c)
+                .await?
+        });
+        Ok(row.and_then(|(t,)| t).map(UnixTime))
     }
 
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>, StoreError> {

@@ -597,6 +597,15 @@ async fn the_feed_pages_by_increasing_cursor(s: &SqlStore) {
     );
     assert_eq!(rest[2].revoked_at, NOW.plus(4));
     assert!(s.revocations_since(rest[2].cursor, 10).await.expect("end").is_empty());
+    assert_eq!(
+        s.revoked_at(RevocationKind::Jti, "jti-3").await.expect("revoked"),
+        Some(NOW.plus(3))
+    );
+    assert_eq!(s.revoked_at(RevocationKind::Jti, "jti-9").await.expect("never"), None);
+    assert_eq!(
+        s.revoked_at(RevocationKind::User, "jti-3").await.expect("other kind"),
+        None
+    );
 }
 
 // ---------------------------------------------------------------- keys

@@ -27,6 +27,9 @@ pub enum GrantError {
     /// The client may not use this grant type.
     #[error("unauthorized_client")]
     UnauthorizedClient,
+    /// The authenticated client may not use this endpoint (403).
+    #[error("forbidden")]
+    NotPermitted,
     /// The grant type is not one this server supports.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
@@ -88,6 +91,11 @@ impl GrantError {
                 "the client may not use this grant type",
             ),
             Self::UnsupportedGrantType => (S::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
+            Self::NotPermitted => (
+                S::FORBIDDEN,
+                "unauthorized_client",
+                "the client may not use this endpoint",
+            ),
             Self::InvalidScope => (
                 S::BAD_REQUEST,
                 "invalid_scope",

@@ -70,6 +70,12 @@ pub struct UnknownAlg;
 #[error("signing key error: {0}")]
 pub struct KeyError(&'static str);
 
+impl KeyError {
+    pub(crate) fn internal(what: &'static str) -> Self {
+        Self(what)
+    }
+}
+
 enum Pair {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),

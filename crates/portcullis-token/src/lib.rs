@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 pub mod form;
 mod grants;
+mod introspection;
 pub mod keys;
 pub mod password;
 mod routes;
@@ -39,7 +40,14 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     config: TokenConfig,
     passwords: Passwords,
-    keys: RwLock<Arc<KeySet>>,
+    keys: RwLock<Arc<Loaded>>,
+}
+
+/// The key set, and a verifier of this server's own access tokens built
+/// from its published keys (for revocation and introspection).
+pub(crate) struct Loaded {
+    pub(crate) set: KeySet,
+    pub(crate) own: portcullis_verify::Verifier,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -110,7 +118,7 @@ impl TokenService {
         &self.passwords
     }
 
-    pub(crate) fn keys(&self) -> Arc<KeySet> {
+    pub(crate) fn keys(&self) -> Arc<Loaded> {
         self.keys
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -120,7 +128,7 @@ impl TokenService {
 
 /// The key set from the store; on a database without an active key, one is
 /// created first.
-async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<KeySet, StartError> {
+async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, StartError> {
     let now = UnixTime::now();
     // Retired keys stay published while tokens they signed may be live.
     let keep = config::secs(config.access_token_ttl).saturating_add(60);
@@ -131,5 +139,15 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<KeySet, St
         tracing::info!(kid = %new.kid, alg = %new.alg, "created a signing key");
         stored = store.signing_keys().await?;
     }
-    Ok(KeySet::from_stored(&stored, now, keep)?)
+    let set = KeySet::from_stored(&stored, now, keep)?;
+    let jwks: serde_json::Value = serde_json::from_str(&set.jwks).map_err(|_| keys::KeyError::internal("JWKS"))?;
+    let mut own = portcullis_verify::Verifier::builder(&config.issuer)
+        .jwks(jwks)
+        .leeway(std::time::Duration::ZERO)
+        .audience(&config.audience);
+    for r in &config.resources {
+        own = own.audience(r);
+    }
+    let own = own.build().map_err(|_| keys::KeyError::internal("verifier"))?;
+    Ok(Loaded { set, own })
 }

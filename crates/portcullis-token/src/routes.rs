@@ -24,6 +24,12 @@ pub(crate) fn router(svc: Arc<TokenService>) -> Router {
     Router::new()
         // The layer covers every answer of this path, 405 and 413 included.
         .route("/oauth/token", post(token).layer(map_response(no_store_layer)))
+        .route("/oauth/revoke", post(revoke).layer(map_response(no_store_layer)))
+        .route(
+            "/oauth/introspect",
+            post(introspect).layer(map_response(no_store_layer)),
+        )
+        .route("/oauth/revocations", get(revocations))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .with_state(svc)
@@ -42,7 +48,12 @@ async fn token(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     }
 }
 
-async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenResponse, GrantError> {
+/// A client-authenticated form request: the request head, its form and
+/// the client. Shared by the token, revocation and introspection endpoints.
+async fn client_request(
+    svc: &TokenService,
+    req: Request,
+) -> Result<(axum::http::request::Parts, Form, portcullis_store::Client), GrantError> {
     let (parts, body) = req.into_parts();
     let form_type = parts
         .headers
@@ -61,11 +72,16 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         FormError::Malformed => GrantError::InvalidRequest("the body is not valid form encoding"),
         FormError::TooMany => GrantError::InvalidRequest("too many parameters"),
     })?;
+    let presented = client_auth::presented(&parts.headers, &form)?;
+    let client = client_auth::authenticate(svc.store(), presented).await?;
+    Ok((parts, form, client))
+}
+
+async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenResponse, GrantError> {
+    let (parts, form, client) = client_request(svc, req).await?;
     let grant_type = form
         .get("grant_type")
         .ok_or(GrantError::InvalidRequest("grant_type is required"))?;
-    let presented = client_auth::presented(&parts.headers, &form)?;
-    let client = client_auth::authenticate(svc.store(), presented).await?;
     let grant = match grant_type {
         "password" | "refresh_token" => grant_type,
         _ => return Err(GrantError::UnsupportedGrantType),
@@ -83,6 +99,58 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     match grant {
         "password" => grants::password(svc, &req).await,
         _ => grants::refresh(svc, &req).await,
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 with an empty body whether or not
+/// the token was known.
+async fn revoke(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+    let outcome = async {
+        let (_, form, client) = client_request(&svc, req).await?;
+        crate::introspection::revoke(&svc, &form, &client, UnixTime::now()).await
+    };
+    match outcome.await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /oauth/introspect` (RFC 7662), for clients allowed to introspect.
+async fn introspect(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+    let outcome = async {
+        let (_, form, client) = client_request(&svc, req).await?;
+        crate::introspection::introspect(&svc, &form, &client, UnixTime::now()).await
+    };
+    match outcome.await {
+        Ok(doc) => no_store(Json(doc).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /oauth/revocations?since=CURSOR&limit=N`: the revocation feed,
+/// public, cacheable for 2 s.
+async fn revocations(State(svc): State<Arc<TokenService>>, uri: axum::http::Uri) -> Response {
+    let mut since = 0i64;
+    let mut limit = 500u32;
+    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let ok = match k {
+            "since" => v.parse().map(|n: i64| since = n.max(0)).is_ok(),
+            "limit" => v.parse().map(|n: u32| limit = n.clamp(1, 1000)).is_ok(),
+            _ => true,
+        };
+        if !ok {
+            return GrantError::InvalidRequest("since and limit must be whole numbers").into_response();
+        }
+    }
+    match crate::introspection::feed(&svc, since, limit).await {
+        Ok(doc) => {
+            let mut res = Json(doc).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=2"));
+            res
+        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -113,7 +181,7 @@ async fn read_limited(body: Body, headers: &axum::http::HeaderMap, limit: usize)
 /// `GET /.well-known/jwks.json`: the public signing keys.
 async fn jwks(State(svc): State<Arc<TokenService>>) -> Response {
     let max_age = svc.config().jwks_max_age.as_secs();
-    let mut res = (StatusCode::OK, svc.keys().jwks.clone()).into_response();
+    let mut res = (StatusCode::OK, svc.keys().set.jwks.clone()).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
@@ -131,6 +199,10 @@ async fn metadata(State(svc): State<Arc<TokenService>>) -> Response {
         "jwks_uri": format!("{}/.well-known/jwks.json", cfg.issuer),
         "grant_types_supported": ["password", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": format!("{}/oauth/revoke", cfg.issuer),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{}/oauth/introspect", cfg.issuer),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         // No authorization endpoint: the password grant needs none.
         "response_types_supported": [],
     });

@@ -7,6 +7,8 @@
 //!
 //! `/me` needs any valid token; `/notes` needs the scope `read`.
 
+use std::time::Duration;
+
 use axum::routing::get;
 use axum::{Json, Router};
 use portcullis_verify::Verifier;
@@ -27,8 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = Verifier::builder(&issuer)
         .audience(&issuer) // Portcullis's default audience is its issuer
         .jwks_url(format!("{issuer}/.well-known/jwks.json"))
-        // Once the server publishes its revocation feed, add:
-        // .revocation_feed(format!("{issuer}/oauth/revocations"), Duration::from_secs(5))
+        .revocation_feed(format!("{issuer}/oauth/revocations"), Duration::from_secs(5))
         .build()?;
     let app = Router::new()
         .route(

@@ -74,6 +74,22 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
     secret.expose().to_owned()
 }
 
+/// A confidential client allowed to introspect; returns the secret.
+pub async fn introspector(db: &TestDb, id: &str) -> String {
+    let secret = OpaqueSecret::generate();
+    let new = NewClient {
+        id: id.into(),
+        name: id.into(),
+        secret_hash: Some(secret.hash()),
+        grant_types: String::new(),
+        scope: String::new(),
+        default_scope: String::new(),
+        introspect: true,
+    };
+    db.create_client(&new, UnixTime::now()).await.expect("client");
+    secret.expose().to_owned()
+}
+
 /// A public client `id`.
 pub async fn public(db: &TestDb, id: &str, scope: &str) {
     let new = NewClient {
@@ -176,6 +192,26 @@ impl App {
             .as_str()
             .expect("refresh_token")
             .to_owned()
+    }
+
+    /// `POST` a form to `path` with optional Basic credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs));
+        if let Some((id, secret)) = basic {
+            use base64::Engine as _;
+            let creds = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
+            req = req.header("authorization", format!("Basic {creds}"));
+        }
+        req.send().await.expect("request")
     }
 
     /// Refreshes with the public client `client_id`.

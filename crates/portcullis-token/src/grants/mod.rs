@@ -99,8 +99,9 @@ impl TokenService {
             cnf: None,
         };
         let keys = self.keys();
-        let header = json!({"typ": "at+jwt", "alg": keys.signer.alg().as_str(), "kid": keys.signer.kid()});
-        let jwt = keys.signer.sign_jwt(&header, &claims).map_err(|e| {
+        let signer = &keys.set.signer;
+        let header = json!({"typ": "at+jwt", "alg": signer.alg().as_str(), "kid": signer.kid()});
+        let jwt = signer.sign_jwt(&header, &claims).map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
             GrantError::Internal
         })?;
