@@ -310,7 +310,225 @@ async fn serve_answers_health_checks_and_stops_on_sigterm(db: &TestDb) {
     server.terminate();
 }
 
+fn ok_json(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Value {
+    let (ok, out, err) = cli(db, args, stdin);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
+
+async fn password_grant(
+    http: &reqwest::Client,
+    base: &str,
+    client: (&str, &str),
+    user: &str,
+    pw: &str,
+) -> (u16, Value) {
+    let res = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(client.0, Some(client.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=password&username={user}&password={}",
+            pw.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .expect("request");
+    (res.status().as_u16(), res.json().await.expect("json"))
+}
+
+async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
+    let web = ok_json(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--client-id",
+            "web",
+            "--scope",
+            "read",
+            "--json",
+        ],
+        None,
+    );
+    let old_secret = web["client_secret"].as_str().expect("secret").to_owned();
+    ok_json(
+        db,
+        &[
+            "user",
+            "create",
+            "alice",
+            "--password-stdin",
+            "--scope",
+            "read",
+            "--json",
+        ],
+        Some(PASSWORD),
+    );
+    ok_json(
+        db,
+        &["user", "create", "bob", "--password-stdin", "--scope", "read", "--json"],
+        Some(PASSWORD),
+    );
+    let listed = ok_json(db, &["client", "list", "--json"], None);
+    assert_eq!(listed[0]["client_id"], "web");
+    assert!(
+        listed[0].get("client_secret").is_none(),
+        "a secret is shown only at creation"
+    );
+    let shown = ok_json(db, &["client", "show", "web", "--json"], None);
+    assert_eq!(
+        (shown["client_name"].as_str(), shown["status"].as_str()),
+        (Some("Web"), Some("active"))
+    );
+    let users = ok_json(db, &["user", "list", "--json"], None);
+    assert_eq!(users.as_array().expect("users").len(), 2);
+    assert!(users[0].get("password_hash").is_none());
+
+    let (_server, base) = serve(db, &[]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let (status, alice) = password_grant(&http, &base, ("web", &old_secret), "alice", PASSWORD).await;
+    assert_eq!(status, 200, "{alice}");
+    let (status, bob) = password_grant(&http, &base, ("web", &old_secret), "bob", PASSWORD).await;
+    assert_eq!(status, 200, "{bob}");
+
+    // Secret rotation: the old secret stops working at once.
+    let rotated = ok_json(db, &["client", "rotate-secret", "web", "--json"], None);
+    let new_secret = rotated["client_secret"].as_str().expect("secret").to_owned();
+    assert_eq!(
+        password_grant(&http, &base, ("web", &old_secret), "alice", PASSWORD)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        password_grant(&http, &base, ("web", &new_secret), "alice", PASSWORD)
+            .await
+            .0,
+        200
+    );
+
+    // Revoking a user's tokens ends their sign-ins, not others'.
+    let refresh = |rt: String, secret: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/oauth/token"))
+                .basic_auth("web", Some(secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("grant_type=refresh_token&refresh_token={rt}"))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    let revoked = ok_json(db, &["user", "revoke-tokens", "alice", "--json"], None);
+    assert_eq!(revoked["sign_ins_ended"], 2);
+    assert_eq!(
+        refresh(alice["refresh_token"].as_str().expect("rt").into(), new_secret.clone()).await,
+        400
+    );
+    assert_eq!(
+        refresh(bob["refresh_token"].as_str().expect("rt").into(), new_secret.clone()).await,
+        200
+    );
+
+    // A new password: the old one fails, the new one works.
+    let (ok, _, err) = cli(
+        db,
+        &["user", "set-password", "alice", "--password-stdin"],
+        Some("a brand new passphrase"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        password_grant(&http, &base, ("web", &new_secret), "alice", PASSWORD)
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        password_grant(&http, &base, ("web", &new_secret), "alice", "a brand new passphrase")
+            .await
+            .0,
+        200
+    );
+
+    // Disabling: no more sign-ins.
+    ok_json(db, &["user", "disable", "alice", "--json"], None);
+    assert_eq!(
+        password_grant(&http, &base, ("web", &new_secret), "alice", "a brand new passphrase")
+            .await
+            .0,
+        400
+    );
+
+    // Revoking the client: invalid_client from now on.
+    let revoked = ok_json(db, &["client", "revoke", "web", "--json"], None);
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(
+        password_grant(&http, &base, ("web", &new_secret), "bob", PASSWORD)
+            .await
+            .0,
+        401
+    );
+
+    // Keys: the server made one; a rotation adds one, published at once.
+    let keys = ok_json(db, &["keys", "list", "--json"], None);
+    assert_eq!(keys.as_array().expect("keys").len(), 1);
+    let new_key = ok_json(db, &["keys", "rotate", "--alg", "EdDSA", "--json"], None);
+    assert_eq!(new_key["alg"], "EdDSA");
+    let keys = ok_json(db, &["keys", "list", "--json"], None);
+    assert_eq!(keys.as_array().expect("keys").len(), 2);
+    let (_second, base2) = serve(db, &["--key-publish-delay", "0"]);
+    let jwks: Value = http
+        .get(format!("{base2}/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(
+        kids.contains(&new_key["kid"].as_str().expect("kid")) && kids.len() == 2,
+        "{kids:?}"
+    );
+
+    // Unknown names fail clearly.
+    for args in [
+        &["client", "show", "nope"][..],
+        &["client", "revoke", "nope"],
+        &["user", "disable", "nobody"],
+    ] {
+        let (ok, _, err) = cli(db, args, None);
+        assert!(
+            !ok && (err.contains("no client") || err.contains("no user")),
+            "{args:?}: {err}"
+        );
+    }
+    let (ok, _, err) = cli(
+        db,
+        &["client", "create", "--name", "M", "--public", "--client-id", "m"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(db, &["client", "rotate-secret", "m"], None);
+    assert!(!ok && err.contains("public"), "{err}");
+}
+
 on_both_backends!(
+    admin_commands_manage_clients_users_and_keys,
     serve_answers_health_checks_and_stops_on_sigterm,
     an_operator_signs_a_user_in_and_refreshes_with_the_real_binary,
     the_cli_refuses_bad_input_with_a_clear_message,

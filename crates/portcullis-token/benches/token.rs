@@ -46,7 +46,7 @@ fn sign(c: &mut Criterion) {
             retire_after: None,
             retired_at: None,
         };
-        let set = KeySet::from_stored(&[stored], UnixTime(2), 60).expect("set");
+        let set = KeySet::from_stored(&[stored], UnixTime(2), 60, 0).expect("set");
         let header = json!({"typ": "at+jwt", "alg": alg.as_str(), "kid": set.signer.kid()});
         c.bench_function(&format!("sign/{alg}"), |b| {
             b.iter(|| set.signer.sign_jwt(&header, &claims).expect("sign"))

@@ -38,6 +38,12 @@ pub struct TokenConfig {
     pub max_body_bytes: usize,
     /// `max-age` of the JWKS answer.
     pub jwks_max_age: Duration,
+    /// How long a new signing key is published before it signs, so that
+    /// every cached JWKS holds it first (default: `jwks_max_age`).
+    pub key_publish_delay: Duration,
+    /// Create a new signing key when the newest is this old (default:
+    /// never; rotate with `portcullis keys rotate`).
+    pub key_rotation_period: Option<Duration>,
 }
 
 impl TokenConfig {
@@ -59,6 +65,8 @@ impl TokenConfig {
             throttle: ThrottlePolicy::default(),
             max_body_bytes: 16 * 1024,
             jwks_max_age: Duration::from_secs(300),
+            key_publish_delay: Duration::from_secs(300),
+            key_rotation_period: None,
         }
     }
 }

@@ -223,18 +223,22 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Builds the set from stored keys: the newest active key signs; active
-    /// keys and retired keys younger than `keep_retired_secs` are published.
+    /// Builds the set from stored keys. Every active key, and retired keys
+    /// younger than `keep_retired_secs`, are published. The signer is the
+    /// newest active key that has been published for `publish_delay_secs`
+    /// (so that resource servers' cached JWKS already hold it when the first
+    /// token it signs arrives), or the oldest active key when none has.
     ///
     /// # Errors
     /// When no active key exists or it cannot be parsed.
-    pub fn from_stored(keys: &[SigningKey], now: UnixTime, keep_retired_secs: i64) -> Result<Self, KeyError> {
-        let newest = keys
-            .iter()
-            .filter(|k| k.state == KeyState::Active)
-            .max_by_key(|k| (k.created_at, k.kid.clone()))
-            .ok_or(KeyError("no active signing key"))?;
-        let signer = Signer::from_stored(newest)?;
+    pub fn from_stored(
+        keys: &[SigningKey],
+        now: UnixTime,
+        keep_retired_secs: i64,
+        publish_delay_secs: i64,
+    ) -> Result<Self, KeyError> {
+        let signer = signing_key(keys, now, publish_delay_secs).ok_or(KeyError("no active signing key"))?;
+        let signer = Signer::from_stored(signer)?;
         let published: Vec<Value> = keys
             .iter()
             .filter(|k| match k.state {
@@ -248,6 +252,16 @@ impl KeySet {
             jwks: json!({ "keys": published }).to_string(),
         })
     }
+}
+
+/// The key that signs now (see [`KeySet::from_stored`]).
+#[must_use]
+pub fn signing_key(keys: &[SigningKey], now: UnixTime, publish_delay_secs: i64) -> Option<&SigningKey> {
+    let active = || keys.iter().filter(|k| k.state == KeyState::Active);
+    active()
+        .filter(|k| k.created_at.plus(publish_delay_secs) <= now)
+        .max_by_key(|k| (k.created_at, k.kid.clone()))
+        .or_else(|| active().min_by_key(|k| (k.created_at, k.kid.clone())))
 }
 
 /// The JWK with only public members kept (RFC 7517 §4, RFC 7518 §6): a
@@ -283,7 +297,7 @@ mod tests {
     fn every_algorithm_generates_signs_and_publishes_public_members_only() {
         for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {
             let key = stored(generate(alg, None).expect("generate"), 1);
-            let set = KeySet::from_stored(std::slice::from_ref(&key), UnixTime(2), 60).expect("set");
+            let set = KeySet::from_stored(std::slice::from_ref(&key), UnixTime(2), 60, 0).expect("set");
             assert_eq!(set.signer.alg(), alg);
             let jwt = set
                 .signer
@@ -309,12 +323,31 @@ mod tests {
         retired.retired_at = Some(UnixTime(100));
         let new = stored(generate(Alg::EdDsa, None).expect("new"), 3);
         let keys = [old.clone(), retired.clone(), new.clone()];
-        let set = KeySet::from_stored(&keys, UnixTime(120), 60).expect("set");
+        let set = KeySet::from_stored(&keys, UnixTime(120), 60, 0).expect("set");
         assert_eq!(set.signer.kid(), new.kid);
         assert!(set.jwks.contains(&retired.kid), "retired 20 s ago: still published");
-        let later = KeySet::from_stored(&keys, UnixTime(161), 60).expect("set");
+        let later = KeySet::from_stored(&keys, UnixTime(161), 60, 0).expect("set");
         assert!(!later.jwks.contains(&retired.kid), "retired 61 s ago: gone");
         assert!(later.jwks.contains(&old.kid));
+    }
+
+    #[test]
+    fn a_new_key_signs_only_after_it_has_been_published_for_the_delay() {
+        let old = stored(generate(Alg::Es256, None).expect("old"), 1_000);
+        let new = stored(generate(Alg::Es256, None).expect("new"), 5_000);
+        let keys = [old.clone(), new.clone()];
+        let before = KeySet::from_stored(&keys, UnixTime(5_100), 960, 300).expect("set");
+        assert_eq!(
+            before.signer.kid(),
+            old.kid,
+            "the new key is published but does not sign yet"
+        );
+        assert!(before.jwks.contains(&new.kid));
+        let after = KeySet::from_stored(&keys, UnixTime(5_300), 960, 300).expect("set");
+        assert_eq!(after.signer.kid(), new.kid);
+        // A fresh database: the only key signs at once.
+        let only = KeySet::from_stored(std::slice::from_ref(&new), UnixTime(5_000), 960, 300).expect("set");
+        assert_eq!(only.signer.kid(), new.kid);
     }
 
     #[test]

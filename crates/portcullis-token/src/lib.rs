@@ -27,7 +27,7 @@ pub mod throttle;
 
 use std::sync::{Arc, RwLock};
 
-use portcullis_store::{Store, StoreError, UnixTime};
+use portcullis_store::{KeyState, Store, StoreError, UnixTime};
 
 pub use config::TokenConfig;
 pub use error::GrantError;
@@ -104,6 +104,52 @@ impl TokenService {
         Ok(())
     }
 
+    /// Key housekeeping, run periodically by the server: creates a key when
+    /// the rotation period has passed; retires keys superseded long enough
+    /// that no token they signed can still be live; deletes retired keys
+    /// that have left the JWKS. Then reloads the keys.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn maintain_keys(&self) -> Result<(), StartError> {
+        let now = UnixTime::now();
+        let cfg = &self.config;
+        let keep = config::secs(cfg.access_token_ttl).saturating_add(60);
+        let delay = config::secs(cfg.key_publish_delay);
+        let stored = self.store.signing_keys().await?;
+        if let Some(period) = cfg.key_rotation_period {
+            let newest = stored
+                .iter()
+                .filter(|k| k.state == KeyState::Active)
+                .map(|k| k.created_at)
+                .max();
+            if newest.is_some_and(|t| t.plus(config::secs(period)) <= now) {
+                let new = keys::generate(cfg.signing_alg, None)?;
+                self.store.insert_signing_key(&new, now).await?;
+                tracing::info!(kid = %new.kid, "rotated the signing key (rotation period)");
+            }
+        }
+        if let Some(signer) = keys::signing_key(&stored, now, delay) {
+            // Tokens of older keys expire `keep` after the signer took over.
+            if signer.created_at.plus(delay).plus(keep) <= now {
+                for old in stored
+                    .iter()
+                    .filter(|k| k.state == KeyState::Active && k.created_at < signer.created_at)
+                {
+                    self.store.retire_signing_key(&old.kid, now).await?;
+                    tracing::info!(kid = %old.kid, "retired a superseded signing key");
+                }
+            }
+        }
+        for gone in stored
+            .iter()
+            .filter(|k| k.retired_at.is_some_and(|t| t.plus(keep.saturating_mul(2)) <= now))
+        {
+            self.store.delete_signing_key(&gone.kid).await?;
+        }
+        self.reload_keys().await
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &TokenConfig {
@@ -133,13 +179,13 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
     // Retired keys stay published while tokens they signed may be live.
     let keep = config::secs(config.access_token_ttl).saturating_add(60);
     let mut stored = store.signing_keys().await?;
-    if !stored.iter().any(|k| k.state == portcullis_store::KeyState::Active) {
+    if !stored.iter().any(|k| k.state == KeyState::Active) {
         let new = keys::generate(config.signing_alg, None)?;
         store.insert_signing_key(&new, now).await?;
         tracing::info!(kid = %new.kid, alg = %new.alg, "created a signing key");
         stored = store.signing_keys().await?;
     }
-    let set = KeySet::from_stored(&stored, now, keep)?;
+    let set = KeySet::from_stored(&stored, now, keep, config::secs(config.key_publish_delay))?;
     let jwks: serde_json::Value = serde_json::from_str(&set.jwks).map_err(|_| keys::KeyError::internal("JWKS"))?;
     let mut own = portcullis_verify::Verifier::builder(&config.issuer)
         .jwks(jwks)

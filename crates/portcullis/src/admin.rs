@@ -3,13 +3,16 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, bail};
-use portcullis_store::{ClientStore as _, NewClient, NewUser, SqlStore, StoreError, UnixTime, UserStore as _};
+use portcullis_store::{
+    AuditStore as _, Client, ClientStore as _, KeyStore as _, NewAuditEvent, NewClient, NewUser, RevocationStore as _,
+    RevokeReason, SqlStore, StoreError, UnixTime, User, UserStatus, UserStore as _,
+};
 use portcullis_token::password::Passwords;
 use portcullis_token::scope::Scopes;
 use portcullis_token::secret::OpaqueSecret;
 use serde_json::json;
 
-use crate::cli::{ClientCreate, UserCreate};
+use crate::cli::{ClientCreate, UserCreate, UserSetPassword};
 
 /// The admin scope: holders may use the admin API.
 pub const ADMIN_SCOPE: &str = "portcullis:admin";
@@ -164,4 +167,278 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         bail!("the passwords differ");
     }
     Ok(first)
+}
+
+/// Records an admin action done from the command line.
+async fn audit(store: &SqlStore, action: &str, client_id: Option<&str>, subject: Option<&str>) {
+    let event = NewAuditEvent {
+        action: action.to_owned(),
+        actor: Some("cli".to_owned()),
+        client_id: client_id.map(str::to_owned),
+        subject: subject.map(str::to_owned),
+        ..NewAuditEvent::default()
+    };
+    if let Err(e) = store.record_audit(&event, UnixTime::now()).await {
+        tracing::warn!(error = %e, "could not record an audit event");
+    }
+}
+
+/// A client as RFC 7591 names its fields (never its secret).
+#[must_use]
+pub fn client_json(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.id,
+        "client_name": c.name,
+        "grant_types": c.grant_types.split(' ').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
+        "scope": c.scope,
+        "default_scope": c.default_scope,
+        "token_endpoint_auth_method": if c.is_public() { "none" } else { "client_secret_basic" },
+        "introspect": c.introspect,
+        "status": c.status.as_str(),
+        "created_at": c.created_at.0,
+    })
+}
+
+/// A user as the admin tools show it (never its password hash).
+#[must_use]
+pub fn user_json(u: &User) -> serde_json::Value {
+    json!({"id": u.id, "username": u.username, "scope": u.scope, "status": u.status.as_str(), "created_at": u.created_at.0})
+}
+
+fn render(doc: serde_json::Value, json: bool, text: String) -> String {
+    if json { doc.to_string() } else { text }
+}
+
+async fn client(store: &SqlStore, id: &str) -> anyhow::Result<Client> {
+    store.client_by_id(id).await.map_err(|e| match e {
+        StoreError::NotFound => anyhow::anyhow!("no client with id {id:?}"),
+        other => anyhow::anyhow!("cannot read the client: {other}"),
+    })
+}
+
+async fn user(store: &SqlStore, username: &str) -> anyhow::Result<User> {
+    store.user_by_username(username).await.map_err(|e| match e {
+        StoreError::NotFound => anyhow::anyhow!("no user named {username:?}"),
+        other => anyhow::anyhow!("cannot read the user: {other}"),
+    })
+}
+
+/// `portcullis client list`.
+///
+/// # Errors
+/// A database failure.
+pub async fn client_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+    let clients = store
+        .list_clients()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list clients: {e}"))?;
+    let doc = serde_json::Value::Array(clients.iter().map(client_json).collect());
+    let text = clients
+        .iter()
+        .map(|c| format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.grant_types, c.scope, c.name))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(render(doc, json, text))
+}
+
+/// `portcullis client show ID`.
+///
+/// # Errors
+/// An unknown client or a database failure.
+pub async fn client_show(store: &SqlStore, id: &str, json: bool) -> anyhow::Result<String> {
+    let c = client(store, id).await?;
+    let doc = client_json(&c);
+    let text = doc.as_object().map_or_else(String::new, |o| {
+        o.iter()
+            .map(|(k, v)| format!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(render(doc, json, text))
+}
+
+/// `portcullis client revoke ID`.
+///
+/// # Errors
+/// An unknown client or a database failure.
+pub async fn client_revoke(store: &SqlStore, id: &str, json: bool) -> anyhow::Result<String> {
+    client(store, id).await?;
+    let ended = store
+        .revoke_client(id, UnixTime::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
+    audit(store, "client.revoke", Some(id), Some(id)).await;
+    Ok(render(
+        json!({"client_id": id, "status": "revoked", "sign_ins_ended": ended}),
+        json,
+        format!("client {id} revoked; {ended} sign-ins ended"),
+    ))
+}
+
+/// `portcullis client rotate-secret ID`.
+///
+/// # Errors
+/// An unknown or public client, or a database failure.
+pub async fn client_rotate_secret(store: &SqlStore, id: &str, json: bool) -> anyhow::Result<String> {
+    let c = client(store, id).await?;
+    if c.is_public() {
+        bail!("client {id:?} is public: it has no secret to rotate");
+    }
+    let secret = OpaqueSecret::generate();
+    store
+        .set_client_secret_hash(id, secret.hash(), UnixTime::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot rotate: {e}"))?;
+    audit(store, "client.rotate_secret", Some(id), Some(id)).await;
+    Ok(render(
+        json!({"client_id": id, "client_secret": secret.expose()}),
+        json,
+        format!(
+            "client_id: {id}\nclient_secret: {}\n(the secret is shown only now: store it safely)",
+            secret.expose()
+        ),
+    ))
+}
+
+/// `portcullis user list`.
+///
+/// # Errors
+/// A database failure.
+pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_users(after.as_deref(), 500)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list users: {e}"))?;
+        let done = page.len() < 500;
+        after = page.last().map(|u| u.username.clone());
+        all.extend(page);
+        if done {
+            break;
+        }
+    }
+    let doc = serde_json::Value::Array(all.iter().map(user_json).collect());
+    let text = all
+        .iter()
+        .map(|u| format!("{}\t{}\t{}\t{}", u.username, u.status, u.scope, u.id))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(render(doc, json, text))
+}
+
+/// `portcullis user disable NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let u = user(store, username).await?;
+    let now = UnixTime::now();
+    store
+        .set_user_status(&u.id, UserStatus::Disabled, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot disable: {e}"))?;
+    let ended = store
+        .revoke_user(&u.id, RevokeReason::UserRevoked, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
+    audit(store, "user.disable", None, Some(&u.id)).await;
+    Ok(render(
+        json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),
+        json,
+        format!("user {username} disabled; {ended} sign-ins ended"),
+    ))
+}
+
+/// `portcullis user set-password NAME`: also ends every sign-in.
+///
+/// # Errors
+/// An unknown user, a bad password, or a database failure.
+pub async fn user_set_password(store: &SqlStore, args: UserSetPassword) -> anyhow::Result<String> {
+    let u = user(store, &args.username).await?;
+    let policy = args.hashing.policy();
+    let password = read_password(args.password_stdin)?;
+    if password.is_empty() || password.len() > policy.max_bytes {
+        bail!("the password must be 1 to {} bytes", policy.max_bytes);
+    }
+    let hasher = Passwords::new(&policy).context("password policy")?;
+    let hash = hasher
+        .hash(&password)
+        .await
+        .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
+    let now = UnixTime::now();
+    store
+        .set_user_password_hash(&u.id, &hash, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot set the password: {e}"))?;
+    let ended = store
+        .revoke_user(&u.id, RevokeReason::PasswordChanged, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
+    audit(store, "user.set_password", None, Some(&u.id)).await;
+    Ok(format!("password of {} changed; {ended} sign-ins ended", u.username))
+}
+
+/// `portcullis user revoke-tokens NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_revoke_tokens(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let u = user(store, username).await?;
+    let ended = store
+        .revoke_user(&u.id, RevokeReason::UserRevoked, UnixTime::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
+    audit(store, "user.revoke_tokens", None, Some(&u.id)).await;
+    Ok(render(
+        json!({"username": username, "sign_ins_ended": ended}),
+        json,
+        format!("{ended} sign-ins of {username} ended"),
+    ))
+}
+
+/// A signing key as the admin tools show it (public parts only).
+#[must_use]
+pub fn key_json(k: &portcullis_store::SigningKey) -> serde_json::Value {
+    json!({"kid": k.kid, "alg": k.alg, "state": k.state.as_str(), "created_at": k.created_at.0, "retired_at": k.retired_at.map(|t| t.0)})
+}
+
+/// `portcullis keys list`.
+///
+/// # Errors
+/// A database failure.
+pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+    let keys = store
+        .signing_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list keys: {e}"))?;
+    let doc = serde_json::Value::Array(keys.iter().map(key_json).collect());
+    let text = keys
+        .iter()
+        .map(|k| format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(render(doc, json, text))
+}
+
+/// `portcullis keys rotate`.
+///
+/// # Errors
+/// Key generation or a database failure.
+pub async fn keys_rotate(store: &SqlStore, alg: portcullis_token::keys::Alg, json: bool) -> anyhow::Result<String> {
+    let new = portcullis_token::keys::generate(alg, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = store
+        .insert_signing_key(&new, UnixTime::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the key: {e}"))?;
+    audit(store, "keys.rotate", None, Some(&key.kid)).await;
+    Ok(render(
+        key_json(&key),
+        json,
+        format!(
+            "new {} key {}: published now, signing once the publication delay has passed",
+            key.alg, key.kid
+        ),
+    ))
 }

@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Options of `portcullis serve`.
@@ -90,6 +93,15 @@ pub struct ServeArgs {
     /// Password hashing.
     #[command(flatten)]
     pub hashing: HashingArgs,
+
+    /// Seconds a new signing key is published before it signs.
+    #[arg(long, env = "PORTCULLIS_KEY_PUBLISH_DELAY", default_value_t = 300)]
+    pub key_publish_delay: u64,
+
+    /// Create a new signing key every this many seconds (0: only by
+    /// `portcullis keys rotate`).
+    #[arg(long, env = "PORTCULLIS_KEY_ROTATION_PERIOD", default_value_t = 0)]
+    pub key_rotation_period: u64,
 
     /// Serve plain HTTP on a non-loopback address because a proxy in
     /// front terminates TLS.
@@ -146,6 +158,66 @@ pub enum ClientCommand {
     /// Register a client; prints its id and (for confidential clients) its
     /// secret, which is shown only this once.
     Create(ClientCreate),
+    /// List clients.
+    List(JsonFlag),
+    /// Show one client.
+    Show(ClientId),
+    /// Cut a client off: no new tokens, its sign-ins end, resource servers
+    /// following the revocation feed refuse its access tokens.
+    Revoke(ClientId),
+    /// Replace a confidential client's secret; the old one stops working
+    /// at once. The new secret is shown only this once.
+    RotateSecret(ClientId),
+}
+
+/// `--json`
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A client named on the command line.
+#[derive(Debug, Args)]
+pub struct ClientId {
+    /// The client_id.
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A user named on the command line.
+#[derive(Debug, Args)]
+pub struct UserName {
+    /// The username.
+    pub username: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portcullis keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys.
+    List(JsonFlag),
+    /// Create a new signing key. It is published at once and signs after
+    /// the publication delay; the old key stays published until tokens it
+    /// signed have expired.
+    Rotate(KeysRotate),
+}
+
+/// `portcullis keys rotate`
+#[derive(Debug, Args)]
+pub struct KeysRotate {
+    /// Algorithm of the new key: ES256, EdDSA or RS256.
+    #[arg(long, default_value = "ES256")]
+    pub alg: portcullis_token::keys::Alg,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `portcullis client create`
@@ -184,6 +256,27 @@ pub struct ClientCreate {
 pub enum UserCommand {
     /// Create a user.
     Create(UserCreate),
+    /// List users.
+    List(JsonFlag),
+    /// Disable a user: sign-in refused, every sign-in ended.
+    Disable(UserName),
+    /// Set a user's password (from stdin or a prompt); ends every sign-in.
+    SetPassword(UserSetPassword),
+    /// End every sign-in of a user (all devices).
+    RevokeTokens(UserName),
+}
+
+/// `portcullis user set-password`
+#[derive(Debug, Args)]
+pub struct UserSetPassword {
+    /// The username.
+    pub username: String,
+    /// Read the password from standard input (first line).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Password hashing (use the server's settings).
+    #[command(flatten)]
+    pub hashing: HashingArgs,
 }
 
 /// `portcullis user create`

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use portcullis::cli::{Cli, ClientCommand, Command, ServeArgs, UserCommand};
+use portcullis::cli::{Cli, ClientCommand, Command, KeysCommand, ServeArgs, UserCommand};
 use portcullis::startup::open_database as open;
 use portcullis::{Application, Settings, admin};
 
@@ -39,15 +39,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("portcullis: database is up to date");
             Ok(())
         }
-        Command::Client(ClientCommand::Create(args)) => {
+        Command::Client(cmd) => {
             let store = open(&database_url).await?;
-            let out = admin::client_create(&store, args).await;
+            let out = match cmd {
+                ClientCommand::Create(args) => admin::client_create(&store, args).await,
+                ClientCommand::List(a) => admin::client_list(&store, a.json).await,
+                ClientCommand::Show(a) => admin::client_show(&store, &a.id, a.json).await,
+                ClientCommand::Revoke(a) => admin::client_revoke(&store, &a.id, a.json).await,
+                ClientCommand::RotateSecret(a) => admin::client_rotate_secret(&store, &a.id, a.json).await,
+            };
             store.close().await;
             print(out?)
         }
-        Command::User(UserCommand::Create(args)) => {
+        Command::User(cmd) => {
             let store = open(&database_url).await?;
-            let out = admin::user_create(&store, args).await;
+            let out = match cmd {
+                UserCommand::Create(args) => admin::user_create(&store, args).await,
+                UserCommand::List(a) => admin::user_list(&store, a.json).await,
+                UserCommand::Disable(a) => admin::user_disable(&store, &a.username, a.json).await,
+                UserCommand::SetPassword(a) => admin::user_set_password(&store, a).await,
+                UserCommand::RevokeTokens(a) => admin::user_revoke_tokens(&store, &a.username, a.json).await,
+            };
+            store.close().await;
+            print(out?)
+        }
+        Command::Keys(cmd) => {
+            let store = open(&database_url).await?;
+            let out = match cmd {
+                KeysCommand::List(a) => admin::keys_list(&store, a.json).await,
+                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, a.json).await,
+            };
             store.close().await;
             print(out?)
         }
@@ -74,6 +95,8 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
     t.signing_alg = args.signing_alg;
     t.password = args.hashing.policy();
+    t.key_publish_delay = Duration::from_secs(args.key_publish_delay);
+    t.key_rotation_period = (args.key_rotation_period > 0).then(|| Duration::from_secs(args.key_rotation_period));
     s.behind_tls_proxy = args.behind_tls_proxy;
     s
 }

@@ -114,8 +114,9 @@ impl Application {
 /// - forget sealed refresh successors whose retry window is over (with a
 ///   minute's margin for clock skew between instances), so a copy of the
 ///   database plus an old refresh token cannot reveal a live one;
-/// - reload the signing keys, so that a key created or rotated by another
-///   instance or the CLI is used and published;
+/// - maintain the signing keys (rotation period, retiring superseded keys)
+///   and reload them, so that a key created by another instance or the
+///   CLI is published, and used once its publication delay has passed;
 /// - every 10 minutes, delete throttle counters and refresh families that
 ///   can no longer matter.
 async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
@@ -129,8 +130,8 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
             tracing::warn!(error = %e, "housekeeping: clearing refresh successors failed");
         }
         if round > 0 {
-            if let Err(e) = tokens.reload_keys().await {
-                tracing::warn!(error = %e, "housekeeping: reloading signing keys failed");
+            if let Err(e) = tokens.maintain_keys().await {
+                tracing::warn!(error = %e, "housekeeping: signing-key maintenance failed");
             }
         }
         if round % 20 == 0 {
