@@ -120,7 +120,7 @@ async fn holder_active(svc: &TokenService, user_id: &str, client_id: &str) -> Re
 
 /// A validly signed, unexpired access token is live unless its holder is
 /// disabled or revoked, its family revoked, or it was revoked itself.
-async fn access_token_live(svc: &TokenService, c: &AccessTokenClaims) -> Result<bool, GrantError> {
+pub(crate) async fn access_token_live(svc: &TokenService, c: &AccessTokenClaims) -> Result<bool, GrantError> {
     if !holder_active(svc, &c.sub, &c.client_id).await? {
         return Ok(false);
     }

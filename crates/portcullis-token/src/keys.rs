@@ -213,32 +213,38 @@ pub fn generate(alg: Alg, retire_after: Option<UnixTime>) -> Result<NewSigningKe
     })
 }
 
-/// The signing key and the published set, built from the stored keys.
+/// The signing keys and the published set, built from the stored keys.
 #[derive(Debug)]
 pub struct KeySet {
-    /// The newest active key: signs every new token.
-    pub signer: Signer,
+    /// Every active key, parsed once, with the time it was created.
+    signers: Vec<(UnixTime, Signer)>,
+    /// Seconds a key is published before it signs.
+    publish_delay_secs: i64,
     /// The JWKS document (public members only), serialized once.
     pub jwks: String,
 }
 
 impl KeySet {
     /// Builds the set from stored keys. Every active key, and retired keys
-    /// younger than `keep_retired_secs`, are published. The signer is the
-    /// newest active key that has been published for `publish_delay_secs`
-    /// (so that resource servers' cached JWKS already hold it when the first
-    /// token it signs arrives), or the oldest active key when none has.
+    /// younger than `keep_retired_secs`, are published. See
+    /// [`KeySet::signer`] for which key signs.
     ///
     /// # Errors
-    /// When no active key exists or it cannot be parsed.
+    /// When no active key exists or one cannot be parsed.
     pub fn from_stored(
         keys: &[SigningKey],
         now: UnixTime,
         keep_retired_secs: i64,
         publish_delay_secs: i64,
     ) -> Result<Self, KeyError> {
-        let signer = signing_key(keys, now, publish_delay_secs).ok_or(KeyError("no active signing key"))?;
-        let signer = Signer::from_stored(signer)?;
+        let signers = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .map(|k| Ok((k.created_at, Signer::from_stored(k)?)))
+            .collect::<Result<Vec<_>, KeyError>>()?;
+        if signers.is_empty() {
+            return Err(KeyError("no active signing key"));
+        }
         let published: Vec<Value> = keys
             .iter()
             .filter(|k| match k.state {
@@ -248,20 +254,50 @@ impl KeySet {
             .filter_map(|k| public_only(&k.public_jwk))
             .collect();
         Ok(Self {
-            signer,
+            signers,
+            publish_delay_secs,
             jwks: json!({ "keys": published }).to_string(),
         })
+    }
+
+    /// The key that signs at `now`: the newest active key that has been
+    /// published for the publication delay (so that resource servers'
+    /// cached JWKS already hold it when the first token it signs arrives),
+    /// or the oldest active key when none has. Chosen per token, so a new
+    /// key takes over on time without a reload.
+    #[must_use]
+    pub fn signer(&self, now: UnixTime) -> &Signer {
+        let chosen = pick(
+            self.signers.iter(),
+            |(t, s)| (*t, s.kid()),
+            now,
+            self.publish_delay_secs,
+        );
+        // `signers` is never empty (checked at construction).
+        &chosen.unwrap_or(&self.signers[0]).1
     }
 }
 
 /// The key that signs now (see [`KeySet::from_stored`]).
 #[must_use]
 pub fn signing_key(keys: &[SigningKey], now: UnixTime, publish_delay_secs: i64) -> Option<&SigningKey> {
-    let active = || keys.iter().filter(|k| k.state == KeyState::Active);
-    active()
-        .filter(|k| k.created_at.plus(publish_delay_secs) <= now)
-        .max_by_key(|k| (k.created_at, k.kid.clone()))
-        .or_else(|| active().min_by_key(|k| (k.created_at, k.kid.clone())))
+    let active = keys.iter().filter(|k| k.state == KeyState::Active);
+    pick(active, |k| (k.created_at, k.kid.as_str()), now, publish_delay_secs)
+}
+
+/// The rule of [`KeySet::signer`], over any list of keys: the newest
+/// published for `delay` seconds, else the oldest.
+fn pick<'a, T>(
+    items: impl Iterator<Item = &'a T> + Clone,
+    key: impl Fn(&'a T) -> (UnixTime, &'a str),
+    now: UnixTime,
+    delay: i64,
+) -> Option<&'a T> {
+    let ready = items
+        .clone()
+        .filter(|i| key(i).0.plus(delay) <= now)
+        .max_by_key(|i| key(i));
+    ready.or_else(|| items.min_by_key(|i| key(i)))
 }
 
 /// The JWK with only public members kept (RFC 7517 §4, RFC 7518 §6): a
@@ -298,9 +334,9 @@ mod tests {
         for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {
             let key = stored(generate(alg, None).expect("generate"), 1);
             let set = KeySet::from_stored(std::slice::from_ref(&key), UnixTime(2), 60, 0).expect("set");
-            assert_eq!(set.signer.alg(), alg);
+            assert_eq!(set.signer(UnixTime(2)).alg(), alg);
             let jwt = set
-                .signer
+                .signer(UnixTime(2))
                 .sign_jwt(&json!({"alg": alg.as_str()}), &json!({"a": 1}))
                 .expect("sign");
             assert_eq!(jwt.split('.').count(), 3);
@@ -324,7 +360,7 @@ mod tests {
         let new = stored(generate(Alg::EdDsa, None).expect("new"), 3);
         let keys = [old.clone(), retired.clone(), new.clone()];
         let set = KeySet::from_stored(&keys, UnixTime(120), 60, 0).expect("set");
-        assert_eq!(set.signer.kid(), new.kid);
+        assert_eq!(set.signer(UnixTime(120)).kid(), new.kid);
         assert!(set.jwks.contains(&retired.kid), "retired 20 s ago: still published");
         let later = KeySet::from_stored(&keys, UnixTime(161), 60, 0).expect("set");
         assert!(!later.jwks.contains(&retired.kid), "retired 61 s ago: gone");
@@ -336,18 +372,21 @@ mod tests {
         let old = stored(generate(Alg::Es256, None).expect("old"), 1_000);
         let new = stored(generate(Alg::Es256, None).expect("new"), 5_000);
         let keys = [old.clone(), new.clone()];
-        let before = KeySet::from_stored(&keys, UnixTime(5_100), 960, 300).expect("set");
+        let set = KeySet::from_stored(&keys, UnixTime(5_100), 960, 300).expect("set");
         assert_eq!(
-            before.signer.kid(),
+            set.signer(UnixTime(5_100)).kid(),
             old.kid,
             "the new key is published but does not sign yet"
         );
-        assert!(before.jwks.contains(&new.kid));
-        let after = KeySet::from_stored(&keys, UnixTime(5_300), 960, 300).expect("set");
-        assert_eq!(after.signer.kid(), new.kid);
+        assert!(set.jwks.contains(&new.kid));
+        assert_eq!(
+            set.signer(UnixTime(5_300)).kid(),
+            new.kid,
+            "it takes over without a reload"
+        );
         // A fresh database: the only key signs at once.
         let only = KeySet::from_stored(std::slice::from_ref(&new), UnixTime(5_000), 960, 300).expect("set");
-        assert_eq!(only.signer.kid(), new.kid);
+        assert_eq!(only.signer(UnixTime(5_000)).kid(), new.kid);
     }
 
     #[test]

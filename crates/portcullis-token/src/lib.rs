@@ -150,6 +150,27 @@ impl TokenService {
         self.reload_keys().await
     }
 
+    /// Verifies one of this server's own access tokens and checks in the
+    /// database that it is still live (user and client active, sign-in
+    /// not revoked, token not revoked): what the admin API and account
+    /// endpoints accept, with effect at once on every instance.
+    ///
+    /// # Errors
+    /// [`portcullis_verify::VerifyError::InvalidToken`] for an invalid or
+    /// dead token, [`portcullis_verify::VerifyError::KeysUnavailable`] when
+    /// the database cannot be reached.
+    pub async fn verify_live_access_token(
+        &self,
+        token: &str,
+    ) -> Result<portcullis_verify::AccessTokenClaims, portcullis_verify::VerifyError> {
+        let claims = self.keys().own.verify(token).await?;
+        match introspection::access_token_live(self, &claims).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(portcullis_verify::VerifyError::InvalidToken("revoked")),
+            Err(_) => Err(portcullis_verify::VerifyError::KeysUnavailable),
+        }
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &TokenConfig {

@@ -7,6 +7,7 @@
 //! users; the admin API arrives with its own issue.
 
 pub mod admin;
+pub mod admin_api;
 pub mod cli;
 pub mod health;
 pub mod settings;

@@ -58,7 +58,9 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-        let router = crate::health::router(Arc::new(store.clone())).merge(tokens.router());
+        let router = crate::health::router(Arc::new(store.clone()))
+            .merge(tokens.router())
+            .merge(crate::admin_api::router(store.clone(), tokens.clone()));
         Ok(Self {
             listener,
             router,

@@ -99,7 +99,7 @@ impl TokenService {
             cnf: None,
         };
         let keys = self.keys();
-        let signer = &keys.set.signer;
+        let signer = keys.set.signer(now);
         let header = json!({"typ": "at+jwt", "alg": signer.alg().as_str(), "kid": signer.kid()});
         let jwt = signer.sign_jwt(&header, &claims).map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");

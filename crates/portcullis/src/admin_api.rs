@@ -1,0 +1,321 @@
+//! The admin API (`/admin/v1/…`) and the account API (`/account/v1/…`).
+//!
+//! Both are resource servers of this very server: requests carry one of its
+//! access tokens, checked with `portcullis-verify` and then against the
+//! database (so a revocation takes effect at once on every instance). The
+//! admin API needs the scope `portcullis:admin`; the account API serves the
+//! token's own user.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use portcullis_store::{
+    AuditStore as _, ClientStore as _, KeyStore as _, NewAuditEvent, RefreshFamily, RefreshStore as _,
+    RevocationStore as _, RevokeReason, SqlStore, StoreError, UnixTime, UserStatus, UserStore as _,
+};
+use portcullis_token::TokenService;
+use portcullis_verify::axum::Rejection;
+use portcullis_verify::{AccessTokenClaims, VerifyError, bearer_token, require_scopes};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::admin::{ADMIN_SCOPE, client_json, key_json, user_json};
+
+#[derive(Clone)]
+struct Api {
+    store: SqlStore,
+    tokens: Arc<TokenService>,
+}
+
+/// The admin and account routes.
+pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
+    let api = Api { store, tokens };
+    let admin = Router::new()
+        .route("/clients", get(clients))
+        .route("/clients/{id}", get(client))
+        .route("/clients/{id}/revoke", post(revoke_client))
+        .route("/users", get(users))
+        .route("/users/{username}", get(user))
+        .route("/users/{username}/disable", post(disable_user))
+        .route("/users/{username}/revoke-tokens", post(revoke_user))
+        .route("/users/{username}/devices", get(user_devices))
+        .route("/users/{username}/devices/{id}", delete(user_sign_out_device))
+        .route("/audit", get(audit_events))
+        .route("/keys", get(keys))
+        .route("/keys/rotate", post(rotate_key))
+        .layer(from_fn_with_state(api.clone(), require_admin));
+    let account = Router::new()
+        .route("/devices", get(my_devices))
+        .route("/devices/{id}", delete(my_sign_out_device))
+        .layer(from_fn_with_state(api.clone(), require_token));
+    Router::new()
+        .nest("/admin/v1", admin)
+        .nest("/account/v1", account)
+        .with_state(api)
+}
+
+async fn authenticate(api: &Api, req: &Parts, scopes: &[&str]) -> Result<AccessTokenClaims, Rejection> {
+    let realm = "portcullis";
+    let token = bearer_token(
+        req.headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        req.uri.query(),
+    )
+    .map_err(|e| Rejection::new(e, realm))?;
+    let claims = api
+        .tokens
+        .verify_live_access_token(token)
+        .await
+        .map_err(|e| Rejection::new(e, realm))?;
+    // Only tokens for this server's own audience, not for other APIs.
+    if !claims.aud.contains(&api.tokens.config().audience) {
+        return Err(Rejection::new(VerifyError::InvalidToken("audience"), realm));
+    }
+    require_scopes(&claims, scopes).map_err(|e| Rejection::new(e, realm))?;
+    Ok(claims)
+}
+
+async fn require_admin(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match authenticate(&api, &parts, &[ADMIN_SCOPE]).await {
+        Ok(claims) => {
+            parts.extensions.insert(claims);
+            no_store(next.run(Request::from_parts(parts, body)).await)
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn require_token(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match authenticate(&api, &parts, &[]).await {
+        Ok(claims) => {
+            parts.extensions.insert(claims);
+            no_store(next.run(Request::from_parts(parts, body)).await)
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// An admin API failure, as JSON.
+struct ApiError(StatusCode, &'static str);
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self(StatusCode::NOT_FOUND, "not_found"),
+            StoreError::Unavailable => Self(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            _ => Self(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        res
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+async fn record(api: &Api, actor: &AccessTokenClaims, action: &str, subject: &str) {
+    let event = NewAuditEvent {
+        action: action.to_owned(),
+        actor: Some(actor.sub.clone()),
+        client_id: Some(actor.client_id.clone()),
+        subject: Some(subject.to_owned()),
+        ..NewAuditEvent::default()
+    };
+    if let Err(e) = api.store.record_audit(&event, UnixTime::now()).await {
+        tracing::warn!(error = %e, "could not record an audit event");
+    }
+}
+
+fn device_json(f: &RefreshFamily) -> Value {
+    json!({
+        "id": f.id, "device_name": f.device_label, "client_id": f.client_id, "scope": f.scope,
+        "created_at": f.created_at.0, "last_used_at": f.last_used_at.0, "expires_at": f.expires_at.0,
+    })
+}
+
+async fn clients(State(api): State<Api>) -> ApiResult {
+    let all = api.store.list_clients().await?;
+    Ok(Json(
+        json!({"clients": all.iter().map(client_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn client(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(client_json(&api.store.client_by_id(&id).await?)))
+}
+
+async fn revoke_client(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let ended = api.store.revoke_client(&id, UnixTime::now()).await?;
+    record(&api, &me, "client.revoke", &id).await;
+    Ok(Json(
+        json!({"client_id": id, "status": "revoked", "sign_ins_ended": ended}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    after: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn users(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult {
+    let limit = p.limit.unwrap_or(100).clamp(1, 500);
+    let page = api.store.list_users(p.after.as_deref(), limit).await?;
+    Ok(Json(json!({"users": page.iter().map(user_json).collect::<Vec<_>>()})))
+}
+
+async fn user(State(api): State<Api>, Path(username): Path<String>) -> ApiResult {
+    Ok(Json(user_json(&api.store.user_by_username(&username).await?)))
+}
+
+async fn disable_user(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Path(username): Path<String>,
+) -> ApiResult {
+    let u = api.store.user_by_username(&username).await?;
+    let now = UnixTime::now();
+    api.store.set_user_status(&u.id, UserStatus::Disabled, now).await?;
+    let ended = api.store.revoke_user(&u.id, RevokeReason::UserRevoked, now).await?;
+    record(&api, &me, "user.disable", &u.id).await;
+    Ok(Json(
+        json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),
+    ))
+}
+
+async fn revoke_user(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Path(username): Path<String>,
+) -> ApiResult {
+    let u = api.store.user_by_username(&username).await?;
+    let ended = api
+        .store
+        .revoke_user(&u.id, RevokeReason::UserRevoked, UnixTime::now())
+        .await?;
+    record(&api, &me, "user.revoke_tokens", &u.id).await;
+    Ok(Json(json!({"username": username, "sign_ins_ended": ended})))
+}
+
+async fn devices_of(api: &Api, user_id: &str) -> ApiResult {
+    let live = api.store.live_families_for_user(user_id, UnixTime::now()).await?;
+    Ok(Json(
+        json!({"devices": live.iter().map(device_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Revokes one family of `user_id`; 404 when it is not theirs.
+async fn sign_out(api: &Api, me: &AccessTokenClaims, user_id: &str, family_id: &str) -> ApiResult {
+    let family = api.store.family_by_id(family_id).await?;
+    if family.user_id != user_id {
+        return Err(ApiError(StatusCode::NOT_FOUND, "not_found"));
+    }
+    let reason = if me.sub == user_id {
+        RevokeReason::SignOut
+    } else {
+        RevokeReason::Admin
+    };
+    api.store.revoke_family(family_id, reason, UnixTime::now()).await?;
+    record(api, me, "device.sign_out", family_id).await;
+    Ok(Json(json!({"id": family_id, "signed_out": true})))
+}
+
+async fn user_devices(State(api): State<Api>, Path(username): Path<String>) -> ApiResult {
+    let u = api.store.user_by_username(&username).await?;
+    devices_of(&api, &u.id).await
+}
+
+async fn user_sign_out_device(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Path((username, id)): Path<(String, String)>,
+) -> ApiResult {
+    let u = api.store.user_by_username(&username).await?;
+    sign_out(&api, &me, &u.id, &id).await
+}
+
+async fn my_devices(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>) -> ApiResult {
+    devices_of(&api, &me.sub).await
+}
+
+async fn my_sign_out_device(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let sub = me.sub.clone();
+    sign_out(&api, &me, &sub, &id).await
+}
+
+async fn audit_events(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult {
+    let limit = p.limit.unwrap_or(100).clamp(1, 500);
+    let events = api.store.audit_events(p.before, limit).await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "at": e.at.0, "action": e.action, "actor": e.actor, "client_id": e.client_id,
+                   "subject": e.subject, "ip": e.ip})
+        })
+        .collect();
+    Ok(Json(json!({ "events": events })))
+}
+
+async fn keys(State(api): State<Api>) -> ApiResult {
+    let keys = api.store.signing_keys().await?;
+    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+struct RotateQuery {
+    alg: Option<String>,
+}
+
+async fn rotate_key(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    Query(q): Query<RotateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let alg = match q.alg.as_deref() {
+        None => api.tokens.config().signing_alg,
+        Some(a) => a
+            .parse()
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "unsupported_algorithm"))?,
+    };
+    let new = portcullis_token::keys::generate(alg, None)
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "server_error"))?;
+    let key = api.store.insert_signing_key(&new, UnixTime::now()).await?;
+    record(&api, &me, "keys.rotate", &key.kid).await;
+    if let Err(e) = api.tokens.reload_keys().await {
+        tracing::warn!(error = %e, "could not reload keys after a rotation");
+    }
+    Ok(Json(key_json(&key)))
+}
