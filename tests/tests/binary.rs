@@ -505,6 +505,27 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
         "{kids:?}"
     );
 
+    // The audit log holds the admin actions and the sign-ins.
+    let events = ok_json(db, &["audit", "--limit", "100", "--json"], None);
+    let actions: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in [
+        "client.rotate_secret",
+        "user.revoke_tokens",
+        "user.set_password",
+        "user.disable",
+        "client.revoke",
+        "keys.rotate",
+        "login.success",
+        "login.failure",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+
     // Unknown names fail clearly.
     for args in [
         &["client", "show", "nope"][..],

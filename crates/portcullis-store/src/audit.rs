@@ -90,13 +90,15 @@ impl From<EventRow> for AuditEvent {
 
 const COLUMNS: &str = "id, at, action, actor, client_id, subject, ip, detail";
 
+/// Inserts one event: `$1` time, then action, actor, client, subject, ip,
+/// detail.
+pub(crate) const INSERT_SQL: &str =
+    "INSERT INTO audit_events (at, action, actor, client_id, subject, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn record_audit(&self, e: &NewAuditEvent, now: UnixTime) -> Result<AuditEvent, StoreError> {
-        let sql = format!(
-            "INSERT INTO audit_events (at, action, actor, client_id, subject, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-        );
+        let sql = format!("{INSERT_SQL} RETURNING {COLUMNS}");
         let row: EventRow = with_pool!(&self.write, |c| {
             sqlx::query_as(&sql)
                 .bind(now.0)

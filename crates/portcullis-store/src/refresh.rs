@@ -141,6 +141,9 @@ pub struct Rotate<'a> {
     pub successor: Option<Sealed>,
     /// The time of the request.
     pub now: UnixTime,
+    /// An audit event to record with the rotation, in the same
+    /// transaction (so it costs no extra durable write).
+    pub audit: Option<crate::NewAuditEvent>,
 }
 
 /// The outcome of [`RefreshStore::rotate_refresh`].
@@ -445,6 +448,18 @@ impl RefreshStore for SqlStore {
                             if let Some(grandparent) = &parent.parent_id {
                                 sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE id = $1")
                                     .bind(grandparent)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            if let Some(e) = &r.audit {
+                                sqlx::query(crate::audit::INSERT_SQL)
+                                    .bind(r.now.0)
+                                    .bind(&e.action)
+                                    .bind(&e.actor)
+                                    .bind(&e.client_id)
+                                    .bind(&e.subject)
+                                    .bind(&e.ip)
+                                    .bind(&e.detail)
                                     .execute(&mut *tx)
                                     .await?;
                             }

@@ -99,6 +99,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             child: TokenHash::of(b"new"),
             child_expires_at: now.plus(1000),
             successor: None,
+            audit: None,
             now,
         };
         assert!(matches!(
@@ -115,6 +116,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
         child: TokenHash::of(b"other"),
         child_expires_at: now.plus(1000),
         successor: None,
+        audit: None,
         now: now.plus(1),
     };
     assert!(matches!(

@@ -53,6 +53,7 @@ fn rotate<'a>(presented: &str, client_id: &'a str, child: &str, now: UnixTime) -
         child: hash(child),
         child_expires_at: now.plus(30 * DAY),
         successor: Some(Sealed(format!("sealed:{child}").into_bytes())),
+        audit: None,
         now,
     }
 }
@@ -330,6 +331,36 @@ async fn rotation_consumes_the_token_and_stores_its_child(s: &SqlStore) {
         matches!(next, Rotation::Rotated { ref family, .. } if family.id == fam.id),
         "{next:?}"
     );
+}
+
+async fn a_rotation_records_its_audit_event_with_it(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    family(s, &alice, &app, "rt-1").await;
+    let event = NewAuditEvent {
+        action: "refresh".into(),
+        actor: Some(alice.id.clone()),
+        ..NewAuditEvent::default()
+    };
+    let r = Rotate {
+        audit: Some(event.clone()),
+        ..rotate("rt-1", "app", "rt-2", NOW)
+    };
+    assert!(matches!(
+        s.rotate_refresh(&r).await.expect("rotate"),
+        Rotation::Rotated { .. }
+    ));
+    // A losing attempt records nothing.
+    let again = Rotate {
+        audit: Some(event),
+        ..rotate("rt-1", "app", "rt-3", NOW)
+    };
+    assert!(matches!(
+        s.rotate_refresh(&again).await.expect("again"),
+        Rotation::Spent { .. }
+    ));
+    let events = s.audit_events(None, 10).await.expect("audit");
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].action.as_str(), events[0].at), ("refresh", NOW));
 }
 
 async fn a_spent_token_reports_reuse_and_its_child(s: &SqlStore) {
@@ -926,6 +957,7 @@ async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
 }
 
 on_both_backends!(
+    a_rotation_records_its_audit_event_with_it,
     a_rehash_does_not_undo_a_password_change,
     a_sign_in_needs_an_active_user_and_client,
     revoking_a_revoked_client_again_writes_nothing,

@@ -129,6 +129,7 @@ fn refresh(c: &mut Criterion) {
                 child: TokenHash::of(next.to_string().as_bytes()),
                 child_expires_at: now.plus(86_400),
                 successor: None,
+                audit: None,
                 now,
             };
             let out = rt.block_on(f.store.rotate_refresh(&r)).expect("rotate");

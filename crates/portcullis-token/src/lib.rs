@@ -127,6 +127,15 @@ impl TokenService {
                 let new = keys::generate(cfg.signing_alg, None)?;
                 self.store.insert_signing_key(&new, now).await?;
                 tracing::info!(kid = %new.kid, "rotated the signing key (rotation period)");
+                let event = portcullis_store::NewAuditEvent {
+                    action: "keys.rotate".into(),
+                    actor: Some("schedule".into()),
+                    subject: Some(new.kid.clone()),
+                    ..Default::default()
+                };
+                if let Err(e) = self.store.record_audit(&event, now).await {
+                    tracing::warn!(error = %e, "could not record an audit event");
+                }
             }
         }
         if let Some(signer) = keys::signing_key(&stored, now, delay) {

@@ -377,7 +377,11 @@ pub async fn user_set_password(store: &SqlStore, args: UserSetPassword) -> anyho
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
     audit(store, "user.set_password", None, Some(&u.id)).await;
-    Ok(format!("password of {} changed; {ended} sign-ins ended", u.username))
+    Ok(render(
+        json!({"username": u.username, "password_changed": true, "sign_ins_ended": ended}),
+        args.json,
+        format!("password of {} changed; {ended} sign-ins ended", u.username),
+    ))
 }
 
 /// `portcullis user revoke-tokens NAME`.
@@ -441,4 +445,40 @@ pub async fn keys_rotate(store: &SqlStore, alg: portcullis_token::keys::Alg, jso
             key.alg, key.kid
         ),
     ))
+}
+
+/// An audit event as the admin tools show it.
+#[must_use]
+pub fn event_json(e: &portcullis_store::AuditEvent) -> serde_json::Value {
+    json!({"id": e.id, "at": e.at.0, "action": e.action, "actor": e.actor, "client_id": e.client_id,
+           "subject": e.subject, "ip": e.ip})
+}
+
+/// `portcullis audit`.
+///
+/// # Errors
+/// A database failure.
+pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json: bool) -> anyhow::Result<String> {
+    let events = store
+        .audit_events(before, limit.clamp(1, 10_000))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the audit log: {e}"))?;
+    let doc = serde_json::Value::Array(events.iter().map(event_json).collect());
+    let text = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\t{}\t{}\tactor={}\tclient={}\tsubject={}\tip={}",
+                e.id,
+                e.at.0,
+                e.action,
+                e.actor.as_deref().unwrap_or("-"),
+                e.client_id.as_deref().unwrap_or("-"),
+                e.subject.as_deref().unwrap_or("-"),
+                e.ip.as_deref().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(render(doc, json, text))
 }

@@ -279,14 +279,9 @@ async fn my_sign_out_device(
 async fn audit_events(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult {
     let limit = p.limit.unwrap_or(100).clamp(1, 500);
     let events = api.store.audit_events(p.before, limit).await?;
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({"id": e.id, "at": e.at.0, "action": e.action, "actor": e.actor, "client_id": e.client_id,
-                   "subject": e.subject, "ip": e.ip})
-        })
-        .collect();
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(
+        json!({ "events": events.iter().map(crate::admin::event_json).collect::<Vec<_>>() }),
+    ))
 }
 
 async fn keys(State(api): State<Api>) -> ApiResult {

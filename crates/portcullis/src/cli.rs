@@ -39,6 +39,22 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log, newest first.
+    Audit(AuditArgs),
+}
+
+/// `portcullis audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Only events older than this event id (for paging).
+    #[arg(long)]
+    pub before: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `portcullis serve`.
@@ -274,6 +290,9 @@ pub struct UserSetPassword {
     /// Read the password from standard input (first line).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
     /// Password hashing (use the server's settings).
     #[command(flatten)]
     pub hashing: HashingArgs,

@@ -63,6 +63,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             print(out?)
         }
+        Command::Audit(a) => {
+            let store = open(&database_url).await?;
+            let out = admin::audit_list(&store, a.limit, a.before, a.json).await;
+            store.close().await;
+            print(out?)
+        }
         Command::Keys(cmd) => {
             let store = open(&database_url).await?;
             let out = match cmd {

@@ -54,6 +54,14 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
         child_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
         successor: successor::seal(presented, next.expose()).map(Sealed),
         now: req.now,
+        audit: Some(NewAuditEvent {
+            action: "refresh".into(),
+            actor: Some(user.id.clone()),
+            client_id: Some(req.client.id.clone()),
+            subject: Some(family.id.clone()),
+            ip: req.ip.map(|ip| ip.to_string()),
+            detail: None,
+        }),
     };
     match store.rotate_refresh(&rotate).await? {
         Rotation::Rotated { family, .. } => {
