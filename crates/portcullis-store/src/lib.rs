@@ -50,7 +50,7 @@ pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
 pub use refresh::{
     NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed,
 };
-pub use revocations::{RevocationEntry, RevocationKind, RevocationStore};
+pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpdate};
 pub use throttle::{ThrottleCount, ThrottleStore};
 pub use types::{TokenHash, UnixTime};
 pub use users::{NewUser, User, UserStatus, UserStore};

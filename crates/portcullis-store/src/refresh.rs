@@ -122,6 +122,14 @@ pub struct NewFamily {
     pub first_token: TokenHash,
     /// Idle expiry of the first token (capped at the family's expiry).
     pub first_token_expires_at: UnixTime,
+    /// The sign-in is refused if the user's tokens were revoked at or after
+    /// this time (when the password check began): a password change or a
+    /// "sign out everywhere" that lands while the password is being
+    /// checked must not let this sign-in through.
+    pub not_revoked_since: UnixTime,
+    /// The password hash the password was checked against; the sign-in is
+    /// refused if the stored hash is no longer this one.
+    pub password_hash: Option<String>,
 }
 
 /// A refresh: consume `presented` and issue its child, atomically.
@@ -195,8 +203,9 @@ pub trait RefreshStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the user or client does not exist or
-    /// is not active, [`StoreError::Conflict`] when the token hash is
-    /// already stored.
+    /// is not active, the password hash changed, or the user's tokens were
+    /// revoked since [`NewFamily::not_revoked_since`];
+    /// [`StoreError::Conflict`] when the token hash is already stored.
     async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError>;
 
     /// Consumes a refresh token and stores its child, as one atomic
@@ -350,18 +359,32 @@ impl RefreshStore for SqlStore {
             // Take the client's and the user's row locks, requiring both
             // active: a concurrent revoke of either is ordered before or
             // after this sign-in, never interleaved with it.
-            for sql in [
-                "UPDATE clients SET updated_at = updated_at WHERE id = $1 AND status = 'active'",
-                "UPDATE users SET updated_at = updated_at WHERE id = $1 AND status = 'active'",
-            ] {
-                let id = if sql.contains("clients") {
-                    &new.client_id
-                } else {
-                    &new.user_id
-                };
-                if sqlx::query(sql).bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
+            let client = sqlx::query("UPDATE clients SET updated_at = updated_at WHERE id = $1 AND status = 'active'")
+                .bind(&new.client_id)
+                .execute(&mut *tx)
+                .await?;
+            let user = sqlx::query(
+                "UPDATE users SET updated_at = updated_at \
+                 WHERE id = $1 AND status = 'active' AND ($2 IS NULL OR password_hash = $2)",
+            )
+            .bind(&new.user_id)
+            .bind(new.password_hash.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            if client.rows_affected() == 0 || user.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            // Holding the user's row lock, a revocation of the user is
+            // either committed (and seen here) or waits for this sign-in.
+            let revoked: Option<(i64,)> = sqlx::query_as(
+                "SELECT revoked_at FROM revocations WHERE kind = 'user' AND subject = $1 AND revoked_at >= $2 LIMIT 1",
+            )
+            .bind(&new.user_id)
+            .bind(new.not_revoked_since.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if revoked.is_some() {
+                return Err(StoreError::NotFound);
             }
             let family: FamilyRow = sqlx::query_as(&family_sql)
                 .bind(new_id())

@@ -28,6 +28,24 @@ text_enum! {
     }
 }
 
+/// A change made together with a user revocation.
+#[derive(Clone, Default)]
+pub struct UserUpdate {
+    /// A new status.
+    pub status: Option<crate::UserStatus>,
+    /// A new password hash (PHC).
+    pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for UserUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserUpdate")
+            .field("status", &self.status)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
 /// One entry of the revocation feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationEntry {
@@ -59,6 +77,20 @@ pub trait RevocationStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such user.
     async fn revoke_user(&self, user_id: &str, reason: RevokeReason, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Changes the user (disable, or set a new password hash) and revokes
+    /// every live family with a `user` feed entry, in one transaction: the
+    /// change never lands without the revocation, nor the reverse.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user.
+    async fn update_and_revoke_user(
+        &self,
+        user_id: &str,
+        update: &UserUpdate,
+        reason: RevokeReason,
+        now: UnixTime,
+    ) -> Result<u64, StoreError>;
 
     /// Marks a client revoked, revokes its live families and adds a
     /// `client` entry to the feed. Returns how many families were revoked;
@@ -169,16 +201,33 @@ impl RevocationStore for SqlStore {
     }
 
     async fn revoke_user(&self, user_id: &str, reason: RevokeReason, now: UnixTime) -> Result<u64, StoreError> {
+        self.update_and_revoke_user(user_id, &UserUpdate::default(), reason, now)
+            .await
+    }
+
+    async fn update_and_revoke_user(
+        &self,
+        user_id: &str,
+        update: &UserUpdate,
+        reason: RevokeReason,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
         let sql = format!("{REVOKE_FAMILIES_SQL} AND user_id = $3");
         with_pool!(&self.write, |c, d| {
             let mut tx = c.begin().await?;
             // The user's row lock first (it also proves the user exists):
             // sign-ins take it too, so none can slip a family in between.
-            let found = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let found = sqlx::query(
+                "UPDATE users SET status = COALESCE($2, status), password_hash = COALESCE($3, password_hash), \
+                 updated_at = CASE WHEN $2 IS NULL AND $3 IS NULL THEN updated_at ELSE $4 END WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(update.status.map(crate::UserStatus::as_str))
+            .bind(update.password_hash.as_deref())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if found == 0 {
                 return Err(StoreError::NotFound);
             }

@@ -91,6 +91,8 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             expires_at: now.plus(1000),
             first_token: TokenHash::of(b"old"),
             first_token_expires_at: now.plus(1000),
+            not_revoked_since: UnixTime(0),
+            password_hash: None,
         };
         s.start_family(&fam, now).await.expect("family");
         let r = Rotate {

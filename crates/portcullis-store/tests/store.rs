@@ -42,6 +42,8 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> (Ref
         expires_at: NOW.plus(90 * DAY),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(30 * DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -260,6 +262,8 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         expires_at: NOW.plus(DAY),
         first_token: hash("x"),
         first_token_expires_at: NOW.plus(DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
     };
     assert_eq!(
         s.start_family(&new, NOW).await.expect_err("ghost user"),
@@ -902,6 +906,8 @@ async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
         expires_at: NOW.plus(DAY),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
     };
     s.set_user_status(&alice.id, UserStatus::Disabled, NOW)
         .await
@@ -956,7 +962,85 @@ async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
     assert_eq!(s.refresh_token_by_hash(hash("c")).await.expect("c").0.successor, None);
 }
 
+async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let new = |first: &str, since: UnixTime, pw_hash: Option<&str>| NewFamily {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(DAY),
+        first_token: hash(first),
+        first_token_expires_at: NOW.plus(DAY),
+        not_revoked_since: since,
+        password_hash: pw_hash.map(str::to_owned),
+    };
+    // The hash the password was checked against is still current: fine.
+    s.start_family(&new("a", NOW, Some(&alice.password_hash)), NOW)
+        .await
+        .expect("current hash");
+    // The password changed meanwhile (and sign-ins were revoked with it).
+    let update = UserUpdate {
+        status: None,
+        password_hash: Some("$argon2id$new".into()),
+    };
+    assert_eq!(
+        s.update_and_revoke_user(&alice.id, &update, RevokeReason::PasswordChanged, NOW)
+            .await,
+        Ok(1)
+    );
+    assert_eq!(
+        s.user_by_id(&alice.id).await.expect("user").password_hash,
+        "$argon2id$new"
+    );
+    assert_eq!(
+        s.start_family(&new("b", NOW.plus(-5), Some(&alice.password_hash)), NOW)
+            .await
+            .expect_err("old hash"),
+        StoreError::NotFound
+    );
+    // Signed out everywhere at NOW: a sign-in that began at NOW is refused,
+    // one that began later is not.
+    assert_eq!(
+        s.start_family(&new("c", NOW, Some("$argon2id$new")), NOW)
+            .await
+            .expect_err("revoked"),
+        StoreError::NotFound
+    );
+    s.start_family(&new("d", NOW.plus(1), Some("$argon2id$new")), NOW.plus(1))
+        .await
+        .expect("after");
+}
+
+async fn disabling_a_user_revokes_in_the_same_transaction(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    family(s, &alice, &app, "a").await;
+    let update = UserUpdate {
+        status: Some(UserStatus::Disabled),
+        password_hash: None,
+    };
+    assert_eq!(
+        s.update_and_revoke_user(&alice.id, &update, RevokeReason::UserRevoked, NOW)
+            .await,
+        Ok(1)
+    );
+    let got = s.user_by_id(&alice.id).await.expect("user");
+    assert_eq!((got.status, got.updated_at), (UserStatus::Disabled, NOW));
+    assert!(s.live_families_for_user(&alice.id, NOW).await.expect("list").is_empty());
+    assert_eq!(
+        s.revocations_since(0, 10).await.expect("feed")[0].kind,
+        RevocationKind::User
+    );
+    assert_eq!(
+        s.update_and_revoke_user("nope", &update, RevokeReason::UserRevoked, NOW)
+            .await,
+        Err(StoreError::NotFound)
+    );
+}
+
 on_both_backends!(
+    a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused,
+    disabling_a_user_revokes_in_the_same_transaction,
     a_rotation_records_its_audit_event_with_it,
     a_rehash_does_not_undo_a_password_change,
     a_sign_in_needs_an_active_user_and_client,

@@ -118,6 +118,8 @@ fn refresh(c: &mut Criterion) {
         expires_at: now.plus(86_400),
         first_token: TokenHash::of(b"0"),
         first_token_expires_at: now.plus(86_400),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
     };
     rt.block_on(f.store.start_family(&fam, now)).expect("family");
     group.bench_function("store_rotate", |b| {

@@ -39,7 +39,8 @@ pub struct TokenConfig {
     /// `max-age` of the JWKS answer.
     pub jwks_max_age: Duration,
     /// How long a new signing key is published before it signs, so that
-    /// every cached JWKS holds it first (default: `jwks_max_age`).
+    /// every cached JWKS holds it first (default 390 s: the JWKS `max-age`,
+    /// plus the 30 s in which every instance reloads keys, plus a minute).
     pub key_publish_delay: Duration,
     /// Create a new signing key when the newest is this old (default:
     /// never; rotate with `portcullis keys rotate`).
@@ -65,7 +66,7 @@ impl TokenConfig {
             throttle: ThrottlePolicy::default(),
             max_body_bytes: 16 * 1024,
             jwks_max_age: Duration::from_secs(300),
-            key_publish_delay: Duration::from_secs(300),
+            key_publish_delay: Duration::from_secs(390),
             key_rotation_period: None,
         }
     }

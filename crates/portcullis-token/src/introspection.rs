@@ -46,8 +46,18 @@ pub(crate) async fn revoke(svc: &TokenService, form: &Form, client: &Client, now
         }
     }
     if let Ok(claims) = svc.keys().own.verify(token).await {
-        if claims.client_id == client.id {
+        if claims.client_id == client.id && store.revoked_at(RevocationKind::Jti, &claims.jti).await?.is_none() {
             store.append_revocation(RevocationKind::Jti, &claims.jti, now).await?;
+            let event = NewAuditEvent {
+                action: "token.revoke".into(),
+                actor: Some(claims.sub.clone()),
+                client_id: Some(client.id.clone()),
+                subject: Some(claims.jti.clone()),
+                ..NewAuditEvent::default()
+            };
+            if let Err(e) = store.record_audit(&event, now).await {
+                tracing::warn!(error = %e, "could not record an audit event");
+            }
         }
     }
     Ok(())

@@ -79,6 +79,12 @@ impl TokenService {
     /// # Errors
     /// See [`StartError`].
     pub async fn start(store: Arc<dyn Store>, config: TokenConfig) -> Result<Arc<Self>, StartError> {
+        if config.key_publish_delay < config.jwks_max_age + std::time::Duration::from_secs(30) {
+            tracing::warn!(
+                "the key publication delay is shorter than the JWKS max-age plus the 30 s key reload: \
+                 resource servers may see tokens signed by a key they have not fetched yet"
+            );
+        }
         let passwords = Passwords::new(&config.password)?;
         let keys = load_keys(store.as_ref(), &config).await?;
         Ok(Arc::new(Self {
@@ -112,6 +118,20 @@ impl TokenService {
     /// # Errors
     /// See [`StartError`].
     pub async fn maintain_keys(&self) -> Result<(), StartError> {
+        let maintained = self.maintain_stored_keys().await;
+        // Reload whatever happened, so a failure above never leaves this
+        // instance on a stale key set.
+        let reloaded = self.reload_keys().await;
+        maintained.and(reloaded)
+    }
+
+    async fn maintain_stored_keys(&self) -> Result<(), StartError> {
+        // Several instances do this concurrently: a key another instance
+        // retired or deleted first counts as done.
+        let done = |r: Result<(), StoreError>| match r {
+            Ok(()) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(StartError::Store(e)),
+        };
         let now = UnixTime::now();
         let cfg = &self.config;
         let keep = config::secs(cfg.access_token_ttl).saturating_add(60);
@@ -145,7 +165,7 @@ impl TokenService {
                     .iter()
                     .filter(|k| k.state == KeyState::Active && k.created_at < signer.created_at)
                 {
-                    self.store.retire_signing_key(&old.kid, now).await?;
+                    done(self.store.retire_signing_key(&old.kid, now).await)?;
                     tracing::info!(kid = %old.kid, "retired a superseded signing key");
                 }
             }
@@ -154,9 +174,9 @@ impl TokenService {
             .iter()
             .filter(|k| k.retired_at.is_some_and(|t| t.plus(keep.saturating_mul(2)) <= now))
         {
-            self.store.delete_signing_key(&gone.kid).await?;
+            done(self.store.delete_signing_key(&gone.kid).await)?;
         }
-        self.reload_keys().await
+        Ok(())
     }
 
     /// Verifies one of this server's own access tokens and checks in the
@@ -219,7 +239,8 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
     let jwks: serde_json::Value = serde_json::from_str(&set.jwks).map_err(|_| keys::KeyError::internal("JWKS"))?;
     let mut own = portcullis_verify::Verifier::builder(&config.issuer)
         .jwks(jwks)
-        .leeway(std::time::Duration::ZERO)
+        // A little leeway: instances' clocks differ slightly.
+        .leeway(std::time::Duration::from_secs(10))
         .audience(&config.audience);
     for r in &config.resources {
         own = own.audience(r);

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::{Context as _, bail};
 use portcullis_store::{
     AuditStore as _, Client, ClientStore as _, KeyStore as _, NewAuditEvent, NewClient, NewUser, RevocationStore as _,
-    RevokeReason, SqlStore, StoreError, UnixTime, User, UserStatus, UserStore as _,
+    RevokeReason, SqlStore, StoreError, UnixTime, User, UserStatus, UserStore as _, UserUpdate,
 };
 use portcullis_token::password::Passwords;
 use portcullis_token::scope::Scopes;
@@ -334,15 +334,14 @@ pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
 /// An unknown user or a database failure.
 pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
     let u = user(store, username).await?;
-    let now = UnixTime::now();
-    store
-        .set_user_status(&u.id, UserStatus::Disabled, now)
+    let update = UserUpdate {
+        status: Some(UserStatus::Disabled),
+        password_hash: None,
+    };
+    let ended = store
+        .update_and_revoke_user(&u.id, &update, RevokeReason::UserRevoked, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot disable: {e}"))?;
-    let ended = store
-        .revoke_user(&u.id, RevokeReason::UserRevoked, now)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
     audit(store, "user.disable", None, Some(&u.id)).await;
     Ok(render(
         json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),
@@ -367,15 +366,14 @@ pub async fn user_set_password(store: &SqlStore, args: UserSetPassword) -> anyho
         .hash(&password)
         .await
         .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
-    let now = UnixTime::now();
-    store
-        .set_user_password_hash(&u.id, &hash, now)
+    let update = UserUpdate {
+        status: None,
+        password_hash: Some(hash),
+    };
+    let ended = store
+        .update_and_revoke_user(&u.id, &update, RevokeReason::PasswordChanged, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot set the password: {e}"))?;
-    let ended = store
-        .revoke_user(&u.id, RevokeReason::PasswordChanged, now)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
     audit(store, "user.set_password", None, Some(&u.id)).await;
     Ok(render(
         json!({"username": u.username, "password_changed": true, "sign_ins_ended": ended}),

@@ -17,7 +17,7 @@ use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use portcullis_store::{
     AuditStore as _, ClientStore as _, KeyStore as _, NewAuditEvent, RefreshFamily, RefreshStore as _,
-    RevocationStore as _, RevokeReason, SqlStore, StoreError, UnixTime, UserStatus, UserStore as _,
+    RevocationStore as _, RevokeReason, SqlStore, StoreError, UnixTime, UserStatus, UserStore as _, UserUpdate,
 };
 use portcullis_token::TokenService;
 use portcullis_verify::axum::Rejection;
@@ -203,9 +203,14 @@ async fn disable_user(
     Path(username): Path<String>,
 ) -> ApiResult {
     let u = api.store.user_by_username(&username).await?;
-    let now = UnixTime::now();
-    api.store.set_user_status(&u.id, UserStatus::Disabled, now).await?;
-    let ended = api.store.revoke_user(&u.id, RevokeReason::UserRevoked, now).await?;
+    let update = UserUpdate {
+        status: Some(UserStatus::Disabled),
+        password_hash: None,
+    };
+    let ended = api
+        .store
+        .update_and_revoke_user(&u.id, &update, RevokeReason::UserRevoked, UnixTime::now())
+        .await?;
     record(&api, &me, "user.disable", &u.id).await;
     Ok(Json(
         json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),

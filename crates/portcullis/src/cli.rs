@@ -111,7 +111,7 @@ pub struct ServeArgs {
     pub hashing: HashingArgs,
 
     /// Seconds a new signing key is published before it signs.
-    #[arg(long, env = "PORTCULLIS_KEY_PUBLISH_DELAY", default_value_t = 300)]
+    #[arg(long, env = "PORTCULLIS_KEY_PUBLISH_DELAY", default_value_t = 390)]
     pub key_publish_delay: u64,
 
     /// Create a new signing key every this many seconds (0: only by

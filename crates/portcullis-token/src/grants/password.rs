@@ -61,17 +61,20 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await;
     let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
-    let user = match (verdict, user) {
+    let (user, checked_hash) = match (verdict, user) {
         (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active => {
+            let mut checked = user.password_hash.clone();
             if let Some(hash) = rehash {
-                if let Err(e) = store
+                match store
                     .rehash_user_password(&user.id, &user.password_hash, &hash, req.now)
                     .await
                 {
-                    tracing::warn!(error = %e, "could not store a rehashed password");
+                    Ok(true) => checked = hash,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not store a rehashed password"),
                 }
             }
-            user
+            (user, checked)
         }
         (_, user) => {
             // Wrong password, unknown or disabled user: one answer for all.
@@ -101,6 +104,10 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
         expires_at: req.now.plus(secs(cfg.refresh_absolute_ttl)),
         first_token: refresh.hash(),
         first_token_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
+        // Refused if the password changed or the user was signed out
+        // everywhere while the password was being checked.
+        not_revoked_since: req.now,
+        password_hash: Some(checked_hash),
     };
     // Stored (committed) before the answer is built: a refresh token handed
     // out is never unknown to the server.
