@@ -327,10 +327,27 @@ async fn a_verifier_with_the_feed_refuses_a_revoked_sign_in_within_seconds(db: &
         None,
     )
     .await;
+    wait_until_refused(&verifier, at).await;
+    // A revoked client: its other live access tokens are refused too.
+    let other = app.sign_in("mobile", "alice").await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_owned();
+    verifier
+        .verify(&other)
+        .await
+        .expect("valid before the client is revoked");
+    db.revoke_client("mobile", UnixTime::now())
+        .await
+        .expect("revoke client");
+    wait_until_refused(&verifier, &other).await;
+}
+
+async fn wait_until_refused(verifier: &portcullis_verify::Verifier, token: &str) {
     let started = std::time::Instant::now();
     loop {
-        if verifier.verify(at).await.is_err() {
-            break;
+        if verifier.verify(token).await.is_err() {
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -340,7 +357,58 @@ async fn a_verifier_with_the_feed_refuses_a_revoked_sign_in_within_seconds(db: &
     }
 }
 
+async fn a_feed_behind_a_credential_answers_only_with_it(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn_with(db, |c| c.revocation_feed_secret = Some("feed-secret".into())).await;
+    let url = format!("{}/oauth/revocations", app.base);
+    let res = app.http.get(&url).send().await.expect("feed");
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="portcullis""#);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .expect("feed")
+            .status(),
+        401
+    );
+    let res = app
+        .http
+        .get(&url)
+        .bearer_auth("feed-secret")
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "private, max-age=2");
+    // A verifier given the credential follows the feed.
+    let verifier = portcullis_verify::Verifier::builder(ISSUER)
+        .audience(ISSUER)
+        .jwks_url(format!("{}/.well-known/jwks.json", app.base))
+        .revocation_feed(url, Duration::from_millis(100))
+        .revocation_feed_credential("feed-secret")
+        .build()
+        .expect("verifier");
+    let body = app.sign_in("mobile", "alice").await;
+    let at = body["access_token"].as_str().expect("at");
+    verifier.verify(at).await.expect("valid");
+    app.post_form(
+        "/oauth/revoke",
+        &[
+            ("client_id", "mobile"),
+            ("token", body["refresh_token"].as_str().expect("rt")),
+        ],
+        None,
+    )
+    .await;
+    wait_until_refused(&verifier, at).await;
+}
+
 on_both_backends!(
+    a_feed_behind_a_credential_answers_only_with_it,
     revoking_a_refresh_token_ends_its_family_and_feeds_it,
     revoking_unknown_or_foreign_tokens_answers_200_and_changes_nothing,
     introspection_describes_live_tokens_only,

@@ -118,6 +118,14 @@ pub trait RevocationStore: Send + Sync {
     /// Only database failures.
     async fn revoked_at(&self, kind: RevocationKind, subject: &str) -> Result<Option<UnixTime>, StoreError>;
 
+    /// Deletes feed entries revoked before `cutoff` (tokens they concern
+    /// have expired); cursors of the others do not change. Returns how
+    /// many were deleted.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn purge_revocations(&self, cutoff: UnixTime) -> Result<u64, StoreError>;
+
     /// Up to `limit` feed entries with a cursor greater than `after`, in
     /// cursor order.
     ///
@@ -306,6 +314,16 @@ impl RevocationStore for SqlStore {
                 .await?
         });
         Ok(row.and_then(|(t,)| t).map(UnixTime))
+    }
+
+    async fn purge_revocations(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
+        Ok(with_pool!(&self.write, |c| {
+            sqlx::query("DELETE FROM revocations WHERE revoked_at < $1")
+                .bind(cutoff.0)
+                .execute(c)
+                .await?
+                .rows_affected()
+        }))
     }
 
     async fn revocations_since(&self, after: i64, limit: u32) -> Result<Vec<RevocationEntry>, StoreError> {

@@ -8,7 +8,7 @@ use crate::throttle::ThrottlePolicy;
 
 /// How the token endpoint behaves. [`TokenConfig::new`] gives the defaults
 /// for an issuer; every field can be changed afterwards.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenConfig {
     /// The `iss` of every token and the RFC 8414 `issuer` (no trailing `/`).
     pub issuer: String,
@@ -45,6 +45,26 @@ pub struct TokenConfig {
     /// Create a new signing key when the newest is this old (default:
     /// never; rotate with `portcullis keys rotate`).
     pub key_rotation_period: Option<Duration>,
+    /// When set, the revocation feed answers only requests carrying
+    /// `Authorization: Bearer <this>`; otherwise it is public.
+    pub revocation_feed_secret: Option<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("resources", &self.resources)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_retry_window", &self.refresh_retry_window)
+            .field("signing_alg", &self.signing_alg)
+            .field(
+                "revocation_feed_secret",
+                &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenConfig {
@@ -68,6 +88,7 @@ impl TokenConfig {
             jwks_max_age: Duration::from_secs(300),
             key_publish_delay: Duration::from_secs(390),
             key_rotation_period: None,
+            revocation_feed_secret: None,
         }
     }
 }

@@ -128,8 +128,27 @@ async fn introspect(State(svc): State<Arc<TokenService>>, req: Request) -> Respo
 }
 
 /// `GET /oauth/revocations?since=CURSOR&limit=N`: the revocation feed,
-/// public, cacheable for 2 s.
-async fn revocations(State(svc): State<Arc<TokenService>>, uri: axum::http::Uri) -> Response {
+/// cacheable for 2 s; public unless a feed secret is configured.
+async fn revocations(
+    State(svc): State<Arc<TokenService>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(secret) = &svc.config().revocation_feed_secret {
+        let presented = portcullis_verify::bearer_token(
+            headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes),
+            None,
+        );
+        let ok = presented.is_ok_and(|p| subtle::ConstantTimeEq::ct_eq(p.as_bytes(), secret.as_bytes()).into());
+        if !ok {
+            let mut res = StatusCode::UNAUTHORIZED.into_response();
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="portcullis""#),
+            );
+            return no_store(res);
+        }
+    }
     let mut since = 0i64;
     let mut limit = 500u32;
     for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -146,8 +165,13 @@ async fn revocations(State(svc): State<Arc<TokenService>>, uri: axum::http::Uri)
     match crate::introspection::feed(&svc, since, limit).await {
         Ok(doc) => {
             let mut res = Json(doc).into_response();
+            let cache = if svc.config().revocation_feed_secret.is_some() {
+                "private, max-age=2"
+            } else {
+                "public, max-age=2"
+            };
             res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=2"));
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             res
         }
         Err(e) => e.into_response(),

@@ -80,14 +80,18 @@ impl Feed {
     }
 
     /// Reads every new page once.
-    pub(crate) async fn poll(&self, http: &reqwest::Client, url: &str) {
+    pub(crate) async fn poll(&self, http: &reqwest::Client, url: &str, credential: Option<&str>) {
         for _ in 0..MAX_PAGES_PER_POLL {
             let cursor = self
                 .state
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .cursor;
-            let page = match http.get(url).query(&[("since", cursor)]).send().await {
+            let mut req = http.get(url).query(&[("since", cursor)]);
+            if let Some(c) = credential {
+                req = req.bearer_auth(c);
+            }
+            let page = match req.send().await {
                 Ok(r) if r.status().is_success() => r.json::<Page>().await,
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), "revocation feed poll failed");
@@ -123,13 +127,19 @@ pub(crate) struct Poller {
 }
 
 impl Poller {
-    pub(crate) fn spawn(feed: Arc<Feed>, http: reqwest::Client, url: String, every: Duration) -> Self {
+    pub(crate) fn spawn(
+        feed: Arc<Feed>,
+        http: reqwest::Client,
+        url: String,
+        credential: Option<String>,
+        every: Duration,
+    ) -> Self {
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                feed.poll(&http, &url).await;
+                feed.poll(&http, &url, credential.as_deref()).await;
             }
         });
         Self { task }

@@ -54,6 +54,7 @@ pub struct VerifierBuilder {
     jwks: Option<serde_json::Value>,
     cooldown: Duration,
     feed: Option<(String, Duration)>,
+    feed_credential: Option<String>,
     http: Option<reqwest::Client>,
 }
 
@@ -90,6 +91,7 @@ impl Verifier {
             jwks: None,
             cooldown: Duration::from_secs(30),
             feed: None,
+            feed_credential: None,
             http: None,
         }
     }
@@ -273,6 +275,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// A bearer credential for a revocation feed that is not public.
+    #[must_use]
+    pub fn revocation_feed_credential(mut self, secret: impl Into<String>) -> Self {
+        self.feed_credential = Some(secret.into());
+        self
+    }
+
     /// The `realm` of `WWW-Authenticate` challenges (default `api`).
     #[must_use]
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
@@ -318,7 +327,7 @@ impl VerifierBuilder {
             Some((url, every)) => {
                 tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
                 let feed = Arc::new(Feed::default());
-                let poller = Poller::spawn(feed.clone(), http, url, every);
+                let poller = Poller::spawn(feed.clone(), http, url, self.feed_credential, every);
                 Some((feed, poller))
             }
         };

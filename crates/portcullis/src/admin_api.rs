@@ -249,9 +249,11 @@ async fn sign_out(api: &Api, me: &AccessTokenClaims, user_id: &str, family_id: &
     } else {
         RevokeReason::Admin
     };
-    api.store.revoke_family(family_id, reason, UnixTime::now()).await?;
-    record(api, me, "device.sign_out", family_id).await;
-    Ok(Json(json!({"id": family_id, "signed_out": true})))
+    let signed_out = api.store.revoke_family(family_id, reason, UnixTime::now()).await?;
+    if signed_out {
+        record(api, me, "device.sign_out", family_id).await;
+    }
+    Ok(Json(json!({"id": family_id, "signed_out": signed_out})))
 }
 
 async fn user_devices(State(api): State<Api>, Path(username): Path<String>) -> ApiResult {

@@ -119,6 +119,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_KEY_ROTATION_PERIOD", default_value_t = 0)]
     pub key_rotation_period: u64,
 
+    /// Require this bearer credential on the revocation feed (otherwise
+    /// the feed is public). Prefer the environment variable.
+    #[arg(long, env = "PORTCULLIS_REVOCATION_FEED_SECRET", hide_env_values = true)]
+    pub revocation_feed_secret: Option<String>,
+
     /// Serve plain HTTP on a non-loopback address because a proxy in
     /// front terminates TLS.
     #[arg(long, env = "PORTCULLIS_BEHIND_TLS_PROXY")]

@@ -119,11 +119,14 @@ impl Application {
 /// - maintain the signing keys (rotation period, retiring superseded keys)
 ///   and reload them, so that a key created by another instance or the
 ///   CLI is published, and used once its publication delay has passed;
-/// - every 10 minutes, delete throttle counters and refresh families that
-///   can no longer matter.
+/// - every 10 minutes, delete throttle counters, refresh families and
+///   revocation-feed entries that can no longer matter.
 async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
-    use portcullis_store::{RefreshStore as _, ThrottleStore as _, UnixTime};
+    use portcullis_store::{RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime};
     let window = i64::try_from(tokens.config().refresh_retry_window.as_secs()).unwrap_or(i64::MAX);
+    let feed_keep = i64::try_from(tokens.config().access_token_ttl.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(86_400);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
     for round in 0u64.. {
         tick.tick().await;
@@ -142,6 +145,8 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
             let purged = async {
                 let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
                 let f = store.purge_families(now.plus(-86_400)).await?;
+                // Feed entries matter while tokens they cover can be live.
+                store.purge_revocations(now.plus(-feed_keep)).await?;
                 Ok::<_, portcullis_store::StoreError>((t, f))
             };
             match purged.await {
