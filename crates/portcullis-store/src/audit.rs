@@ -59,6 +59,15 @@ pub trait AuditStore: Send + Sync {
     /// # Errors
     /// Only database failures.
     async fn audit_events(&self, before: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Appends an event, logging (not returning) a failure: for callers
+    /// whose own work must not fail because the audit log could not be
+    /// written.
+    async fn record_audit_or_warn(&self, event: &NewAuditEvent, now: UnixTime) {
+        if let Err(e) = self.record_audit(event, now).await {
+            tracing::warn!(error = %e, action = %event.action, "could not record an audit event");
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,6 +99,21 @@ impl From<EventRow> for AuditEvent {
 
 const COLUMNS: &str = "id, at, action, actor, client_id, subject, ip, detail";
 
+/// Binds an event's values to a query built on [`INSERT_SQL`].
+macro_rules! bind_event {
+    ($query:expr, $now:expr, $e:expr) => {
+        $query
+            .bind($now.0)
+            .bind(&$e.action)
+            .bind(&$e.actor)
+            .bind(&$e.client_id)
+            .bind(&$e.subject)
+            .bind(&$e.ip)
+            .bind(&$e.detail)
+    };
+}
+pub(crate) use bind_event;
+
 /// Inserts one event: `$1` time, then action, actor, client, subject, ip,
 /// detail.
 pub(crate) const INSERT_SQL: &str =
@@ -100,16 +124,7 @@ impl AuditStore for SqlStore {
     async fn record_audit(&self, e: &NewAuditEvent, now: UnixTime) -> Result<AuditEvent, StoreError> {
         let sql = format!("{INSERT_SQL} RETURNING {COLUMNS}");
         let row: EventRow = with_pool!(&self.write, |c| {
-            sqlx::query_as(&sql)
-                .bind(now.0)
-                .bind(&e.action)
-                .bind(&e.actor)
-                .bind(&e.client_id)
-                .bind(&e.subject)
-                .bind(&e.ip)
-                .bind(&e.detail)
-                .fetch_one(c)
-                .await?
+            bind_event!(sqlx::query_as(&sql), now, e).fetch_one(c).await?
         });
         Ok(row.into())
     }

@@ -475,14 +475,7 @@ impl RefreshStore for SqlStore {
                                     .await?;
                             }
                             if let Some(e) = &r.audit {
-                                sqlx::query(crate::audit::INSERT_SQL)
-                                    .bind(r.now.0)
-                                    .bind(&e.action)
-                                    .bind(&e.actor)
-                                    .bind(&e.client_id)
-                                    .bind(&e.subject)
-                                    .bind(&e.ip)
-                                    .bind(&e.detail)
+                                crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_SQL), r.now, e)
                                     .execute(&mut *tx)
                                     .await?;
                             }

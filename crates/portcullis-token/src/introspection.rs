@@ -35,9 +35,7 @@ pub(crate) async fn revoke(svc: &TokenService, form: &Form, client: &Client, now
                         subject: Some(family.id.clone()),
                         ..NewAuditEvent::default()
                     };
-                    if let Err(e) = store.record_audit(&event, now).await {
-                        tracing::warn!(error = %e, "could not record an audit event");
-                    }
+                    store.record_audit_or_warn(&event, now).await;
                 }
                 return Ok(());
             }
@@ -55,9 +53,7 @@ pub(crate) async fn revoke(svc: &TokenService, form: &Form, client: &Client, now
                 subject: Some(claims.jti.clone()),
                 ..NewAuditEvent::default()
             };
-            if let Err(e) = store.record_audit(&event, now).await {
-                tracing::warn!(error = %e, "could not record an audit event");
-            }
+            store.record_audit_or_warn(&event, now).await;
         }
     }
     Ok(())

@@ -153,9 +153,7 @@ impl TokenService {
                     subject: Some(new.kid.clone()),
                     ..Default::default()
                 };
-                if let Err(e) = self.store.record_audit(&event, now).await {
-                    tracing::warn!(error = %e, "could not record an audit event");
-                }
+                self.store.record_audit_or_warn(&event, now).await;
             }
         }
         if let Some(signer) = keys::signing_key(&stored, now, delay) {

@@ -117,16 +117,7 @@ pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<S
         tokens = format!("{tokens} {ADMIN_SCOPE}");
     }
     let user_scope = scope(tokens.trim(), "scope")?;
-    let password = read_password(args.password_stdin)?;
-    let policy = args.hashing.policy();
-    if password.is_empty() || password.len() > policy.max_bytes {
-        bail!("the password must be 1 to {} bytes", policy.max_bytes);
-    }
-    let hasher = Passwords::new(&policy).context("password policy")?;
-    let hash = hasher
-        .hash(&password)
-        .await
-        .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
+    let hash = new_password_hash(args.password_stdin, &args.hashing).await?;
     let new = NewUser {
         username: username.to_owned(),
         password_hash: hash,
@@ -145,6 +136,21 @@ pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<S
             user.id, user.username, user.scope
         ))
     }
+}
+
+/// Reads a new password (stdin or prompt), checks its length and hashes it
+/// with the server's settings.
+async fn new_password_hash(from_stdin: bool, hashing: &crate::cli::HashingArgs) -> anyhow::Result<String> {
+    let policy = hashing.policy();
+    let password = read_password(from_stdin)?;
+    if password.is_empty() || password.len() > policy.max_bytes {
+        bail!("the password must be 1 to {} bytes", policy.max_bytes);
+    }
+    let hasher = Passwords::new(&policy).context("password policy")?;
+    hasher
+        .hash(&password)
+        .await
+        .map_err(|_| anyhow::anyhow!("password hashing failed"))
 }
 
 /// The password from the first line of stdin, or from a prompt without echo.
@@ -178,9 +184,7 @@ async fn audit(store: &SqlStore, action: &str, client_id: Option<&str>, subject:
         subject: subject.map(str::to_owned),
         ..NewAuditEvent::default()
     };
-    if let Err(e) = store.record_audit(&event, UnixTime::now()).await {
-        tracing::warn!(error = %e, "could not record an audit event");
-    }
+    store.record_audit_or_warn(&event, UnixTime::now()).await;
 }
 
 /// A client as RFC 7591 names its fields (never its secret).
@@ -356,16 +360,7 @@ pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyho
 /// An unknown user, a bad password, or a database failure.
 pub async fn user_set_password(store: &SqlStore, args: UserSetPassword) -> anyhow::Result<String> {
     let u = user(store, &args.username).await?;
-    let policy = args.hashing.policy();
-    let password = read_password(args.password_stdin)?;
-    if password.is_empty() || password.len() > policy.max_bytes {
-        bail!("the password must be 1 to {} bytes", policy.max_bytes);
-    }
-    let hasher = Passwords::new(&policy).context("password policy")?;
-    let hash = hasher
-        .hash(&password)
-        .await
-        .map_err(|_| anyhow::anyhow!("password hashing failed"))?;
+    let hash = new_password_hash(args.password_stdin, &args.hashing).await?;
     let update = UserUpdate {
         status: None,
         password_hash: Some(hash),

@@ -145,9 +145,7 @@ async fn record(api: &Api, actor: &AccessTokenClaims, action: &str, subject: &st
         subject: Some(subject.to_owned()),
         ..NewAuditEvent::default()
     };
-    if let Err(e) = api.store.record_audit(&event, UnixTime::now()).await {
-        tracing::warn!(error = %e, "could not record an audit event");
-    }
+    api.store.record_audit_or_warn(&event, UnixTime::now()).await;
 }
 
 fn device_json(f: &RefreshFamily) -> Value {

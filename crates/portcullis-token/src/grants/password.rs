@@ -132,7 +132,5 @@ async fn audit(svc: &TokenService, action: &str, user_id: Option<String>, req: &
         ip: req.ip.map(|ip| ip.to_string()),
         detail: None,
     };
-    if let Err(e) = svc.store().record_audit(&event, req.now).await {
-        tracing::warn!(error = %e, action, "could not record an audit event");
-    }
+    svc.store().record_audit_or_warn(&event, req.now).await;
 }

@@ -166,9 +166,7 @@ async fn reuse_detected(svc: &TokenService, family: &RefreshFamily, req: &Reques
             ip: req.ip.map(|ip| ip.to_string()),
             detail: None,
         };
-        if let Err(e) = store.record_audit(&event, req.now).await {
-            tracing::warn!(error = %e, "could not record an audit event");
-        }
+        store.record_audit_or_warn(&event, req.now).await;
     }
     Ok(())
 }
