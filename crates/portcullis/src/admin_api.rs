@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::admin::{ADMIN_SCOPE, client_json, key_json, user_json};
+use crate::health::no_store;
 
 #[derive(Clone)]
 struct Api {
@@ -49,11 +50,23 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
         .route("/audit", get(audit_events))
         .route("/keys", get(keys))
         .route("/keys/rotate", post(rotate_key))
-        .layer(from_fn_with_state(api.clone(), require_admin));
+        .layer(from_fn_with_state(
+            Guard {
+                api: api.clone(),
+                scopes: &[ADMIN_SCOPE],
+            },
+            require,
+        ));
     let account = Router::new()
         .route("/devices", get(my_devices))
         .route("/devices/{id}", delete(my_sign_out_device))
-        .layer(from_fn_with_state(api.clone(), require_token));
+        .layer(from_fn_with_state(
+            Guard {
+                api: api.clone(),
+                scopes: &[],
+            },
+            require,
+        ));
     Router::new()
         .nest("/admin/v1", admin)
         .nest("/account/v1", account)
@@ -83,32 +96,23 @@ async fn authenticate(api: &Api, req: &Parts, scopes: &[&str]) -> Result<AccessT
     Ok(claims)
 }
 
-async fn require_admin(State(api): State<Api>, req: Request, next: Next) -> Response {
+/// What a group of routes requires: a live token of this server with
+/// these scopes.
+#[derive(Clone)]
+struct Guard {
+    api: Api,
+    scopes: &'static [&'static str],
+}
+
+async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    match authenticate(&api, &parts, &[ADMIN_SCOPE]).await {
+    match authenticate(&guard.api, &parts, guard.scopes).await {
         Ok(claims) => {
             parts.extensions.insert(claims);
             no_store(next.run(Request::from_parts(parts, body)).await)
         }
         Err(r) => r.into_response(),
     }
-}
-
-async fn require_token(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    match authenticate(&api, &parts, &[]).await {
-        Ok(claims) => {
-            parts.extensions.insert(claims);
-            no_store(next.run(Request::from_parts(parts, body)).await)
-        }
-        Err(r) => r.into_response(),
-    }
-}
-
-fn no_store(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// An admin API failure, as JSON.

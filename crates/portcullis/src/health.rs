@@ -48,7 +48,8 @@ async fn readyz(State(store): State<Arc<dyn HealthStore>>) -> Response {
     no_store(res)
 }
 
-fn no_store(mut res: Response) -> Response {
+/// Marks an answer as not cacheable.
+pub(crate) fn no_store(mut res: Response) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
