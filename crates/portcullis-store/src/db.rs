@@ -110,6 +110,11 @@ pub struct ConnectOptions {
     /// How long SQLite waits on a lock held by another process (e.g. the CLI
     /// writing while the server runs) before giving up.
     pub busy_timeout: Duration,
+    /// SQLite: commit refresh-token rotations that arrive together in one
+    /// transaction (one `fsync` for the group instead of one each). Every
+    /// caller still gets its answer only after its rotation committed.
+    /// On by default; PostgreSQL ignores it.
+    pub group_commit: bool,
 }
 
 impl Default for ConnectOptions {
@@ -118,6 +123,7 @@ impl Default for ConnectOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
             busy_timeout: Duration::from_secs(5),
+            group_commit: true,
         }
     }
 }
@@ -133,6 +139,9 @@ pub struct SqlStore {
     /// connection: SQLite allows one writer at a time, and queueing in the
     /// pool is cheaper and fairer than retrying on `SQLITE_BUSY`.
     pub(crate) write: Pool,
+    /// SQLite: the writer task that group-commits rotations, if enabled.
+    #[cfg(feature = "sqlite")]
+    pub(crate) group_commit: Option<crate::group_commit::GroupCommit>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -200,10 +209,14 @@ impl SqlStore {
         if in_memory {
             // Every connection to an in-memory database sees its own empty
             // database, so readers must share the writer's connection.
+            let group_commit = opts
+                .group_commit
+                .then(|| crate::group_commit::GroupCommit::start(write.clone()));
             let pool = Pool::Sqlite(write);
             return Ok(Self {
                 read: pool.clone(),
                 write: pool,
+                group_commit,
             });
         }
         let read = SqlitePoolOptions::new()
@@ -211,9 +224,13 @@ impl SqlStore {
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(conn.read_only(true))
             .await?;
+        let group_commit = opts
+            .group_commit
+            .then(|| crate::group_commit::GroupCommit::start(write.clone()));
         Ok(Self {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
+            group_commit,
         })
     }
 
@@ -240,6 +257,8 @@ impl SqlStore {
         Ok(Self {
             read: pool.clone(),
             write: pool,
+            #[cfg(feature = "sqlite")]
+            group_commit: None,
         })
     }
 

@@ -29,6 +29,8 @@ mod audit;
 mod clients;
 mod db;
 mod error;
+#[cfg(feature = "sqlite")]
+mod group_commit;
 mod keys;
 mod migrations;
 mod refresh;

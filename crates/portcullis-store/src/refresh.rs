@@ -324,6 +324,198 @@ const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, device_label, creat
 const TOKEN_COLUMNS: &str =
     "id, family_id, parent_id, token_hash, issued_at, expires_at, used_at, replaced_by, successor";
 
+/// The token columns qualified by the alias `t`, and the family columns by
+/// `f`, for the joined read; `TOKEN_COLUMN_COUNT` is where the family's start.
+const TOKEN_COLUMNS_T: &str = "t.id, t.family_id, t.parent_id, t.token_hash, t.issued_at, t.expires_at, t.used_at, \
+                               t.replaced_by, t.successor";
+const FAMILY_COLUMNS_F: &str = "f.id, f.user_id, f.client_id, f.scope, f.device_label, f.created_at, f.last_used_at, \
+                                f.expires_at, f.revoked_at, f.revoke_reason";
+const TOKEN_COLUMN_COUNT: usize = 9;
+
+impl TokenRow {
+    /// The token whose columns start at `base` (in [`TOKEN_COLUMNS`] order).
+    fn at<R: sqlx::Row>(row: &R, base: usize) -> Result<Self, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get(base)?,
+            family_id: row.try_get(base + 1)?,
+            parent_id: row.try_get(base + 2)?,
+            token_hash: row.try_get(base + 3)?,
+            issued_at: row.try_get(base + 4)?,
+            expires_at: row.try_get(base + 5)?,
+            used_at: row.try_get(base + 6)?,
+            replaced_by: row.try_get(base + 7)?,
+            successor: row.try_get(base + 8)?,
+        })
+    }
+}
+
+impl FamilyRow {
+    /// The family whose columns start at `base` (in [`FAMILY_COLUMNS`] order).
+    fn at<R: sqlx::Row>(row: &R, base: usize) -> Result<Self, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get(base)?,
+            user_id: row.try_get(base + 1)?,
+            client_id: row.try_get(base + 2)?,
+            scope: row.try_get(base + 3)?,
+            device_label: row.try_get(base + 4)?,
+            created_at: row.try_get(base + 5)?,
+            last_used_at: row.try_get(base + 6)?,
+            expires_at: row.try_get(base + 7)?,
+            revoked_at: row.try_get(base + 8)?,
+            revoke_reason: row.try_get(base + 9)?,
+        })
+    }
+}
+
+/// A rotation as the writer needs it: owned, so that it can be queued for a
+/// group commit, with the child's id chosen up front.
+pub(crate) struct RotateJob {
+    presented: Vec<u8>,
+    client_id: String,
+    child_id: String,
+    child: Vec<u8>,
+    child_expires_at: i64,
+    successor: Option<Vec<u8>>,
+    now: i64,
+    audit: Option<crate::NewAuditEvent>,
+}
+
+impl RotateJob {
+    fn new(r: &Rotate<'_>) -> Self {
+        Self {
+            presented: r.presented.0.to_vec(),
+            client_id: r.client_id.to_owned(),
+            child_id: new_id(),
+            child: r.child.0.to_vec(),
+            child_expires_at: r.child_expires_at.0,
+            successor: r.successor.as_ref().map(|s| s.0.clone()),
+            now: r.now.0,
+            audit: r.audit.clone(),
+        }
+    }
+}
+
+/// The rows of a rotation that consumed its token.
+pub(crate) struct Won {
+    parent: TokenRow,
+    family: FamilyRow,
+    child: TokenRow,
+}
+
+/// A rotation inside the caller's SQLite write transaction. `None` when the
+/// token was not consumed (nothing written).
+///
+/// SQLite has one writer, so nothing can change between these statements:
+/// once the conditional UPDATE consumed the token (it checks the family too),
+/// the family is still live for the rest of the transaction.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn rotate_sqlite(conn: &mut sqlx::SqliteConnection, r: &RotateJob) -> Result<Option<Won>, StoreError> {
+    let consume_sql = format!(
+        "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2, successor = $5 \
+         WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+           AND family_id IN (SELECT id FROM refresh_families \
+                             WHERE client_id = $4 AND revoked_at IS NULL AND expires_at > $1) \
+         RETURNING {TOKEN_COLUMNS}"
+    );
+    let touch_sql = format!(
+        "UPDATE refresh_families SET last_used_at = $1 \
+         WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1 RETURNING {FAMILY_COLUMNS}"
+    );
+    let child_sql = format!(
+        "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
+    );
+    let parent: Option<TokenRow> = sqlx::query_as(&consume_sql)
+        .bind(r.now)
+        .bind(&r.child_id)
+        .bind(&r.presented)
+        .bind(&r.client_id)
+        .bind(r.successor.as_deref())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(parent) = parent else { return Ok(None) };
+    let family: FamilyRow = sqlx::query_as(&touch_sql)
+        .bind(r.now)
+        .bind(&parent.family_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        // Unreachable with one writer; if it ever happens the caller rolls
+        // the consumption back with the transaction.
+        .ok_or(StoreError::Backend)?;
+    let child: TokenRow = sqlx::query_as(&child_sql)
+        .bind(&r.child_id)
+        .bind(&parent.family_id)
+        .bind(&parent.id)
+        .bind(&r.child)
+        .bind(r.now)
+        .bind(r.child_expires_at.min(family.expires_at))
+        .fetch_one(&mut *conn)
+        .await?;
+    // The grandparent's sealed successor (the token just consumed) can no
+    // longer be asked for.
+    if let Some(grandparent) = &parent.parent_id {
+        sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE id = $1")
+            .bind(grandparent)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(e) = &r.audit {
+        crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_SQL), UnixTime(r.now), e)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Some(Won { parent, family, child }))
+}
+
+/// A rotation on PostgreSQL: one round trip to a function (migration 0002)
+/// that takes the family's row lock first, then consumes the token
+/// conditionally and writes the child, the family's `last_used_at`, the
+/// grandparent's cleared successor and the audit event, in the statement's
+/// own transaction.
+#[cfg(feature = "postgres")]
+async fn rotate_postgres(pool: &sqlx::PgPool, r: &RotateJob) -> Result<Option<Won>, StoreError> {
+    let audit = r.audit.as_ref();
+    let row =
+        sqlx::query("SELECT * FROM portcullis_rotate_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+            .bind(r.now)
+            .bind(&r.child_id)
+            .bind(&r.presented)
+            .bind(&r.client_id)
+            .bind(r.successor.as_deref())
+            .bind(&r.child)
+            .bind(r.child_expires_at)
+            .bind(audit.map(|e| e.action.as_str()))
+            .bind(audit.and_then(|e| e.actor.as_deref()))
+            .bind(audit.and_then(|e| e.client_id.as_deref()))
+            .bind(audit.and_then(|e| e.subject.as_deref()))
+            .bind(audit.and_then(|e| e.ip.as_deref()))
+            .bind(audit.and_then(|e| e.detail.as_deref()))
+            .fetch_optional(pool)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Won {
+        parent: TokenRow::at(&row, 0)?,
+        family: FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?,
+        child: TokenRow::at(&row, TOKEN_COLUMN_COUNT + 10)?,
+    }))
+}
+
 /// Classifies a token that the conditional write did not consume.
 fn refusal(token: &RefreshToken, family: &RefreshFamily, client_id: &str, now: UnixTime) -> Rotation {
     if family.client_id != client_id {
@@ -411,82 +603,22 @@ impl RefreshStore for SqlStore {
     }
 
     async fn rotate_refresh(&self, r: &Rotate<'_>) -> Result<Rotation, StoreError> {
-        // The conditional UPDATE is the whole concurrency story: the row
-        // changes only while `used_at IS NULL`, so of N concurrent callers
-        // exactly one sees a returned row (SQLite: one writer at a time;
-        // PostgreSQL: the losers wait on the row lock, then re-check the
-        // condition against the committed row and match nothing).
-        let consume_sql = format!(
-            "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2, successor = $5 \
-             WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
-               AND family_id IN (SELECT id FROM refresh_families \
-                                 WHERE client_id = $4 AND revoked_at IS NULL AND expires_at > $1) \
-             RETURNING {TOKEN_COLUMNS}"
-        );
-        // Conditional too: a revoke that committed while the UPDATE above ran
-        // holds (or held) this row's lock, and PostgreSQL re-checks the
-        // condition against the committed row, so a family revoked mid-way
-        // rolls the rotation back instead of getting a child.
-        let touch_sql = format!(
-            "UPDATE refresh_families SET last_used_at = $1 \
-             WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1 RETURNING {FAMILY_COLUMNS}"
-        );
-        let child_sql = format!(
-            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TOKEN_COLUMNS}"
-        );
-        let child_id = new_id();
-        let won: Option<(TokenRow, FamilyRow, TokenRow)> = with_pool!(&self.write, |c| {
-            let mut tx = c.begin().await?;
-            let parent: Option<TokenRow> = sqlx::query_as(&consume_sql)
-                .bind(r.now.0)
-                .bind(&child_id)
-                .bind(r.presented.0.to_vec())
-                .bind(r.client_id)
-                .bind(r.successor.as_ref().map(|s| s.0.as_slice()))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match parent {
-                None => None, // dropping `tx` rolls back; nothing was written
-                Some(parent) => {
-                    let family: Option<FamilyRow> = sqlx::query_as(&touch_sql)
-                        .bind(r.now.0)
-                        .bind(&parent.family_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match family {
-                        None => None, // revoked meanwhile: roll back
-                        Some(family) => {
-                            let child: TokenRow = sqlx::query_as(&child_sql)
-                                .bind(&child_id)
-                                .bind(&parent.family_id)
-                                .bind(&parent.id)
-                                .bind(r.child.0.to_vec())
-                                .bind(r.now.0)
-                                .bind(r.child_expires_at.0.min(family.expires_at))
-                                .fetch_one(&mut *tx)
-                                .await?;
-                            // The grandparent's sealed successor (the token
-                            // just consumed) can no longer be asked for.
-                            if let Some(grandparent) = &parent.parent_id {
-                                sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE id = $1")
-                                    .bind(grandparent)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                            if let Some(e) = &r.audit {
-                                crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_SQL), r.now, e)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                            tx.commit().await?;
-                            Some((parent, family, child))
-                        }
-                    }
+        let job = RotateJob::new(r);
+        let won = match &self.write {
+            #[cfg(feature = "sqlite")]
+            crate::db::Pool::Sqlite(pool) => match &self.group_commit {
+                Some(batcher) => batcher.rotate(job).await?,
+                None => {
+                    let mut tx = pool.begin().await?;
+                    let won = rotate_sqlite(&mut tx, &job).await?;
+                    tx.commit().await?;
+                    won
                 }
-            }
-        });
-        if let Some((parent, family, child)) = won {
+            },
+            #[cfg(feature = "postgres")]
+            crate::db::Pool::Postgres(pool) => rotate_postgres(pool, &job).await?,
+        };
+        if let Some(Won { parent, family, child }) = won {
             return Ok(Rotation::Rotated {
                 family: family.try_into()?,
                 parent: parent.try_into()?,
@@ -504,13 +636,16 @@ impl RefreshStore for SqlStore {
     }
 
     async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError> {
-        let token_sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1");
-        let token: TokenRow = with_pool!(&self.read, |c| sqlx::query_as(&token_sql)
-            .bind(hash.0.to_vec())
-            .fetch_one(c)
-            .await?);
-        let family = self.family_by_id(&token.family_id).await?;
-        Ok((token.try_into()?, family))
+        // One query for both rows: this read is on every refresh.
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F} FROM refresh_tokens t \
+             JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"
+        );
+        let (token, family): (TokenRow, FamilyRow) = with_pool!(&self.read, |c| {
+            let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_one(c).await?;
+            (TokenRow::at(&row, 0)?, FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?)
+        });
+        Ok((token.try_into()?, family.try_into()?))
     }
 
     async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError> {

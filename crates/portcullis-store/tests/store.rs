@@ -1038,7 +1038,69 @@ async fn disabling_a_user_revokes_in_the_same_transaction(s: &SqlStore) {
     );
 }
 
+/// 32 devices refresh at once, five times each, while one request in the
+/// crowd fails on its own (its new token's hash is already taken): every
+/// other rotation commits (SQLite commits them in groups), and the failing
+/// one changes nothing.
+async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    for d in 0..32 {
+        family(s, &alice, &app, &format!("dev{d}-0")).await;
+    }
+    for step in 0..5 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(33));
+        let mut tasks: Vec<_> = (0..32)
+            .map(|d| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let (old, new) = (format!("dev{d}-{step}"), format!("dev{d}-{}", step + 1));
+                    barrier.wait().await;
+                    s.rotate_refresh(&rotate(&old, "app", &new, NOW.plus(step))).await
+                })
+            })
+            .collect();
+        // The odd one out: races dev1 for its token, asking for a child
+        // whose hash is taken (dev0's first token), so its write fails. It
+        // must not disturb the others.
+        let (s2, barrier2) = (s.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier2.wait().await;
+            s2.rotate_refresh(&rotate(&format!("dev1-{step}"), "app", "dev0-0", NOW.plus(step)))
+                .await
+        }));
+        let mut results = futures_util::future::join_all(tasks).await;
+        let odd = results.pop().expect("odd").expect("task");
+        let mut rotated = 0;
+        for (d, r) in results.into_iter().enumerate() {
+            match r.expect("task") {
+                Ok(Rotation::Rotated { child, .. }) => {
+                    assert_eq!(child.hash, hash(&format!("dev{d}-{}", step + 1)));
+                    rotated += 1;
+                }
+                other => panic!("device {d} step {step}: {other:?}"),
+            }
+        }
+        // The odd one consumed dev1's token with a taken hash: a conflict,
+        // rolled back (so dev1 still rotated); or dev1 won first and the odd
+        // one found it spent.
+        match odd {
+            Err(StoreError::Conflict) => assert_eq!(rotated, 32, "only the odd one fails"),
+            Ok(Rotation::Spent { .. }) => assert_eq!(rotated, 32),
+            other => panic!("odd one: {other:?}"),
+        }
+        for d in 0..32 {
+            let (tok, fam) = s
+                .refresh_token_by_hash(hash(&format!("dev{d}-{}", step + 1)))
+                .await
+                .expect("child committed");
+            assert_eq!(tok.used_at, None);
+            assert!(fam.revoked_at.is_none());
+        }
+    }
+}
+
 on_both_backends!(
+    concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone,
     a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused,
     disabling_a_user_revokes_in_the_same_transaction,
     a_rotation_records_its_audit_event_with_it,
@@ -1115,4 +1177,25 @@ async fn a_rotation_racing_a_family_revoke_gives_no_child() {
     );
     drop(other);
     db.finish().await;
+}
+
+/// SQLite with group commit turned off: each rotation commits alone, with
+/// the same exactly-once outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_without_group_commit_rotates_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ConnectOptions {
+        group_commit: false,
+        acquire_timeout: std::time::Duration::from_secs(30),
+        ..ConnectOptions::default()
+    };
+    for (file, body) in [("a.db", 0), ("b.db", 1)] {
+        let url = format!("sqlite://{}", dir.path().join(file).display());
+        let s = SqlStore::connect_with(&url, &opts).await.expect("open");
+        s.migrate().await.expect("migrate");
+        match body {
+            0 => exactly_one_of_64_concurrent_refreshes_wins(&s).await,
+            _ => concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone(&s).await,
+        }
+    }
 }
