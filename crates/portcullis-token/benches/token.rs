@@ -8,6 +8,11 @@
 //!   router (parse, client auth, rotation, signing, JSON), following the
 //!   rotation chain, on the same kind of database.
 //!
+//! - `refresh_x64/grouped`, `refresh_x64/single`: 64 devices rotating at
+//!   once, on SQLite with group commit on (the default) and off; reported
+//!   per rotation (criterion's "elements").
+//! - `form/<grant>`: parsing a token request body.
+//!
 //! Compare `refresh/endpoint` with `refresh/store_rotate` from the same
 //! run: the ratio is what the endpoint adds to its unavoidable write.
 //!
@@ -19,8 +24,8 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_store::{
-    ClientStore as _, NewClient, NewFamily, NewUser, RefreshStore as _, Rotate, SqlStore, Store, TokenHash, UnixTime,
-    UserStore as _,
+    ClientStore as _, ConnectOptions, NewClient, NewFamily, NewUser, RefreshStore as _, Rotate, SqlStore, Store,
+    TokenHash, UnixTime, UserStore as _,
 };
 use portcullis_token::keys::{Alg, KeySet, generate};
 use portcullis_token::password::{PasswordPolicy, Passwords};
@@ -61,9 +66,13 @@ struct Fixture {
 }
 
 async fn fixture(rt_password: &str) -> Fixture {
+    fixture_with(rt_password, &ConnectOptions::default()).await
+}
+
+async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = SqlStore::connect(&url).await.expect("open");
+    let store = SqlStore::connect_with(&url, opts).await.expect("open");
     store.migrate().await.expect("migrate");
     let hash = Passwords::new(&PasswordPolicy::default())
         .expect("policy")
@@ -174,5 +183,79 @@ fn refresh(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sign, refresh);
+/// 64 devices, each following its own chain, rotate at once; one iteration
+/// is one such round. Group commit on versus off, same run.
+fn refresh_concurrent(c: &mut Criterion) {
+    const DEVICES: u64 = 64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("refresh_x64");
+    group.throughput(criterion::Throughput::Elements(DEVICES));
+    for (name, group_commit) in [("grouped", true), ("single", false)] {
+        let opts = ConnectOptions {
+            group_commit,
+            ..ConnectOptions::default()
+        };
+        let f = rt.block_on(fixture_with("pw", &opts));
+        let now = UnixTime::now();
+        for d in 0..DEVICES {
+            let fam = NewFamily {
+                user_id: f.user_id.clone(),
+                client_id: "mobile".into(),
+                scope: "read".into(),
+                device_label: None,
+                expires_at: now.plus(86_400),
+                first_token: TokenHash::of(format!("{d}/0").as_bytes()),
+                first_token_expires_at: now.plus(86_400),
+                not_revoked_since: UnixTime(0),
+                password_hash: None,
+            };
+            rt.block_on(f.store.start_family(&fam, now)).expect("family");
+        }
+        let store = Arc::new(f.store.clone());
+        let mut step = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let rounds = (0..DEVICES).map(|d| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let r = Rotate {
+                            presented: TokenHash::of(format!("{d}/{step}").as_bytes()),
+                            client_id: "mobile",
+                            child: TokenHash::of(format!("{d}/{}", step + 1).as_bytes()),
+                            child_expires_at: now.plus(86_400),
+                            successor: None,
+                            audit: None,
+                            now,
+                        };
+                        store.rotate_refresh(&r).await.expect("rotate")
+                    })
+                });
+                let all = rt.block_on(futures_util::future::join_all(rounds));
+                assert!(
+                    all.iter()
+                        .all(|r| matches!(r, Ok(portcullis_store::Rotation::Rotated { .. })))
+                );
+                step += 1;
+            });
+        });
+    }
+    group.finish();
+}
+
+fn form(c: &mut Criterion) {
+    use portcullis_token::form::Form;
+    let refresh = b"grant_type=refresh_token&client_id=mobile&refresh_token=Yk3v0Jx9Qm2LwZr8Tn5Hc1Ps7Df4Ga6Ue0Ib3Ko9Wy";
+    let password = b"grant_type=password&client_id=mobile&username=alice%40example.com\
+                     &password=correct+horse+battery+staple&scope=read+write";
+    let mut group = c.benchmark_group("form");
+    group.bench_function("refresh_token", |b| b.iter(|| Form::parse(refresh).expect("form")));
+    group.bench_function("password", |b| b.iter(|| Form::parse(password).expect("form")));
+    group.finish();
+}
+
+criterion_group!(benches, sign, refresh, refresh_concurrent, form);
 criterion_main!(benches);
