@@ -26,6 +26,7 @@ mod backend;
 mod block;
 mod fill;
 mod hprime;
+mod memory;
 mod params;
 
 use std::fmt;
@@ -73,7 +74,7 @@ pub enum Error {
 pub struct Hasher {
     params: Params,
     backend: Backend,
-    memory: Vec<Block>,
+    memory: memory::Memory,
 }
 
 impl fmt::Debug for Hasher {
@@ -107,7 +108,7 @@ impl Hasher {
 
     /// Only called with an available backend: `fill::fill` relies on it.
     fn build(params: Params, backend: Backend) -> Hasher {
-        let memory = vec![Block::ZERO; params.block_count()];
+        let memory = memory::Memory::new(params.block_count());
         Hasher {
             params,
             backend,
@@ -167,7 +168,7 @@ impl Hasher {
         // The first two blocks of each lane: H'^1024(H0 || i || lane).
         let lane_length = self.params.lane_length();
         let mut bytes = [0u8; Block::SIZE];
-        for (lane, blocks) in self.memory.chunks_exact_mut(lane_length).enumerate() {
+        for (lane, blocks) in self.memory.blocks().chunks_exact_mut(lane_length).enumerate() {
             for (i, block) in blocks[..2].iter_mut().enumerate() {
                 hprime(
                     &[&h0, &(i as u32).to_le_bytes(), &(lane as u32).to_le_bytes()],
@@ -182,11 +183,11 @@ impl Hasher {
             lane_length,
             passes: self.params.t_cost() as usize,
         };
-        fill::fill(self.backend, &mut self.memory, geometry);
+        fill::fill(self.backend, self.memory.blocks(), geometry);
 
         // XOR of the last block of every lane, hashed to the output length.
         let mut last = Block::ZERO;
-        for blocks in self.memory.chunks_exact(lane_length) {
+        for blocks in self.memory.blocks().chunks_exact(lane_length) {
             last ^= &blocks[lane_length - 1];
         }
         hprime(&[&last.to_bytes()], out);

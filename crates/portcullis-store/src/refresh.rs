@@ -223,6 +223,16 @@ pub trait RefreshStore: Send + Sync {
     /// [`StoreError::NotFound`] when no token has this hash.
     async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError>;
 
+    /// A token, its family and the family's user, by the token's hash, in
+    /// one read (what every refresh needs before it rotates).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when no token has this hash.
+    async fn refresh_token_with_user(
+        &self,
+        hash: TokenHash,
+    ) -> Result<(RefreshToken, RefreshFamily, crate::User), StoreError>;
+
     /// A token by id.
     ///
     /// # Errors
@@ -257,7 +267,7 @@ pub trait RefreshStore: Send + Sync {
     async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError>;
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct FamilyRow {
     id: String,
     user_id: String,
@@ -483,6 +493,162 @@ pub(crate) async fn rotate_sqlite(conn: &mut sqlx::SqliteConnection, r: &RotateJ
     Ok(Some(Won { parent, family, child }))
 }
 
+/// Rotations of a group, inside the caller's SQLite write transaction: the
+/// same effect as [`rotate_sqlite`] for each job in turn, in five
+/// statements for the whole group (consume, touch the families, insert the
+/// children, clear the grandparents' successors, audit) instead of five per
+/// rotation. One outcome per job, in order.
+///
+/// Two jobs presenting the same token: the UPDATE changes the row once, for
+/// one of them (its `replaced_by` says which); the other finds it spent.
+///
+/// # Errors
+/// Any database error; the caller rolls the group back and runs the jobs
+/// one by one to find the one at fault.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn rotate_group_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    jobs: &[&RotateJob],
+) -> Result<Vec<Option<Won>>, StoreError> {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+
+    fn rows(n: usize, width: usize) -> String {
+        let one = format!("({})", vec!["?"; width].join(", "));
+        let mut all = String::with_capacity(n * (one.len() + 2));
+        for i in 0..n {
+            if i > 0 {
+                all.push_str(", ");
+            }
+            all.push_str(&one);
+        }
+        all
+    }
+
+    // 1. Consume every presented token that may be consumed.
+    let consume_sql = format!(
+        "WITH v (v_hash, v_client, v_now, v_child, v_successor) AS (VALUES {}) \
+         UPDATE refresh_tokens AS t SET used_at = v.v_now, replaced_by = v.v_child, successor = v.v_successor \
+         FROM v WHERE t.token_hash = v.v_hash AND t.used_at IS NULL AND t.expires_at > v.v_now \
+           AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = t.family_id AND f.client_id = v.v_client \
+                       AND f.revoked_at IS NULL AND f.expires_at > v.v_now) \
+         RETURNING {TOKEN_COLUMNS}",
+        rows(jobs.len(), 5)
+    );
+    let mut q = sqlx::query_as::<_, TokenRow>(&consume_sql).persistent(false);
+    for j in jobs {
+        q = q
+            .bind(&j.presented)
+            .bind(&j.client_id)
+            .bind(j.now)
+            .bind(&j.child_id)
+            .bind(j.successor.as_deref());
+    }
+    let mut parents: HashMap<String, TokenRow> = q
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.replaced_by.clone().map(|child| (child, p)))
+        .collect();
+    let winners: Vec<(&RotateJob, TokenRow)> = jobs
+        .iter()
+        .filter_map(|j| parents.remove(&j.child_id).map(|p| (*j, p)))
+        .collect();
+    if winners.is_empty() {
+        return Ok(jobs.iter().map(|_| None).collect());
+    }
+
+    // 2. Touch their families.
+    let touch_sql = format!(
+        "WITH v (v_id, v_now) AS (VALUES {}) \
+         UPDATE refresh_families AS f SET last_used_at = v.v_now FROM v \
+         WHERE f.id = v.v_id AND f.revoked_at IS NULL AND f.expires_at > v.v_now RETURNING {FAMILY_COLUMNS}",
+        rows(winners.len(), 2)
+    );
+    let mut q = sqlx::query_as::<_, FamilyRow>(&touch_sql).persistent(false);
+    for (j, p) in &winners {
+        q = q.bind(&p.family_id).bind(j.now);
+    }
+    let families: HashMap<String, FamilyRow> = q
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|f| (f.id.clone(), f))
+        .collect();
+
+    // 3. Insert the children.
+    let child_sql = format!(
+        "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at) VALUES {} \
+         RETURNING {TOKEN_COLUMNS}",
+        rows(winners.len(), 6)
+    );
+    let mut q = sqlx::query_as::<_, TokenRow>(&child_sql).persistent(false);
+    for (j, p) in &winners {
+        // Unreachable with one writer (the consume checked the family).
+        let family = families.get(&p.family_id).ok_or(StoreError::Backend)?;
+        q = q
+            .bind(&j.child_id)
+            .bind(&p.family_id)
+            .bind(&p.id)
+            .bind(&j.child)
+            .bind(j.now)
+            .bind(j.child_expires_at.min(family.expires_at));
+    }
+    let mut children: HashMap<String, TokenRow> = q
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+
+    // 4. The grandparents' successors can no longer be asked for.
+    let grandparents: Vec<&str> = winners.iter().filter_map(|(_, p)| p.parent_id.as_deref()).collect();
+    if !grandparents.is_empty() {
+        let mut sql = String::from("UPDATE refresh_tokens SET successor = NULL WHERE id IN (");
+        for i in 0..grandparents.len() {
+            let _ = write!(sql, "{}?", if i > 0 { ", " } else { "" });
+        }
+        sql.push(')');
+        let mut q = sqlx::query(&sql).persistent(false);
+        for g in &grandparents {
+            q = q.bind(*g);
+        }
+        q.execute(&mut *conn).await?;
+    }
+
+    // 5. The audit events.
+    let events: Vec<(i64, &crate::NewAuditEvent)> = winners
+        .iter()
+        .filter_map(|(j, _)| j.audit.as_ref().map(|e| (j.now, e)))
+        .collect();
+    if !events.is_empty() {
+        let sql = format!(
+            "INSERT INTO audit_events (at, action, actor, client_id, subject, ip, detail) VALUES {}",
+            rows(events.len(), 7)
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (now, e) in &events {
+            q = crate::audit::bind_event!(q, UnixTime(*now), e);
+        }
+        q.execute(&mut *conn).await?;
+    }
+
+    let mut won: HashMap<String, Won> = HashMap::with_capacity(winners.len());
+    for (j, parent) in winners {
+        let family = families.get(&parent.family_id).ok_or(StoreError::Backend)?;
+        let child = children.remove(&j.child_id).ok_or(StoreError::Backend)?;
+        won.insert(
+            j.child_id.clone(),
+            Won {
+                parent,
+                family: family.clone(),
+                child,
+            },
+        );
+    }
+    Ok(jobs.iter().map(|j| won.remove(&j.child_id)).collect())
+}
+
 /// A rotation on PostgreSQL: one round trip to a function (migration 0002)
 /// that takes the family's row lock first, then consumes the token
 /// conditionally and writes the child, the family's `last_used_at`, the
@@ -646,6 +812,27 @@ impl RefreshStore for SqlStore {
             (TokenRow::at(&row, 0)?, FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?)
         });
         Ok((token.try_into()?, family.try_into()?))
+    }
+
+    async fn refresh_token_with_user(
+        &self,
+        hash: TokenHash,
+    ) -> Result<(RefreshToken, RefreshFamily, crate::User), StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F}, {user_columns} FROM refresh_tokens t \
+             JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
+             WHERE t.token_hash = $1",
+            user_columns = crate::users::COLUMNS_U,
+        );
+        let (token, family, user) = with_pool!(&self.read, |c| {
+            let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_one(c).await?;
+            (
+                TokenRow::at(&row, 0)?,
+                FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?,
+                crate::users::UserRow::at(&row, TOKEN_COLUMN_COUNT + 10)?,
+            )
+        });
+        Ok((token.try_into()?, family.try_into()?, user.try_into()?))
     }
 
     async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError> {

@@ -128,7 +128,7 @@ pub trait UserStore: Send + Sync {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     username: String,
     password_hash: String,
@@ -154,6 +154,28 @@ impl TryFrom<UserRow> for User {
 }
 
 const COLUMNS: &str = "id, username, password_hash, status, scope, created_at, updated_at";
+/// [`COLUMNS`] qualified by the alias `u`, for joins.
+pub(crate) const COLUMNS_U: &str = "u.id, u.username, u.password_hash, u.status, u.scope, u.created_at, u.updated_at";
+
+impl UserRow {
+    /// The user whose columns start at `base` (in [`COLUMNS`] order).
+    pub(crate) fn at<R: sqlx::Row>(row: &R, base: usize) -> Result<Self, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get(base)?,
+            username: row.try_get(base + 1)?,
+            password_hash: row.try_get(base + 2)?,
+            status: row.try_get(base + 3)?,
+            scope: row.try_get(base + 4)?,
+            created_at: row.try_get(base + 5)?,
+            updated_at: row.try_get(base + 6)?,
+        })
+    }
+}
 
 /// Fails with `NotFound` when an UPDATE touched no row.
 pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {

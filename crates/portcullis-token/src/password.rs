@@ -9,6 +9,10 @@
 //! - At most `workers` hashes run at once, at most `queue` more wait; past
 //!   that the caller gets [`Busy`] (the endpoint answers 503 + Retry-After)
 //!   instead of memory growing with the flood.
+//! - Hashes run on `workers` threads of their own, at a lower scheduling
+//!   priority (nice +10 on Linux) than the threads serving requests: a
+//!   sign-in flood uses the CPU that is left over, and refreshes, JWKS and
+//!   health checks keep their latency (docs/benchmarks.md).
 //! - Each worker reuses one memory block ([`portcullis_argon2::Hasher`]):
 //!   a fresh 19 MiB block per hash costs ~40% more in page faults, and the
 //!   memory in use stays at `workers` × m. The hash itself runs the fastest
@@ -82,7 +86,7 @@ pub enum Verdict {
 pub struct Passwords {
     params: Params,
     dummy: Arc<str>,
-    workers: Arc<Semaphore>,
+    jobs: flume::Sender<Job>,
     queue: Arc<Semaphore>,
     max_bytes: usize,
     hashers: Arc<HasherPool>,
@@ -98,8 +102,8 @@ impl std::fmt::Debug for Passwords {
 }
 
 /// Hashers for the current parameters, each with its memory block, kept
-/// between hashes. At most `workers` exist: the worker semaphore admits
-/// that many hashes at once, and each takes one hasher for its duration.
+/// between hashes. At most `workers` exist: that many threads hash, each
+/// taking one hasher for the duration of a hash.
 struct HasherPool {
     params: portcullis_argon2::Params,
     backend: portcullis_argon2::Backend,
@@ -169,7 +173,7 @@ impl Passwords {
         Ok(Self {
             params,
             dummy: dummy.into(),
-            workers: Arc::new(Semaphore::new(workers)),
+            jobs: start_workers(workers)?,
             queue: Arc::new(Semaphore::new(workers + policy.queue)),
             max_bytes: policy.max_bytes,
             hashers,
@@ -219,16 +223,64 @@ impl Passwords {
         .await
     }
 
-    /// Runs `f` on the blocking pool once a worker is free.
+    /// Runs `f` on a hashing thread once one is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
         let _queued = self.queue.clone().try_acquire_owned().map_err(|_| Busy)?;
-        let _worker = self.workers.clone().acquire_owned().await.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| {
-            tracing::error!(error = %e, "password hashing task failed");
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(f());
+            }))
+            .map_err(|_| Busy)?;
+        outcome.await.map_err(|_| {
+            tracing::error!("password hashing task failed");
             Busy
         })
     }
 }
+
+/// A unit of work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` hashing threads; they end when the returned sender (the
+/// [`Passwords`]) is dropped.
+fn start_workers(n: usize) -> Result<flume::Sender<Job>, InvalidPolicy> {
+    let (jobs, rx) = flume::unbounded::<Job>();
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("portcullis-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                for job in rx.iter() {
+                    // A panic fails that one request (its reply is dropped:
+                    // `Busy`), not the thread.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("password hashing panicked");
+                    }
+                }
+            })
+            .map_err(|e| InvalidPolicy(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(jobs)
+}
+
+/// Lowers the calling thread's scheduling priority, best effort: nice +10
+/// on Linux (a CPU share about a tenth of a request thread's when both
+/// want the CPU).
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    // thread-priority maps 0..=99 onto nice 19..=-20; 22 is nice +10.
+    let Ok(value) = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY) else {
+        return;
+    };
+    if let Err(e) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+        tracing::debug!(error = ?e, "hashing thread keeps the default priority");
+    }
+}
+
+/// The hashing threads' priority on thread-priority's 0..=99 scale.
+const HASH_THREAD_PRIORITY: u8 = 22;
 
 /// Length of the hashes this server writes (the PHC default).
 const OUTPUT_LEN: usize = 32;
@@ -404,6 +456,24 @@ mod tests {
         ] {
             assert_eq!(p.verify("pw", Some(other)).await, Ok(Verdict::Invalid), "{other}");
         }
+    }
+
+    /// Hashing threads yield the CPU to request threads (nice +10).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_at_a_lower_priority_than_requests() {
+        fn nice() -> i64 {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+            let after = &stat[stat.rfind(')').expect("comm") + 2..];
+            after.split_whitespace().nth(16).expect("nice").parse().expect("number")
+        }
+        let p = Passwords::new(&policy()).expect("policy");
+        let here = nice();
+        let there = p.run(nice).await.expect("run");
+        assert!(
+            there >= (here + 5).min(19),
+            "request thread {here}, hashing thread {there}"
+        );
     }
 
     #[test]

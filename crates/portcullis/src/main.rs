@@ -7,6 +7,12 @@ use portcullis::cli::{Cli, ClientCommand, Command, KeysCommand, ServeArgs, UserC
 use portcullis::startup::open_database as open;
 use portcullis::{Application, Settings, admin};
 
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small buffers across threads, where glibc's malloc spent ~15% of
+/// the refresh path's CPU (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     portcullis::telemetry::init();

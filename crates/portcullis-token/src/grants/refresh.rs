@@ -2,7 +2,7 @@
 //! (RFC 9700 §4.14.2).
 
 use portcullis_store::{
-    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash,
+    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash, User,
     UserStatus,
 };
 
@@ -28,7 +28,7 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
     // alone; a spent one goes to retry-or-reuse whatever else the request
     // says (so a thief cannot probe a stolen token without setting off
     // reuse detection); a dead one is refused.
-    let (token, family) = match store.refresh_token_by_hash(hash).await {
+    let (token, family, user) = match store.refresh_token_with_user(hash).await {
         Ok(found) => found,
         Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
         Err(e) => return Err(e.into()),
@@ -37,14 +37,14 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
         return Err(GrantError::InvalidGrant);
     }
     if token.used_at.is_some() {
-        return spent(svc, presented, &family, &token, req).await;
+        return spent(svc, presented, &family, &token, user, req).await;
     }
     if !family.is_live(req.now) || req.now >= token.expires_at {
         return Err(GrantError::InvalidGrant);
     }
     // Then checks that change nothing, so a refused request leaves the
     // token as it was: a widened scope, an unknown resource, a disabled user.
-    let (user, scope, audience) = grant_for(svc, &family, req).await?;
+    let (user, scope, audience) = grant_for(svc, &family, user, req)?;
     let cfg = svc.config();
     let next = OpaqueSecret::generate();
     let rotate = Rotate {
@@ -69,17 +69,18 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
             Ok(svc.respond(access, Some(&next), &scope))
         }
         // A concurrent request consumed it between the read and the write.
-        Rotation::Spent { family, token } => spent(svc, presented, &family, &token, req).await,
+        Rotation::Spent { family, token } => spent(svc, presented, &family, &token, user, req).await,
         Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
     }
 }
 
 /// The scope, user and audience of a refresh of `family`, or why not.
-async fn grant_for(
+fn grant_for(
     svc: &TokenService,
     family: &RefreshFamily,
+    user: User,
     req: &Request<'_>,
-) -> Result<(portcullis_store::User, Scopes, String), GrantError> {
+) -> Result<(User, Scopes, String), GrantError> {
     let original = Scopes::trusted(&family.scope);
     let scope = match req.scope()? {
         // §6: the scope may narrow, never widen.
@@ -88,11 +89,9 @@ async fn grant_for(
         None => original,
     };
     let audience = req.audience(svc)?;
-    let user = match svc.store().user_by_id(&family.user_id).await {
-        Ok(u) if u.status == UserStatus::Active => u,
-        Ok(_) | Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
-        Err(e) => return Err(e.into()),
-    };
+    if user.status != UserStatus::Active || user.id != family.user_id {
+        return Err(GrantError::InvalidGrant);
+    }
     // What the user and client may hold now (an admin may have narrowed it).
     let scope = scope
         .intersection(&Scopes::trusted(&user.scope))
@@ -107,13 +106,14 @@ async fn spent(
     presented: &str,
     family: &RefreshFamily,
     token: &RefreshToken,
+    user: User,
     req: &Request<'_>,
 ) -> Result<TokenResponse, GrantError> {
     let Some(same) = retry(svc, presented, family, token, req).await? else {
         reuse_detected(svc, family, req).await?;
         return Err(GrantError::InvalidGrant);
     };
-    let (user, scope, audience) = grant_for(svc, family, req).await?;
+    let (user, scope, audience) = grant_for(svc, family, user, req)?;
     // The family may have been revoked while the successor was looked up.
     if !svc.store().family_by_id(&family.id).await?.is_live(req.now) {
         return Err(GrantError::InvalidGrant);
