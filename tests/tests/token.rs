@@ -926,7 +926,35 @@ async fn the_account_wide_cap_throttles_guesses_from_many_addresses(db: &TestDb)
     assert_error(res, 429, "temporarily_unavailable").await;
 }
 
+/// Routine refreshes are audited only when asked for.
+async fn refreshes_are_audited_only_when_configured(db: &TestDb) {
+    use portcullis_store::AuditStore as _;
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let count = |action: &'static str| async move {
+        db.audit_events(None, 100)
+            .await
+            .expect("audit")
+            .iter()
+            .filter(|e| e.action == action)
+            .count()
+    };
+    for (audit_refreshes, expected) in [(false, 0), (true, 1)] {
+        let app = spawn_with(db, |t| t.audit_refreshes = audit_refreshes).await;
+        let token = app.sign_in_refresh_token("mobile", "alice").await;
+        let before = count("refresh").await;
+        let res = app.refresh("mobile", &token).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            count("refresh").await - before,
+            expected,
+            "audit_refreshes = {audit_refreshes}"
+        );
+    }
+}
+
 on_both_backends!(
+    refreshes_are_audited_only_when_configured,
     a_spent_token_sent_with_a_bad_scope_still_counts_as_reuse,
     idle_and_absolute_refresh_lifetimes_are_enforced,
     concurrent_guesses_cannot_slip_past_the_limit,

@@ -862,13 +862,33 @@ impl RefreshStore for SqlStore {
     }
 
     async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        Ok(with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE successor IS NOT NULL AND used_at < $1")
-                .bind(cutoff.0)
-                .execute(c)
-                .await?
-                .rows_affected()
-        }))
+        use std::sync::atomic::Ordering;
+        // A token carries a sealed successor from the moment its child is
+        // issued (same time) until that child is rotated, the family is
+        // revoked, or this runs. So the tokens to clear are the parents of
+        // children issued since the last run: a range of the `issued_at`
+        // index, not a scan of every token (and no index on the columns a
+        // rotation changes, which would keep PostgreSQL from updating in
+        // place). The first run after start covers everything; later runs
+        // overlap the previous one by a minute, for clocks that differ
+        // between instances.
+        let since = self.successors_cleared_to.load(Ordering::Relaxed);
+        let since = if since == 0 { i64::MIN } else { since.saturating_sub(60) };
+        let cleared = with_pool!(&self.write, |c| {
+            sqlx::query(
+                "UPDATE refresh_tokens SET successor = NULL \
+                 WHERE successor IS NOT NULL AND used_at < $2 AND id IN \
+                   (SELECT parent_id FROM refresh_tokens \
+                    WHERE issued_at >= $1 AND issued_at < $2 AND parent_id IS NOT NULL)",
+            )
+            .bind(since)
+            .bind(cutoff.0)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        self.successors_cleared_to.fetch_max(cutoff.0, Ordering::Relaxed);
+        Ok(cleared)
     }
 
     async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError> {

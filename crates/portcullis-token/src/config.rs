@@ -28,6 +28,12 @@ pub struct TokenConfig {
     /// How long after a refresh a retry with the same token gets the same
     /// new token instead of counting as reuse (default 10 s; zero = strict).
     pub refresh_retry_window: Duration,
+    /// Record every refresh in the audit log (default off). Revocations,
+    /// reuse detections and admin actions are always recorded; a routine
+    /// refresh is not, by default: it would add a row per refresh
+    /// (the most frequent request) to a log kept for investigations, and a
+    /// family's `last_used_at` already says when each device was last seen.
+    pub audit_refreshes: bool,
     /// The algorithm of keys created by this server (default ES256).
     pub signing_alg: Alg,
     /// Password hashing.
@@ -58,6 +64,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("resources", &self.resources)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_retry_window", &self.refresh_retry_window)
+            .field("audit_refreshes", &self.audit_refreshes)
             .field("signing_alg", &self.signing_alg)
             .field(
                 "revocation_feed_secret",
@@ -81,6 +88,7 @@ impl TokenConfig {
             refresh_idle_ttl: Duration::from_secs(30 * 86_400),
             refresh_absolute_ttl: Duration::from_secs(90 * 86_400),
             refresh_retry_window: Duration::from_secs(10),
+            audit_refreshes: false,
             signing_alg: Alg::Es256,
             password: PasswordPolicy::default(),
             throttle: ThrottlePolicy::default(),

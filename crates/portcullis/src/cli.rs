@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REFRESH_RETRY_WINDOW", default_value_t = 10)]
     pub refresh_retry_window: u64,
 
+    /// Record every refresh in the audit log (revocations, reuse
+    /// detections and admin actions are always recorded).
+    #[arg(long, env = "PORTCULLIS_AUDIT_REFRESHES")]
+    pub audit_refreshes: bool,
+
     /// Algorithm of signing keys this server creates: ES256, EdDSA or RS256.
     #[arg(long, env = "PORTCULLIS_SIGNING_ALG", default_value = "ES256")]
     pub signing_alg: portcullis_token::keys::Alg,

@@ -105,6 +105,7 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.refresh_idle_ttl = Duration::from_secs(args.refresh_idle_ttl);
     t.refresh_absolute_ttl = Duration::from_secs(args.refresh_absolute_ttl);
     t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
+    t.audit_refreshes = args.audit_refreshes;
     t.signing_alg = args.signing_alg;
     t.password = args.hashing.policy();
     t.key_publish_delay = Duration::from_secs(args.key_publish_delay);

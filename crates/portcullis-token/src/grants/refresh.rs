@@ -54,7 +54,7 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
         child_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
         successor: successor::seal(presented, next.expose()).map(Sealed),
         now: req.now,
-        audit: Some(NewAuditEvent {
+        audit: cfg.audit_refreshes.then(|| NewAuditEvent {
             action: "refresh".into(),
             actor: Some(user.id.clone()),
             client_id: Some(req.client.id.clone()),
