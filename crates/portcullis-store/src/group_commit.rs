@@ -87,8 +87,13 @@ async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) {
 async fn run_group(pool: &SqlitePool, batch: &[(RotateJob, Reply)]) -> Result<Vec<Option<Won>>, StoreError> {
     let jobs: Vec<&RotateJob> = batch.iter().map(|(job, _)| job).collect();
     let mut tx = pool.begin().await?;
-    // Dropping `tx` on an error rolls the group back.
-    let outcomes = rotate_group_sqlite(&mut tx, &jobs).await?;
+    // Dropping `tx` on an error rolls the group back. A group of one takes
+    // the per-rotation statements, which stay prepared (the group's
+    // statements depend on its size and are prepared each time).
+    let outcomes = match jobs.as_slice() {
+        [one] => vec![rotate_sqlite(&mut tx, one).await?],
+        _ => rotate_group_sqlite(&mut tx, &jobs).await?,
+    };
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -219,22 +219,24 @@ fn refresh_concurrent(c: &mut Criterion) {
         let mut step = 0u64;
         group.bench_function(name, |b| {
             b.iter(|| {
-                let rounds = (0..DEVICES).map(|d| {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        let r = Rotate {
-                            presented: TokenHash::of(format!("{d}/{step}").as_bytes()),
-                            client_id: "mobile",
-                            child: TokenHash::of(format!("{d}/{}", step + 1).as_bytes()),
-                            child_expires_at: now.plus(86_400),
-                            successor: None,
-                            audit: None,
-                            now,
-                        };
-                        store.rotate_refresh(&r).await.expect("rotate")
+                let rounds = || {
+                    (0..DEVICES).map(|d| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            let r = Rotate {
+                                presented: TokenHash::of(format!("{d}/{step}").as_bytes()),
+                                client_id: "mobile",
+                                child: TokenHash::of(format!("{d}/{}", step + 1).as_bytes()),
+                                child_expires_at: now.plus(86_400),
+                                successor: None,
+                                audit: None,
+                                now,
+                            };
+                            store.rotate_refresh(&r).await.expect("rotate")
+                        })
                     })
-                });
-                let all = rt.block_on(futures_util::future::join_all(rounds));
+                };
+                let all = rt.block_on(async { futures_util::future::join_all(rounds().collect::<Vec<_>>()).await });
                 assert!(
                     all.iter()
                         .all(|r| matches!(r, Ok(portcullis_store::Rotation::Rotated { .. })))

@@ -28,9 +28,10 @@ pub struct TokenConfig {
     /// How long after a refresh a retry with the same token gets the same
     /// new token instead of counting as reuse (default 10 s; zero = strict).
     pub refresh_retry_window: Duration,
-    /// Record every refresh in the audit log (default off). Revocations,
-    /// reuse detections and admin actions are always recorded; a routine
-    /// refresh is not, by default: it would add a row per refresh
+    /// Record every refresh in the audit log (default off). Sign-ins,
+    /// revocations, reuse detections and admin actions are always
+    /// recorded; a routine refresh is not, by default: it would add a row
+    /// per refresh
     /// (the most frequent request) to a log kept for investigations, and a
     /// family's `last_used_at` already says when each device was last seen.
     pub audit_refreshes: bool,

@@ -102,7 +102,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REFRESH_RETRY_WINDOW", default_value_t = 10)]
     pub refresh_retry_window: u64,
 
-    /// Record every refresh in the audit log (revocations, reuse
+    /// Record every refresh in the audit log (sign-ins, revocations, reuse
     /// detections and admin actions are always recorded).
     #[arg(long, env = "PORTCULLIS_AUDIT_REFRESHES")]
     pub audit_refreshes: bool,
