@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 
 use crate::bearer::MAX_TOKEN_LEN;
 use crate::feed::{Feed, Poller};
@@ -23,9 +23,6 @@ struct Inner {
     issuer: String,
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
-    /// One prepared `Validation` per allowed algorithm (built once, not per
-    /// token).
-    validations: Vec<(Algorithm, Validation)>,
     leeway: Duration,
     realm: String,
     source: Source,
@@ -112,9 +109,17 @@ impl Verifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::InvalidToken("too long"));
         }
+        // A JWS in compact serialization: exactly three base64url parts
+        // (RFC 7515 §7.1). Each part is decoded once.
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(VerifyError::InvalidToken("malformed"));
+        };
         // The header is read only for `typ`, `alg` and `kid`; key material
         // it may carry (`jwk`, `jku`, `x5u`, `x5c`) is never used.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::InvalidToken("malformed"))?;
+        let header: Header = decode_part(header_b64)?;
         let typ_ok = header
             .typ
             .as_deref()
@@ -134,16 +139,35 @@ impl Verifier {
         if key.alg != header.alg {
             return Err(VerifyError::InvalidToken("algorithm does not match the key"));
         }
-        let v = i
-            .validations
-            .iter()
-            .find_map(|(a, v)| (*a == key.alg).then_some(v))
-            .ok_or(VerifyError::InvalidToken("algorithm not allowed"))?;
-        let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, v)
-            .map_err(|e| VerifyError::InvalidToken(reason(&e)))?
-            .claims;
+        // The signature over `header.claims`, with the key's algorithm.
+        let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
+        match jsonwebtoken::crypto::verify(signature_b64, message, &key.key, key.alg) {
+            Ok(true) => {}
+            Ok(false) => return Err(VerifyError::InvalidToken("bad signature")),
+            Err(_) => return Err(VerifyError::InvalidToken("malformed")),
+        }
+        // Typed claims: a missing required claim, or a time given as a
+        // string (jsonwebtoken before 10.3 skipped such an `exp`), fails
+        // here.
+        let claims: AccessTokenClaims = decode_part(claims_b64)?;
+        if claims.iss != i.issuer {
+            return Err(VerifyError::InvalidToken("wrong issuer"));
+        }
+        if !i.audiences.iter().any(|a| claims.aud.contains(a)) {
+            return Err(VerifyError::InvalidToken("wrong audience"));
+        }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if claims.iat > i64::try_from(now + i.leeway.as_secs()).unwrap_or(i64::MAX) {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(i.leeway.as_secs()).unwrap_or(i64::MAX);
+        // RFC 7519 §4.1.4: not accepted on or after `exp` (plus leeway).
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(VerifyError::InvalidToken("expired"));
+        }
+        // §4.1.5: not accepted before `nbf` (minus leeway).
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(VerifyError::InvalidToken("not yet valid"));
+        }
+        if claims.iat > now.saturating_add(leeway) {
             return Err(VerifyError::InvalidToken("issued in the future"));
         }
         if claims.sub.is_empty() || claims.client_id.is_empty() || claims.jti.is_empty() {
@@ -205,18 +229,21 @@ pub fn require_scopes(claims: &AccessTokenClaims, required: &[&str]) -> Result<(
     }
 }
 
-fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
-    use jsonwebtoken::errors::ErrorKind as K;
-    match e.kind() {
-        K::ExpiredSignature => "expired",
-        K::ImmatureSignature => "not yet valid",
-        K::InvalidIssuer => "wrong issuer",
-        K::InvalidAudience => "wrong audience",
-        K::InvalidSignature => "bad signature",
-        K::MissingRequiredClaim(_) => "missing claim",
-        K::InvalidAlgorithm => "algorithm not allowed",
-        _ => "malformed",
-    }
+/// The JOSE header fields the verifier reads.
+#[derive(serde::Deserialize)]
+struct Header {
+    typ: Option<String>,
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+/// A base64url (unpadded) JSON part of the token.
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, VerifyError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::InvalidToken("malformed"))?;
+    serde_json::from_slice(&bytes).map_err(|_| VerifyError::InvalidToken("malformed"))
 }
 
 impl VerifierBuilder {
@@ -331,22 +358,8 @@ impl VerifierBuilder {
                 Some((feed, poller))
             }
         };
-        let validations = self
-            .algorithms
-            .iter()
-            .map(|alg| {
-                let mut v = Validation::new(*alg);
-                v.set_issuer(&[&self.issuer]);
-                v.set_audience(&self.audiences);
-                v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-                v.validate_nbf = true;
-                v.leeway = self.leeway.as_secs();
-                (*alg, v)
-            })
-            .collect();
         Ok(Verifier {
             inner: Arc::new(Inner {
-                validations,
                 issuer: self.issuer,
                 audiences: self.audiences,
                 algorithms: self.algorithms,

@@ -204,6 +204,12 @@ async fn times_are_checked_with_leeway_and_must_be_numbers() {
         .build()
         .expect("v");
     refused(&strict, &key.token(json!({"exp": t - 5})), "no leeway").await;
+    // RFC 7519 §4.1.4: not accepted on or after `exp`.
+    refused(&strict, &key.token(json!({"exp": t})), "at exp").await;
+    strict
+        .verify(&key.token(json!({"exp": t + 5})))
+        .await
+        .expect("before exp");
 }
 
 #[tokio::test]
@@ -231,4 +237,11 @@ async fn garbage_is_refused() {
     ] {
         refused(&v, junk, "garbage").await;
     }
+    // A valid token with anything appended as more parts (a JWE has five).
+    let good = key.token(json!({}));
+    v.verify(&good).await.expect("valid");
+    refused(&v, &format!("{good}."), "four parts").await;
+    refused(&v, &format!("{good}.e30.e30"), "five parts").await;
+    // Padding or standard base64 instead of base64url.
+    refused(&v, &good.replacen('.', "=.", 1), "padded header").await;
 }
