@@ -50,7 +50,7 @@ pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::StoreError;
 pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
 pub use refresh::{
-    NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed,
+    NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed, SignInRecord,
 };
 pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpdate};
 pub use throttle::{ThrottleCount, ThrottleStore};

@@ -130,6 +130,21 @@ pub struct NewFamily {
     /// The password hash the password was checked against; the sign-in is
     /// refused if the stored hash is no longer this one.
     pub password_hash: Option<String>,
+    /// The sign-in's own bookkeeping, written in the same transaction as
+    /// the family (one durable write per sign-in instead of four).
+    pub sign_in: Option<SignInRecord>,
+}
+
+/// What a successful sign-in records besides its family.
+#[derive(Debug, Clone)]
+pub struct SignInRecord {
+    /// A throttle counter to delete (the (username, address) one).
+    pub clear_counter: String,
+    /// A throttle counter to take this attempt back from (the account-wide
+    /// one; never below zero).
+    pub forgive_counter: String,
+    /// The audit event of the sign-in.
+    pub audit: crate::NewAuditEvent,
 }
 
 /// A refresh: consume `presented` and issue its child, atomically.
@@ -762,6 +777,19 @@ impl RefreshStore for SqlStore {
                 .bind(new.first_token_expires_at.min(new.expires_at).0)
                 .fetch_one(&mut *tx)
                 .await?;
+            if let Some(s) = &new.sign_in {
+                sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
+                    .bind(&s.clear_counter)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE throttle_counters SET count = count - 1 WHERE key = $1 AND count > 0")
+                    .bind(&s.forgive_counter)
+                    .execute(&mut *tx)
+                    .await?;
+                crate::audit::bind_event!(sqlx::query(crate::audit::INSERT_SQL), now, s.audit)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             (family, token)
         });

@@ -93,6 +93,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             first_token_expires_at: now.plus(1000),
             not_revoked_since: UnixTime(0),
             password_hash: None,
+            sign_in: None,
         };
         s.start_family(&fam, now).await.expect("family");
         let r = Rotate {

@@ -44,6 +44,7 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> (Ref
         first_token_expires_at: NOW.plus(30 * DAY),
         not_revoked_since: UnixTime(0),
         password_hash: None,
+        sign_in: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -264,6 +265,7 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: UnixTime(0),
         password_hash: None,
+        sign_in: None,
     };
     assert_eq!(
         s.start_family(&new, NOW).await.expect_err("ghost user"),
@@ -908,6 +910,7 @@ async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: UnixTime(0),
         password_hash: None,
+        sign_in: None,
     };
     s.set_user_status(&alice.id, UserStatus::Disabled, NOW)
         .await
@@ -974,6 +977,7 @@ async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_ref
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: since,
         password_hash: pw_hash.map(str::to_owned),
+        sign_in: None,
     };
     // The hash the password was checked against is still current: fine.
     s.start_family(&new("a", NOW, Some(&alice.password_hash)), NOW)
@@ -1111,7 +1115,61 @@ async fn a_token_is_read_with_its_family_and_user_in_one_call(s: &SqlStore) {
     );
 }
 
+/// A sign-in's throttle bookkeeping and audit event are written with its
+/// family, or not at all.
+async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    for _ in 0..3 {
+        s.throttle_hit("pair", 900, NOW).await.expect("hit");
+        s.throttle_hit("account", 3600, NOW).await.expect("hit");
+    }
+    let record = SignInRecord {
+        clear_counter: "pair".into(),
+        forgive_counter: "account".into(),
+        audit: NewAuditEvent {
+            action: "login.success".into(),
+            actor: Some(alice.id.clone()),
+            client_id: Some("app".into()),
+            subject: Some(alice.id.clone()),
+            ip: None,
+            detail: None,
+        },
+    };
+    let new = |first: &str| NewFamily {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(DAY),
+        first_token: hash(first),
+        first_token_expires_at: NOW.plus(DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
+        sign_in: Some(record.clone()),
+    };
+    // Refused (the client is revoked): nothing of it is written.
+    s.revoke_client("app", NOW).await.expect("revoke");
+    assert_eq!(
+        s.start_family(&new("t0"), NOW).await.expect_err("refused"),
+        StoreError::NotFound
+    );
+    assert_eq!(s.throttle_count("pair", 900, NOW).await.expect("count").count, 3);
+    assert_eq!(s.throttle_count("account", 3600, NOW).await.expect("count").count, 3);
+    let logins = |events: Vec<AuditEvent>| events.iter().filter(|e| e.action == "login.success").count();
+    assert_eq!(logins(s.audit_events(None, 50).await.expect("audit")), 0);
+    // Accepted: the pair counter is gone, the account one is down by one,
+    // and the event is there.
+    let bob_app = client(s, "app2").await;
+    let mut ok = new("t1");
+    ok.client_id = bob_app.id.clone();
+    s.start_family(&ok, NOW).await.expect("signed in");
+    assert_eq!(s.throttle_count("pair", 900, NOW).await.expect("count").count, 0);
+    assert_eq!(s.throttle_count("account", 3600, NOW).await.expect("count").count, 2);
+    assert_eq!(logins(s.audit_events(None, 50).await.expect("audit")), 1);
+}
+
 on_both_backends!(
+    a_sign_in_records_its_bookkeeping_with_the_family,
     a_token_is_read_with_its_family_and_user_in_one_call,
     concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone,
     a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused,

@@ -129,6 +129,7 @@ fn refresh(c: &mut Criterion) {
         first_token_expires_at: now.plus(86_400),
         not_revoked_since: UnixTime(0),
         password_hash: None,
+        sign_in: None,
     };
     rt.block_on(f.store.start_family(&fam, now)).expect("family");
     group.bench_function("store_rotate", |b| {
@@ -212,6 +213,7 @@ fn refresh_concurrent(c: &mut Criterion) {
                 first_token_expires_at: now.plus(86_400),
                 not_revoked_since: UnixTime(0),
                 password_hash: None,
+                sign_in: None,
             };
             rt.block_on(f.store.start_family(&fam, now)).expect("family");
         }

@@ -97,8 +97,18 @@ impl ThrottlePolicy {
         Ok(())
     }
 
-    /// After a successful sign-in: clears the (username, address) counter
-    /// and takes the attempt back from the account-wide one.
+    /// The counters a successful sign-in clears (the (username, address)
+    /// one) and takes its attempt back from (the account-wide one), for the
+    /// store to update in the sign-in's own transaction.
+    pub(crate) fn success_counters(username: &str, ip: Option<IpAddr>) -> (String, String) {
+        let [pair, user] = keys(username, ip);
+        (pair, user)
+    }
+
+    /// After a successful password check that did not end in a sign-in
+    /// (e.g. a scope the user may not have): clears the (username,
+    /// address) counter and takes the attempt back from the account-wide
+    /// one.
     pub(crate) async fn succeeded(&self, store: &dyn Store, username: &str, ip: Option<IpAddr>) {
         let [pair, user] = keys(username, ip);
         if let Err(e) = store.throttle_clear(&pair).await {

@@ -1,12 +1,13 @@
 //! The resource owner password credentials grant (RFC 6749 §4.3).
 
-use portcullis_store::{NewAuditEvent, NewFamily, StoreError, UserStatus};
+use portcullis_store::{NewAuditEvent, NewFamily, SignInRecord, StoreError, UserStatus};
 
 use super::{Request, TokenResponse};
 use crate::config::secs;
 use crate::password::Verdict;
 use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
+use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
 
 /// Longest accepted username, in bytes.
@@ -83,12 +84,14 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
             return Err(GrantError::InvalidGrant);
         }
     };
-    throttle.succeeded(store, username, req.ip).await;
-
     let user_scope = Scopes::trusted(&user.scope);
     let granted = match requested {
         Some(r) if r.is_subset_of(&user_scope) => r,
-        Some(_) => return Err(GrantError::InvalidScope),
+        Some(_) => {
+            // The password was right: the attempt does not count.
+            throttle.succeeded(store, username, req.ip).await;
+            return Err(GrantError::InvalidScope);
+        }
         None => Scopes::trusted(&req.client.default_scope)
             .intersection(&client_scope)
             .intersection(&user_scope),
@@ -108,29 +111,46 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
         // everywhere while the password was being checked.
         not_revoked_since: req.now,
         password_hash: Some(checked_hash),
+        // The throttle bookkeeping and the audit event of the sign-in, in
+        // the family's own transaction.
+        sign_in: Some({
+            let (clear_counter, forgive_counter) = ThrottlePolicy::success_counters(username, req.ip);
+            SignInRecord {
+                clear_counter,
+                forgive_counter,
+                audit: event("login.success", Some(user.id.clone()), req),
+            }
+        }),
     };
     // Stored (committed) before the answer is built: a refresh token handed
     // out is never unknown to the server.
     let family = match store.start_family(&new, req.now).await {
         Ok((family, _)) => family,
         // The user or client was disabled since the checks above.
-        Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
+        Err(StoreError::NotFound) => {
+            throttle.succeeded(store, username, req.ip).await;
+            return Err(GrantError::InvalidGrant);
+        }
         Err(e) => return Err(e.into()),
     };
     let access = svc.mint(&user.id, &req.client.id, &granted, audience, &family.id, req.now)?;
-    audit(svc, "login.success", Some(user.id.clone()), req).await;
     let can_refresh = req.client.grant_types.split(' ').any(|g| g == "refresh_token");
     Ok(svc.respond(access, can_refresh.then_some(&refresh), &granted))
 }
 
-async fn audit(svc: &TokenService, action: &str, user_id: Option<String>, req: &Request<'_>) {
-    let event = NewAuditEvent {
+fn event(action: &str, user_id: Option<String>, req: &Request<'_>) -> NewAuditEvent {
+    NewAuditEvent {
         action: action.to_owned(),
         actor: user_id.clone(),
         client_id: Some(req.client.id.clone()),
         subject: user_id,
         ip: req.ip.map(|ip| ip.to_string()),
         detail: None,
-    };
-    svc.store().record_audit_or_warn(&event, req.now).await;
+    }
+}
+
+async fn audit(svc: &TokenService, action: &str, user_id: Option<String>, req: &Request<'_>) {
+    svc.store()
+        .record_audit_or_warn(&event(action, user_id, req), req.now)
+        .await;
 }
