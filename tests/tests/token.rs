@@ -612,6 +612,51 @@ async fn a_refresh_token_is_bound_to_its_client(db: &TestDb) {
     );
 }
 
+/// The refresh grant reads the token with its client before authenticating
+/// the client; a real token does not stand in for the client's secret, and
+/// a revoked client is refused even though its row came with the token.
+async fn a_refresh_authenticates_its_client_before_using_the_token(db: &TestDb) {
+    use portcullis_store::RevocationStore as _;
+    let secret = confidential(db, "web", "password refresh_token", "read", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn(db).await;
+    let signed_in = app
+        .token(
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    let body: Value = signed_in.json().await.expect("json");
+    let rt = body["refresh_token"].as_str().expect("refresh_token").to_owned();
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];
+    let res = app.token(&refresh, Some(("web", "wrong"))).await;
+    assert_eq!(res.headers()["www-authenticate"], r#"Basic realm="portcullis""#);
+    assert_error(res, 401, "invalid_client").await;
+    let mut no_secret = refresh.to_vec();
+    no_secret.push(("client_id", "web"));
+    assert_error(app.token(&no_secret, None).await, 401, "invalid_client").await;
+    // Still unused: the right secret rotates it.
+    let ok = app.token(&refresh, Some(("web", &secret))).await;
+    assert_eq!(ok.status(), 200);
+    let next: Value = ok.json().await.expect("json");
+    let next = next["refresh_token"].as_str().expect("refresh_token").to_owned();
+    db.revoke_client("web", portcullis_store::UnixTime::now())
+        .await
+        .expect("revoke");
+    let res = app
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", next.as_str())],
+            Some(("web", &secret)),
+        )
+        .await;
+    assert_error(res, 401, "invalid_client").await;
+}
+
 async fn garbage_refresh_tokens_are_invalid_grants(db: &TestDb) {
     public(db, "mobile", "read").await;
     let app = spawn(db).await;
@@ -954,6 +999,7 @@ async fn refreshes_are_audited_only_when_configured(db: &TestDb) {
 }
 
 on_both_backends!(
+    a_refresh_authenticates_its_client_before_using_the_token,
     refreshes_are_audited_only_when_configured,
     a_spent_token_sent_with_a_bad_scope_still_counts_as_reuse,
     idle_and_absolute_refresh_lifetimes_are_enforced,

@@ -100,7 +100,7 @@ pub trait ClientStore: Send + Sync {
 }
 
 #[derive(sqlx::FromRow)]
-struct ClientRow {
+pub(crate) struct ClientRow {
     id: String,
     name: String,
     secret_hash: Option<Vec<u8>>,
@@ -133,6 +133,34 @@ impl TryFrom<ClientRow> for Client {
 
 const COLUMNS: &str =
     "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, updated_at";
+/// [`COLUMNS`] qualified by the alias `c`, for joins.
+pub(crate) const COLUMNS_C: &str = "c.id, c.name, c.secret_hash, c.grant_types, c.scope, c.default_scope, \
+                                    c.introspect, c.status, c.created_at, c.updated_at";
+
+impl ClientRow {
+    /// The client whose columns start at `base` (in [`COLUMNS`] order).
+    pub(crate) fn at<R: sqlx::Row>(row: &R, base: usize) -> Result<Self, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get(base)?,
+            name: row.try_get(base + 1)?,
+            secret_hash: row.try_get(base + 2)?,
+            grant_types: row.try_get(base + 3)?,
+            scope: row.try_get(base + 4)?,
+            default_scope: row.try_get(base + 5)?,
+            introspect: row.try_get(base + 6)?,
+            status: row.try_get(base + 7)?,
+            created_at: row.try_get(base + 8)?,
+            updated_at: row.try_get(base + 9)?,
+        })
+    }
+}
 
 #[async_trait]
 impl ClientStore for SqlStore {

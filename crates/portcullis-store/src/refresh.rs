@@ -238,15 +238,16 @@ pub trait RefreshStore: Send + Sync {
     /// [`StoreError::NotFound`] when no token has this hash.
     async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError>;
 
-    /// A token, its family and the family's user, by the token's hash, in
-    /// one read (what every refresh needs before it rotates).
+    /// A token, its family, the family's user and the family's client, by
+    /// the token's hash, in one read (what every refresh needs before it
+    /// rotates, including the client to authenticate the request with).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when no token has this hash.
-    async fn refresh_token_with_user(
+    async fn refresh_context(
         &self,
         hash: TokenHash,
-    ) -> Result<(RefreshToken, RefreshFamily, crate::User), StoreError>;
+    ) -> Result<(RefreshToken, RefreshFamily, crate::User, crate::Client), StoreError>;
 
     /// A token by id.
     ///
@@ -842,25 +843,32 @@ impl RefreshStore for SqlStore {
         Ok((token.try_into()?, family.try_into()?))
     }
 
-    async fn refresh_token_with_user(
+    async fn refresh_context(
         &self,
         hash: TokenHash,
-    ) -> Result<(RefreshToken, RefreshFamily, crate::User), StoreError> {
+    ) -> Result<(RefreshToken, RefreshFamily, crate::User, crate::Client), StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F}, {user_columns} FROM refresh_tokens t \
+            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F}, {user_columns}, {client_columns} FROM refresh_tokens t \
              JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
-             WHERE t.token_hash = $1",
+             JOIN clients c ON c.id = f.client_id WHERE t.token_hash = $1",
             user_columns = crate::users::COLUMNS_U,
+            client_columns = crate::clients::COLUMNS_C,
         );
-        let (token, family, user) = with_pool!(&self.read, |c| {
+        let (token, family, user, client) = with_pool!(&self.read, |c| {
             let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_one(c).await?;
             (
                 TokenRow::at(&row, 0)?,
                 FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?,
                 crate::users::UserRow::at(&row, TOKEN_COLUMN_COUNT + 10)?,
+                crate::clients::ClientRow::at(&row, TOKEN_COLUMN_COUNT + 17)?,
             )
         });
-        Ok((token.try_into()?, family.try_into()?, user.try_into()?))
+        Ok((
+            token.try_into()?,
+            family.try_into()?,
+            user.try_into()?,
+            client.try_into()?,
+        ))
     }
 
     async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError> {

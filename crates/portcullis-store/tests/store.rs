@@ -1103,14 +1103,14 @@ async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_
     }
 }
 
-async fn a_token_is_read_with_its_family_and_user_in_one_call(s: &SqlStore) {
+async fn a_token_is_read_with_its_family_user_and_client_in_one_call(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
     let (fam, first) = family(s, &alice, &app, "t1").await;
-    let (token, family, u) = s.refresh_token_with_user(hash("t1")).await.expect("found");
-    assert_eq!((token, family, u.clone()), (first, fam, alice));
-    assert_eq!(u.username, "alice");
+    let (token, family, u, c) = s.refresh_context(hash("t1")).await.expect("found");
+    assert_eq!((token, family, u.clone(), c.clone()), (first, fam, alice, app));
+    assert_eq!((u.username.as_str(), c.id.as_str()), ("alice", "app"));
     assert_eq!(
-        s.refresh_token_with_user(hash("nope")).await.expect_err("unknown"),
+        s.refresh_context(hash("nope")).await.expect_err("unknown"),
         StoreError::NotFound
     );
 }
@@ -1170,7 +1170,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
 
 on_both_backends!(
     a_sign_in_records_its_bookkeeping_with_the_family,
-    a_token_is_read_with_its_family_and_user_in_one_call,
+    a_token_is_read_with_its_family_user_and_client_in_one_call,
     concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone,
     a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused,
     disabling_a_user_revokes_in_the_same_transaction,

@@ -79,12 +79,18 @@ fn parse_basic(value: &[u8]) -> Option<(String, Option<String>)> {
 }
 
 /// Checks the presented credentials against the registered client.
-pub(crate) async fn authenticate(store: &dyn Store, p: Presented) -> Result<Client, GrantError> {
+/// `known` is the client's row if the caller read it already (the refresh
+/// grant reads it with the token); used only when its id is the one
+/// presented, otherwise the client is read here.
+pub(crate) async fn authenticate(store: &dyn Store, p: Presented, known: Option<Client>) -> Result<Client, GrantError> {
     let fail = GrantError::InvalidClient { basic: p.basic };
-    let client = match store.client_by_id(&p.id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Err(fail),
-        Err(e) => return Err(e.into()),
+    let client = match known.filter(|c| c.id == p.id) {
+        Some(c) => c,
+        None => match store.client_by_id(&p.id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return Err(fail),
+            Err(e) => return Err(e.into()),
+        },
     };
     if client.status != ClientStatus::Active {
         return Err(fail);

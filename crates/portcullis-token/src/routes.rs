@@ -54,6 +54,14 @@ async fn client_request(
     svc: &TokenService,
     req: Request,
 ) -> Result<(axum::http::request::Parts, Form, portcullis_store::Client), GrantError> {
+    let (parts, form) = form_request(svc, req).await?;
+    let presented = client_auth::presented(&parts.headers, &form)?;
+    let client = client_auth::authenticate(svc.store(), presented, None).await?;
+    Ok((parts, form, client))
+}
+
+/// The request head and its form (content type, size limit, strict parse).
+async fn form_request(svc: &TokenService, req: Request) -> Result<(axum::http::request::Parts, Form), GrantError> {
     let (parts, body) = req.into_parts();
     let form_type = parts
         .headers
@@ -72,13 +80,23 @@ async fn client_request(
         FormError::Malformed => GrantError::InvalidRequest("the body is not valid form encoding"),
         FormError::TooMany => GrantError::InvalidRequest("too many parameters"),
     })?;
-    let presented = client_auth::presented(&parts.headers, &form)?;
-    let client = client_auth::authenticate(svc.store(), presented).await?;
-    Ok((parts, form, client))
+    Ok((parts, form))
 }
 
 async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenResponse, GrantError> {
-    let (parts, form, client) = client_request(svc, req).await?;
+    let (parts, form) = form_request(svc, req).await?;
+    let presented = client_auth::presented(&parts.headers, &form)?;
+    // A refresh reads its token with the family, user and client in one
+    // query, before the client is authenticated; the client row is then
+    // used for the authentication (when it is the client presented), and
+    // the rest by the grant. Nothing is revealed or decided before the
+    // client is authenticated.
+    // (An unauthenticated caller holding a real token of a confidential
+    // client can tell by timing that it exists, one read sooner; it cannot
+    // use it.)
+    let context = grants::prefetch_refresh(svc, &form).await;
+    let known = context.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.3.clone());
+    let client = client_auth::authenticate(svc.store(), presented, known).await?;
     let grant_type = form
         .get("grant_type")
         .ok_or(GrantError::InvalidRequest("grant_type is required"))?;
@@ -98,7 +116,7 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     };
     match grant {
         "password" => grants::password(svc, &req).await,
-        _ => grants::refresh(svc, &req).await,
+        _ => grants::refresh(svc, &req, context).await,
     }
 }
 

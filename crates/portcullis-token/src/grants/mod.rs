@@ -18,7 +18,7 @@ use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService};
 
 pub(crate) use password::password;
-pub(crate) use refresh::refresh;
+pub(crate) use refresh::{prefetch_refresh, refresh};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]

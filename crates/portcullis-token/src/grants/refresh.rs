@@ -2,23 +2,46 @@
 //! (RFC 9700 §4.14.2).
 
 use portcullis_store::{
-    NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash, User,
-    UserStatus,
+    Client, NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash,
+    User, UserStatus,
 };
 
 use super::{Request, TokenResponse};
 use crate::config::secs;
+use crate::form::Form;
 use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService, successor};
 
-/// Exchanges a refresh token for new tokens, rotating it.
-pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<TokenResponse, GrantError> {
+/// Longest refresh token looked up.
+const MAX_REFRESH_TOKEN: usize = 512;
+
+/// What a refresh reads before it rotates: the token, its family, the
+/// family's user and client.
+pub(crate) type Context = (RefreshToken, RefreshFamily, User, Client);
+
+/// For a `refresh_token` request, the token's context, read in one query
+/// (`None` for other requests, or a token too long to look up).
+pub(crate) async fn prefetch_refresh(svc: &TokenService, form: &Form) -> Option<Result<Context, StoreError>> {
+    if form.get("grant_type") != Some("refresh_token") {
+        return None;
+    }
+    let presented = form.get("refresh_token").filter(|t| t.len() <= MAX_REFRESH_TOKEN)?;
+    Some(svc.store().refresh_context(TokenHash::of(presented.as_bytes())).await)
+}
+
+/// Exchanges a refresh token for new tokens, rotating it. `context` is
+/// the token's context if [`prefetch_refresh`] read it already.
+pub(crate) async fn refresh(
+    svc: &TokenService,
+    req: &Request<'_>,
+    context: Option<Result<Context, StoreError>>,
+) -> Result<TokenResponse, GrantError> {
     let presented = req
         .form
         .get("refresh_token")
         .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
-    if presented.len() > 512 {
+    if presented.len() > MAX_REFRESH_TOKEN {
         return Err(GrantError::InvalidGrant);
     }
     let store = svc.store();
@@ -28,8 +51,12 @@ pub(crate) async fn refresh(svc: &TokenService, req: &Request<'_>) -> Result<Tok
     // alone; a spent one goes to retry-or-reuse whatever else the request
     // says (so a thief cannot probe a stolen token without setting off
     // reuse detection); a dead one is refused.
-    let (token, family, user) = match store.refresh_token_with_user(hash).await {
-        Ok(found) => found,
+    let context = match context {
+        Some(c) => c,
+        None => store.refresh_context(hash).await,
+    };
+    let (token, family, user) = match context {
+        Ok((token, family, user, _)) => (token, family, user),
         Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
         Err(e) => return Err(e.into()),
     };
