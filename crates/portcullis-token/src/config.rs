@@ -31,9 +31,9 @@ pub struct TokenConfig {
     /// Record every refresh in the audit log (default off). Sign-ins,
     /// revocations, reuse detections and admin actions are always
     /// recorded; a routine refresh is not, by default: it would add a row
-    /// per refresh
-    /// (the most frequent request) to a log kept for investigations, and a
-    /// family's `last_used_at` already says when each device was last seen.
+    /// per refresh (the most frequent request) to a log kept for
+    /// investigations, and a family's `last_used_at` already says when each
+    /// device was last seen.
     pub audit_refreshes: bool,
     /// The algorithm of keys created by this server (default ES256).
     pub signing_alg: Alg,

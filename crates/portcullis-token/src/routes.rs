@@ -89,11 +89,10 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     // A refresh reads its token with the family, user and client in one
     // query, before the client is authenticated; the client row is then
     // used for the authentication (when it is the client presented), and
-    // the rest by the grant. Nothing is revealed or decided before the
-    // client is authenticated.
-    // (An unauthenticated caller holding a real token of a confidential
-    // client can tell by timing that it exists, one read sooner; it cannot
-    // use it.)
+    // the rest by the grant. No answer depends on the token before the
+    // client is authenticated; only the timing can tell an unauthenticated
+    // caller holding a real token of a confidential client that it exists
+    // (one read fewer), which does not let it use the token.
     let context = grants::prefetch_refresh(svc, &form).await;
     let known = context.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.3.clone());
     let client = client_auth::authenticate(svc.store(), presented, known).await?;
