@@ -19,16 +19,42 @@ use crate::secret;
 /// Longest accepted `client_id` or `client_secret`.
 const MAX_CREDENTIAL: usize = 256;
 
-/// Credentials as presented.
-pub(crate) struct Presented {
+/// Credentials as presented, not yet checked against the store. No
+/// `Debug`: it holds the secret.
+pub struct Presented {
     id: String,
     secret: Option<String>,
     basic: bool,
 }
 
+impl Presented {
+    /// The `client_id`.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The client secret; `None` for a public client.
+    #[must_use]
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
+    /// Whether the credentials came from the `Authorization: Basic` header.
+    #[must_use]
+    pub fn is_basic(&self) -> bool {
+        self.basic
+    }
+}
+
 /// Reads the client credentials from the `Authorization` header and the
-/// body.
-pub(crate) fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, GrantError> {
+/// body. Public so that the parsing can be tested from outside the crate.
+///
+/// # Errors
+/// [`GrantError::InvalidClient`] for a malformed `Authorization` header, no
+/// `client_id`, or an overlong credential; [`GrantError::InvalidRequest`]
+/// when the header and the body both carry credentials.
+pub fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, GrantError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(parse_basic(value.as_bytes()).ok_or(GrantError::InvalidClient { basic: true })?),

@@ -11,7 +11,7 @@
 //! signed with keys kept in the store. Start with [`TokenService::start`],
 //! serve [`TokenService::router`].
 
-mod client_auth;
+pub mod client_auth;
 pub mod config;
 mod error;
 pub mod form;
