@@ -310,6 +310,16 @@ async fn revoking_a_client_stops_its_refreshes_at_once(db: &TestDb) {
             "a refresh sent after the revoke returned succeeded"
         );
     }
+    // The revoke is in the audit log exactly once, with who did it.
+    let revokes: Vec<_> = portcullis_store::AuditStore::audit_events(&**db, None, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "client.revoke")
+        .collect();
+    assert_eq!(revokes.len(), 1, "{revokes:?}");
+    assert_eq!(revokes[0].subject.as_deref(), Some("mobile"));
+    assert!(revokes[0].actor.is_some(), "the admin is named");
 }
 
 /// Two instances on one database: sign in via A, refresh via B, revoke via

@@ -143,7 +143,7 @@ async fn an_operator_signs_a_user_in_and_refreshes_with_the_real_binary(db: &Tes
     );
     assert!(ok, "{err}");
 
-    let (_server, base) = serve(db, &["--refresh-retry-window", "0"]);
+    let (_server, base) = serve(db, &["--refresh-retry-window", "0", "--refresh-race-grace", "0"]);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

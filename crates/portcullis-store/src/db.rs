@@ -121,8 +121,10 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(3),
-            busy_timeout: Duration::from_secs(5),
+            // Together at most 3 s: a request that finds the database
+            // down or locked fails with 503 within that.
+            acquire_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(1),
             group_commit: true,
         }
     }
@@ -335,7 +337,7 @@ mod tests {
             assert_eq!(pragma(pool, "journal_mode").await, "wal");
             assert_eq!(pragma(pool, "synchronous").await, "2", "2 is FULL");
             assert_eq!(pragma(pool, "foreign_keys").await, "1");
-            assert_eq!(pragma(pool, "busy_timeout").await, "5000");
+            assert_eq!(pragma(pool, "busy_timeout").await, "1000");
         }
         let Pool::Sqlite(w) = &store.write else { panic!() };
         assert_eq!(w.options().get_max_connections(), 1, "one writer");

@@ -54,7 +54,15 @@ impl GroupCommit {
 async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_group(&pool, &mut batch).await;
+        if commit_group(&pool, &mut batch).await.is_err() {
+            // The database is unreachable or locked: the rotations that
+            // queued meanwhile would each wait out the same timeout in
+            // turn. They fail now (503), and callers retry; the next group
+            // tries the database again.
+            while let Ok((_, reply)) = rx.try_recv() {
+                let _ = reply.send(Err(StoreError::Unavailable));
+            }
+        }
         batch.clear();
     }
 }
@@ -63,8 +71,9 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
 /// group fails on a statement (a constraint, a corrupt row), it is rolled
 /// back and each rotation is run again in a transaction of its own, so that
 /// only the one at fault fails; a failure of the database itself (it went
-/// away, the disk is full) fails them all at once.
-async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) {
+/// away, is locked, the disk is full) fails them all at once, and is
+/// returned.
+async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) -> Result<(), StoreError> {
     match run_group(pool, batch).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
@@ -75,6 +84,7 @@ async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) {
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(StoreError::Unavailable));
             }
+            return Err(StoreError::Unavailable);
         }
         Err(_) => {
             for (job, reply) in batch.drain(..) {
@@ -82,6 +92,7 @@ async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) {
             }
         }
     }
+    Ok(())
 }
 
 async fn run_group(pool: &SqlitePool, batch: &[(RotateJob, Reply)]) -> Result<Vec<Option<Won>>, StoreError> {

@@ -70,10 +70,22 @@ pub trait HealthStore: Send + Sync {
 #[async_trait]
 impl HealthStore for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        // The write pool: for SQLite, readiness means we can take the writer.
-        db::with_pool!(&self.write, |c| {
-            sqlx::query("SELECT 1").execute(c).await?;
-        });
+        // The write pool: readiness means this instance can write. On
+        // SQLite that is the writer connection plus the file's write lock
+        // (another process holding it, or a read-only file, makes every
+        // sign-in and refresh fail), taken and given back at once.
+        match &self.write {
+            #[cfg(feature = "sqlite")]
+            db::Pool::Sqlite(pool) => {
+                // Dropping the transaction rolls it back, even when the
+                // probe is cancelled half-way.
+                pool.begin_with("BEGIN IMMEDIATE").await?.rollback().await?;
+            }
+            #[cfg(feature = "postgres")]
+            db::Pool::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
         Ok(())
     }
 }

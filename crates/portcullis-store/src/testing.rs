@@ -38,6 +38,7 @@ enum Cleanup {
 fn test_options() -> ConnectOptions {
     ConnectOptions {
         acquire_timeout: Duration::from_secs(30),
+        busy_timeout: Duration::from_secs(30),
         ..ConnectOptions::default()
     }
 }
@@ -110,6 +111,42 @@ impl TestDb {
         })
     }
 
+    /// SQLite's `PRAGMA integrity_check`, on a connection of its own
+    /// (`ok` when the file is sound); `None` on PostgreSQL.
+    ///
+    /// # Panics
+    /// When the file cannot be opened or checked.
+    pub async fn sqlite_integrity_check(&self) -> Option<String> {
+        if !self.url.starts_with("sqlite:") {
+            return None;
+        }
+        let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("open SQLite");
+        let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_all(&mut c)
+            .await
+            .expect("integrity_check");
+        Some(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// Takes SQLite's write lock from a connection of its own, as another
+    /// process holding the file would; writers of the store then fail
+    /// until [`SqliteWriteLock::release`]. `None` on PostgreSQL.
+    ///
+    /// # Panics
+    /// When the lock cannot be taken.
+    pub async fn sqlite_write_lock(&self) -> Option<SqliteWriteLock> {
+        if !self.url.starts_with("sqlite:") {
+            return None;
+        }
+        let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("open SQLite");
+        sqlx::query("PRAGMA busy_timeout = 30000")
+            .execute(&mut c)
+            .await
+            .expect("busy_timeout");
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut c).await.expect("lock");
+        Some(SqliteWriteLock(c))
+    }
+
     /// Closes the store and removes the database.
     ///
     /// # Panics
@@ -121,6 +158,19 @@ impl TestDb {
             Some(Cleanup::Sqlite(dir)) => drop(dir),
             None => {}
         }
+    }
+}
+
+/// SQLite's write lock, held by a connection outside the store.
+pub struct SqliteWriteLock(sqlx::SqliteConnection);
+
+impl SqliteWriteLock {
+    /// Gives the lock back.
+    ///
+    /// # Panics
+    /// When the transaction cannot be ended.
+    pub async fn release(mut self) {
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.expect("unlock");
     }
 }
 

@@ -28,6 +28,11 @@ pub struct TokenConfig {
     /// How long after a refresh a retry with the same token gets the same
     /// new token instead of counting as reuse (default 10 s; zero = strict).
     pub refresh_retry_window: Duration,
+    /// In strict mode (no retry window), how soon after a rotation another
+    /// request with the same token counts as a lost race, refused without
+    /// ending the family, rather than reuse (default 2 s). Zero: every
+    /// replay is reuse.
+    pub refresh_race_grace: Duration,
     /// Record every refresh in the audit log (default off). Sign-ins,
     /// revocations, reuse detections and admin actions are always
     /// recorded; a routine refresh is not, by default: it would add a row
@@ -65,6 +70,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("resources", &self.resources)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_retry_window", &self.refresh_retry_window)
+            .field("refresh_race_grace", &self.refresh_race_grace)
             .field("audit_refreshes", &self.audit_refreshes)
             .field("signing_alg", &self.signing_alg)
             .field(
@@ -89,6 +95,7 @@ impl TokenConfig {
             refresh_idle_ttl: Duration::from_secs(30 * 86_400),
             refresh_absolute_ttl: Duration::from_secs(90 * 86_400),
             refresh_retry_window: Duration::from_secs(10),
+            refresh_race_grace: Duration::from_secs(2),
             audit_refreshes: false,
             signing_alg: Alg::Es256,
             password: PasswordPolicy::default(),

@@ -45,12 +45,19 @@ pub enum GrantError {
         /// Seconds until the window ends.
         retry_after: u64,
     },
+    /// The client's address has as many sign-ins in progress as it may
+    /// (429, retry in a second).
+    #[error("address busy")]
+    AddressBusy,
     /// The server is saturated or its database unreachable: retry later (503).
     #[error("temporarily_unavailable")]
     Unavailable,
     /// The body is larger than the endpoint accepts (413).
     #[error("payload too large")]
     TooLarge,
+    /// The body did not arrive in time (408).
+    #[error("request timeout")]
+    Timeout,
     /// An unexpected fault; logged where it happened (500).
     #[error("server_error")]
     Internal,
@@ -107,12 +114,22 @@ impl GrantError {
                 "temporarily_unavailable",
                 "too many failed attempts; retry later",
             ),
+            Self::AddressBusy => (
+                S::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "too many sign-ins at once from this address; retry later",
+            ),
             Self::Unavailable => (
                 S::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "the server is busy; retry later",
             ),
             Self::TooLarge => (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"),
+            Self::Timeout => (
+                S::REQUEST_TIMEOUT,
+                "invalid_request",
+                "the request body was not sent in time",
+            ),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
         }
     }
@@ -142,6 +159,9 @@ impl IntoResponse for GrantError {
             }
             Self::Unavailable => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::AddressBusy => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

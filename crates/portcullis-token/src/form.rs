@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 /// The most parameters a token request may carry. A real one has fewer than
 /// ten; the cap bounds the work a hostile body can cause.
-const MAX_PARAMS: usize = 64;
+pub(crate) const MAX_PARAMS: usize = 64;
 
 /// Why a form body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,12 @@
 //! - At most `workers` hashes run at once, at most `queue` more wait; past
 //!   that the caller gets [`Busy`] (the endpoint answers 503 + Retry-After)
 //!   instead of memory growing with the flood.
+//! - One client address holds at most `per_address` of those places at
+//!   once; past that it gets [`SlotError::Address`] (429), so a flood from
+//!   one address cannot fill the queue and shut everyone else out. A place
+//!   is taken before the attempt is counted by the throttle
+//!   ([`Passwords::reserve`]): an attempt refused here is not counted
+//!   against the account it names and costs no database write.
 //! - Hashes run on `workers` threads of their own, at a lower scheduling
 //!   priority (nice +10 on Linux) than the threads serving requests: a
 //!   sign-in flood uses the CPU that is left over, and refreshes, JWKS and
@@ -19,12 +25,14 @@
 //!   code the CPU supports (AVX-512, AVX2 or portable, chosen at start),
 //!   bit-identical to the reference implementation.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Params, Version};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest memory cost accepted in a stored hash (256 MiB).
 const MAX_M_COST_KIB: u32 = 256 * 1024;
@@ -49,6 +57,9 @@ pub struct PasswordPolicy {
     pub workers: usize,
     /// Hashes allowed to wait for a worker (default 64).
     pub queue: usize,
+    /// Places (running or waiting) one client address may hold at once
+    /// (default 8). IPv6 addresses count per /64.
+    pub per_address: usize,
 }
 
 impl Default for PasswordPolicy {
@@ -60,6 +71,7 @@ impl Default for PasswordPolicy {
             max_bytes: 1024,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             queue: 64,
+            per_address: 8,
         }
     }
 }
@@ -68,6 +80,68 @@ impl Default for PasswordPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("password hashing is saturated")]
 pub struct Busy;
+
+/// Why [`Passwords::reserve`] found no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// The pool is full (the endpoint answers 503).
+    #[error("password hashing is saturated")]
+    Busy,
+    /// This client address already holds its share (429).
+    #[error("too many sign-ins at once from this address")]
+    Address,
+}
+
+/// A place in the hashing pool, from [`Passwords::reserve`]; given back
+/// when dropped.
+#[must_use = "a reservation is used by `verify_reserved`"]
+pub struct Slot {
+    _queued: OwnedSemaphorePermit,
+    _address: Option<AddressHold>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").finish_non_exhaustive()
+    }
+}
+
+/// Places held per client address block.
+#[derive(Default)]
+struct AddressCounts(Mutex<HashMap<IpAddr, usize>>);
+
+/// One place held by an address; counted down when dropped.
+struct AddressHold {
+    counts: Arc<AddressCounts>,
+    block: IpAddr,
+}
+
+impl AddressCounts {
+    fn take(self: &Arc<Self>, block: IpAddr, max: usize) -> Option<AddressHold> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let held = map.entry(block).or_insert(0);
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(AddressHold {
+            counts: self.clone(),
+            block,
+        })
+    }
+}
+
+impl Drop for AddressHold {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = map.get_mut(&self.block) {
+            *held -= 1;
+            if *held == 0 {
+                map.remove(&self.block);
+            }
+        }
+    }
+}
 
 /// The outcome of [`Passwords::verify`].
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +162,8 @@ pub struct Passwords {
     dummy: Arc<str>,
     jobs: flume::Sender<Job>,
     queue: Arc<Semaphore>,
+    per_address: usize,
+    addresses: Arc<AddressCounts>,
     max_bytes: usize,
     hashers: Arc<HasherPool>,
 }
@@ -175,6 +251,8 @@ impl Passwords {
             dummy: dummy.into(),
             jobs: start_workers(workers)?,
             queue: Arc::new(Semaphore::new(workers + policy.queue)),
+            per_address: policy.per_address.max(1),
+            addresses: Arc::default(),
             max_bytes: policy.max_bytes,
             hashers,
         })
@@ -197,12 +275,43 @@ impl Passwords {
             .await?
     }
 
+    /// Takes a place in the pool for a sign-in from `ip`, without waiting.
+    ///
+    /// # Errors
+    /// [`SlotError::Address`] when `ip` already holds `per_address` places,
+    /// [`SlotError::Busy`] when the pool is full.
+    pub fn reserve(&self, ip: Option<IpAddr>) -> Result<Slot, SlotError> {
+        let address = match ip {
+            Some(ip) => Some(
+                self.addresses
+                    .take(crate::throttle::address_block(ip), self.per_address)
+                    .ok_or(SlotError::Address)?,
+            ),
+            None => None,
+        };
+        let queued = self.queue.clone().try_acquire_owned().map_err(|_| SlotError::Busy)?;
+        Ok(Slot {
+            _queued: queued,
+            _address: address,
+        })
+    }
+
     /// Checks `password` against `stored` (`None`: unknown user, checked
     /// against the dummy hash so that it takes as long).
     ///
     /// # Errors
     /// [`Busy`] when the pool is full.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verdict, Busy> {
+        let slot = self.reserve(None).map_err(|_| Busy)?;
+        self.verify_reserved(slot, password, stored).await
+    }
+
+    /// [`Passwords::verify`] in a place taken earlier with
+    /// [`Passwords::reserve`].
+    ///
+    /// # Errors
+    /// [`Busy`] when the hashing thread fails.
+    pub async fn verify_reserved(&self, slot: Slot, password: &str, stored: Option<&str>) -> Result<Verdict, Busy> {
         let params = self.params.clone();
         let password = password.to_owned();
         let (target, real) = match stored {
@@ -210,7 +319,7 @@ impl Passwords {
             None => (self.dummy.clone(), false),
         };
         let (dummy, hashers) = (self.dummy.clone(), self.hashers.clone());
-        self.run(move || {
+        self.run_in(slot, move || {
             let ok = verify_blocking(&hashers, &password, &target, &dummy);
             if !(ok && real) {
                 return Verdict::Invalid;
@@ -225,7 +334,14 @@ impl Passwords {
 
     /// Runs `f` on a hashing thread once one is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
-        let _queued = self.queue.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let slot = self.reserve(None).map_err(|_| Busy)?;
+        self.run_in(slot, f).await
+    }
+
+    /// Runs `f` on a hashing thread in a place already taken; the place is
+    /// held until `f` is done.
+    async fn run_in<T: Send + 'static>(&self, slot: Slot, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+        let _slot = slot;
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {

@@ -85,6 +85,11 @@ async fn form_request(svc: &TokenService, req: Request) -> Result<(axum::http::r
 
 async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenResponse, GrantError> {
     let (parts, form) = form_request(svc, req).await?;
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let slot = match form.get("grant_type") {
+        Some("password") => Some(grants::reserve(svc, ip)?),
+        _ => None,
+    };
     let presented = client_auth::presented(&parts.headers, &form)?;
     // A refresh reads its token with the family, user and client in one
     // query, before the client is authenticated; the client row is then
@@ -106,7 +111,6 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     if !client.grant_types.split(' ').any(|g| g == grant) {
         return Err(GrantError::UnauthorizedClient);
     }
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let req = GrantRequest {
         form: &form,
         client: &client,
@@ -114,7 +118,7 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         now: UnixTime::now(),
     };
     match grant {
-        "password" => grants::password(svc, &req).await,
+        "password" => grants::password(svc, &req, slot.ok_or(GrantError::Internal)?).await,
         _ => grants::refresh(svc, &req, context).await,
     }
 }
@@ -195,27 +199,66 @@ async fn revocations(
     }
 }
 
-/// Reads the body up to `limit` bytes: a declared length over the limit is
-/// refused before reading anything, a longer stream as soon as it passes it.
+/// Bodies up to this size that are too long to read get an OAuth error
+/// (400 `invalid_request`) a client can show, e.g. for a pasted 1 MiB
+/// password; larger ones are 413.
+pub(crate) const OVERSIZE_LIMIT: u64 = 2 * 1024 * 1024;
+
+/// Reads the body, keeping at most `limit` bytes in memory:
+/// - a declared length over [`OVERSIZE_LIMIT`] is refused (413) before
+///   anything is read; a body without one, as soon as it passes it;
+/// - a body over `limit` (up to [`OVERSIZE_LIMIT`]) is read through to its
+///   end, keeping only its first `limit` bytes, and refused with 400
+///   `invalid_request` naming the cause seen in them (too many parameters,
+///   or one too long). Reading it through lets the client read the answer:
+///   closing a connection with unread data resets it.
+/// - the body timeout bounds how long all this may take (408).
 async fn read_limited(body: Body, headers: &axum::http::HeaderMap, limit: usize) -> Result<Vec<u8>, GrantError> {
+    use http_body_util::BodyExt as _;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > OVERSIZE_LIMIT) {
         return Err(GrantError::TooLarge);
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if too_large {
-                Err(GrantError::TooLarge)
-            } else {
-                Err(GrantError::InvalidRequest("the body could not be read"))
+    let mut body = body;
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            // The server's body timeout (`RequestBodyTimeoutLayer`) ends
+            // the body with an error that says so.
+            let mut cause: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(c) = cause {
+                if c.to_string().contains("timeout") {
+                    return GrantError::Timeout;
+                }
+                cause = c.source();
             }
+            GrantError::InvalidRequest("the body could not be read")
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if total > OVERSIZE_LIMIT {
+            return Err(GrantError::TooLarge);
         }
+        let room = limit.saturating_sub(kept.len()).min(data.len());
+        kept.extend_from_slice(&data[..room]);
+    }
+    if total > limit as u64 {
+        return Err(oversize(&kept));
+    }
+    Ok(kept)
+}
+
+/// The answer to a body over the in-memory limit, from its first bytes.
+fn oversize(head: &[u8]) -> GrantError {
+    let params = head.split(|&b| b == b'&').filter(|p| !p.is_empty()).count();
+    if params > crate::form::MAX_PARAMS {
+        GrantError::InvalidRequest("too many parameters")
+    } else {
+        GrantError::InvalidRequest("a parameter is too long")
     }
 }
 

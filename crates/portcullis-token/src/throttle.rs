@@ -59,15 +59,29 @@ impl Default for ThrottlePolicy {
     }
 }
 
+/// The block an address counts as: the address itself for IPv4 (an
+/// IPv4-mapped IPv6 address is its IPv4 address), its /64 for IPv6.
+pub(crate) fn address_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
-    let ip = match ip {
+    let ip = match ip.map(address_block) {
         None => "unknown".to_owned(),
-        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+        Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(String::new, |v4| v4.to_string()),
-        Some(ip) => ip.to_string(),
+        Some(v4) => v4.to_string(),
     };
     [format!("pw:ua:{username}\u{1f}{ip}"), format!("pw:u:{username}")]
 }

@@ -2,9 +2,10 @@
 
 use crate::VerifyError;
 
-/// Longest accepted token. Portcullis tokens are well under 2 KiB; the cap
+/// Longest accepted token (RFC 6750 §3.1: longer is a malformed request,
+/// 400). Portcullis tokens are well under 2 KiB; the cap
 /// bounds the work a hostile header can cause.
-pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 4 * 1024;
 
 /// The token from the `Authorization` header values of a request.
 ///

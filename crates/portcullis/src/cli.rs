@@ -98,9 +98,15 @@ pub struct ServeArgs {
     pub refresh_absolute_ttl: u64,
 
     /// Seconds during which a retried refresh gets the same answer (0 =
-    /// strict: any second use is reuse).
+    /// strict: only one request per token succeeds).
     #[arg(long, env = "PORTCULLIS_REFRESH_RETRY_WINDOW", default_value_t = 10)]
     pub refresh_retry_window: u64,
+
+    /// Strict mode only: seconds after a rotation in which another request
+    /// with the same token is a lost race (refused, the family lives on)
+    /// rather than reuse (the family is revoked). 0: every replay is reuse.
+    #[arg(long, env = "PORTCULLIS_REFRESH_RACE_GRACE", default_value_t = 2)]
+    pub refresh_race_grace: u64,
 
     /// Record every refresh in the audit log (sign-ins, revocations, reuse
     /// detections and admin actions are always recorded).
@@ -133,6 +139,15 @@ pub struct ServeArgs {
     /// front terminates TLS.
     #[arg(long, env = "PORTCULLIS_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
+
+    /// Seconds a connection may take to send a request's headers, or stay
+    /// idle between requests, before it is closed.
+    #[arg(long, env = "PORTCULLIS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Seconds a request may take to send its body (then 408).
+    #[arg(long, env = "PORTCULLIS_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
 }
 
 /// Password-hashing settings, shared by `serve` and `user create` so that
@@ -158,6 +173,11 @@ pub struct HashingArgs {
     /// Password hashes allowed to wait; beyond, sign-ins get 503.
     #[arg(long, env = "PORTCULLIS_HASH_QUEUE", default_value_t = 64)]
     pub hash_queue: usize,
+
+    /// Sign-ins one client address (IPv6: one /64) may have hashing or
+    /// waiting at once; beyond, its sign-ins get 429.
+    #[arg(long, env = "PORTCULLIS_HASH_PER_ADDRESS", default_value_t = 8)]
+    pub hash_per_address: usize,
 }
 
 impl HashingArgs {
@@ -169,6 +189,7 @@ impl HashingArgs {
             t_cost: self.argon2_iterations,
             p_cost: self.argon2_parallelism,
             queue: self.hash_queue,
+            per_address: self.hash_per_address,
             ..Default::default()
         };
         if let Some(w) = self.hash_workers {

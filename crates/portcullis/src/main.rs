@@ -105,12 +105,15 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.refresh_idle_ttl = Duration::from_secs(args.refresh_idle_ttl);
     t.refresh_absolute_ttl = Duration::from_secs(args.refresh_absolute_ttl);
     t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
+    t.refresh_race_grace = Duration::from_secs(args.refresh_race_grace);
     t.audit_refreshes = args.audit_refreshes;
     t.signing_alg = args.signing_alg;
     t.password = args.hashing.policy();
     t.key_publish_delay = Duration::from_secs(args.key_publish_delay);
     t.key_rotation_period = (args.key_rotation_period > 0).then(|| Duration::from_secs(args.key_rotation_period));
     s.behind_tls_proxy = args.behind_tls_proxy;
+    s.header_timeout = Duration::from_secs(args.header_timeout);
+    s.body_timeout = Duration::from_secs(args.body_timeout);
     s.token.revocation_feed_secret = args.revocation_feed_secret.filter(|x| !x.is_empty());
     s
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use portcullis_token::TokenConfig;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -19,6 +20,15 @@ pub struct Settings {
     /// terminates TLS. Without it such an address is refused (RFC 6749
     /// §3.2: the token endpoint requires TLS).
     pub behind_tls_proxy: bool,
+    /// How long a connection may take to send a request's headers, and
+    /// how long it may stay idle between requests (default 10 s). Cuts
+    /// slow-loris connections that trickle their headers.
+    pub header_timeout: Duration,
+    /// How long a request may take to send its body (default 10 s); past
+    /// it the answer is 408.
+    pub body_timeout: Duration,
+    /// How long shutdown waits for requests in flight (default 10 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Settings {
@@ -37,6 +47,9 @@ impl Settings {
             database_url: database_url.into(),
             token: TokenConfig::new(issuer),
             behind_tls_proxy: false,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use portcullis_store::{SqlStore, Store};
@@ -32,6 +33,8 @@ pub struct Application {
     router: Router,
     store: SqlStore,
     tokens: Arc<TokenService>,
+    header_timeout: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -60,12 +63,17 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let router = crate::health::router(Arc::new(store.clone()))
             .merge(tokens.router())
-            .merge(crate::admin_api::router(store.clone(), tokens.clone()));
+            .merge(crate::admin_api::router(store.clone(), tokens.clone()))
+            // A body that trickles in is cut off (408) rather than holding
+            // a connection and a task for as long as the sender likes.
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout));
         Ok(Self {
             listener,
             router,
             store,
             tokens,
+            header_timeout: settings.header_timeout,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -89,14 +97,66 @@ impl Application {
     /// # Errors
     /// When the server fails to accept connections.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        // The peer address feeds sign-in throttling.
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let housekeeping = tokio::spawn(housekeeping(self.store.clone(), self.tokens.clone()));
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let http = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            // The header timeout runs from the moment the connection is
+            // ready for a request: it also closes idle keep-alive
+            // connections, and a slow-loris client that trickles its
+            // headers is cut off when it runs out.
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(self.header_timeout)
+                // Request heads over 32 KiB are refused (431).
+                .max_header_size(32 * 1024)
+                .max_buf_size(64 * 1024);
+            b
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin or stop serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            // The peer address feeds sign-in throttling.
+            let router = self.router.clone();
+            let service = tower::ServiceExt::map_request(
+                router,
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            );
+            let conn = http.serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        // Requests in flight finish (bounded); idle connections close now.
+        if tokio::time::timeout(self.shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: requests still in flight after the grace period were dropped");
+        }
         housekeeping.abort();
-        served?;
         self.store.close().await;
         Ok(())
     }

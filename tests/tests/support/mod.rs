@@ -26,9 +26,15 @@ pub struct App {
 
 /// Starts a server over `db`, with `tweak` applied to the defaults.
 pub async fn spawn_with(db: &TestDb, tweak: impl FnOnce(&mut TokenConfig)) -> App {
-    let mut settings = Settings::new("127.0.0.1:0".parse().expect("addr"), &db.url, ISSUER);
+    spawn_settings(&db.url, |s| tweak(&mut s.token)).await
+}
+
+/// Starts a server on the database at `url`, with `tweak` applied to the
+/// default settings.
+pub async fn spawn_settings(url: &str, tweak: impl FnOnce(&mut Settings)) -> App {
+    let mut settings = Settings::new("127.0.0.1:0".parse().expect("addr"), url, ISSUER);
     settings.token.password.workers = 2;
-    tweak(&mut settings.token);
+    tweak(&mut settings);
     let app = Application::build(&settings).await.expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

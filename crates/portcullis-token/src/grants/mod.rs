@@ -17,7 +17,7 @@ use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService};
 
-pub(crate) use password::password;
+pub(crate) use password::{password, reserve};
 pub(crate) use refresh::{prefetch_refresh, refresh};
 
 /// A successful token response (RFC 6749 §5.1).

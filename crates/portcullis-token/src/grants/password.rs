@@ -4,11 +4,23 @@ use portcullis_store::{NewAuditEvent, NewFamily, SignInRecord, StoreError, UserS
 
 use super::{Request, TokenResponse};
 use crate::config::secs;
-use crate::password::Verdict;
+use crate::password::{Slot, SlotError, Verdict};
 use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
+
+/// Takes a place in the hashing pool for a sign-in from `ip`, first of
+/// all: an attempt refused for want of one (a flood) costs no database
+/// read or write and is not counted against the account it names, so a
+/// flood can neither slow the server down with lookups nor lock an
+/// account's owner out.
+pub(crate) fn reserve(svc: &TokenService, ip: Option<std::net::IpAddr>) -> Result<Slot, GrantError> {
+    svc.passwords().reserve(ip).map_err(|e| match e {
+        SlotError::Busy => GrantError::Unavailable,
+        SlotError::Address => GrantError::AddressBusy,
+    })
+}
 
 /// Longest accepted username, in bytes.
 const MAX_USERNAME: usize = 256;
@@ -17,7 +29,10 @@ const MAX_DEVICE_NAME: usize = 100;
 
 /// Signs a user in: checks the password, starts a refresh family (one per
 /// sign-in / device) and issues the first tokens.
-pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<TokenResponse, GrantError> {
+///
+/// `slot` is the request's place in the hashing pool, taken (see
+/// [`reserve`]) before the client was authenticated.
+pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) -> Result<TokenResponse, GrantError> {
     let form = req.form;
     let username = form
         .get("username")
@@ -59,7 +74,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>) -> Result<To
     };
     let verdict = svc
         .passwords()
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .verify_reserved(slot, password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await;
     let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
     let (user, checked_hash) = match (verdict, user) {

@@ -137,6 +137,9 @@ async fn spent(
     req: &Request<'_>,
 ) -> Result<TokenResponse, GrantError> {
     let Some(same) = retry(svc, presented, family, token, req).await? else {
+        if lost_race(svc, token, req) {
+            return Err(GrantError::InvalidGrant);
+        }
         reuse_detected(svc, family, req).await?;
         return Err(GrantError::InvalidGrant);
     };
@@ -176,6 +179,22 @@ async fn retry(
         return Ok(None);
     }
     Ok(successor::open(presented, &sealed.0).map(OpaqueSecret::from_issued))
+}
+
+/// Strict mode (no retry window): a request presenting a token rotated
+/// within the race grace was sent while, or just after, another request
+/// with the same token won: a client refreshing from several threads at
+/// once, not yet a sign of a copy. It is refused and the family lives on,
+/// so the winner's new token keeps working. Later, a replay is reuse. With
+/// a retry window such requests get the retry answer instead.
+fn lost_race(svc: &TokenService, token: &RefreshToken, req: &Request<'_>) -> bool {
+    let cfg = svc.config();
+    // Whole seconds on both sides: the grace runs to the end of the second
+    // in which it ends.
+    cfg.refresh_retry_window.is_zero()
+        && token
+            .used_at
+            .is_some_and(|used| req.now.0 <= used.0.saturating_add(secs(cfg.refresh_race_grace)))
 }
 
 /// A spent token came back outside the retry window: someone holds a copy.
