@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::with_pool;
+use crate::db::{with_pool, with_relaxed_writer};
 use crate::{SqlStore, StoreError, UnixTime};
 
 /// One audit event as stored.
@@ -123,7 +123,7 @@ pub(crate) const INSERT_SQL: &str =
 impl AuditStore for SqlStore {
     async fn record_audit(&self, e: &NewAuditEvent, now: UnixTime) -> Result<AuditEvent, StoreError> {
         let sql = format!("{INSERT_SQL} RETURNING {COLUMNS}");
-        let row: EventRow = with_pool!(&self.write, |c| {
+        let row: EventRow = with_relaxed_writer!(&self.write, |c| {
             bind_event!(sqlx::query_as(&sql), now, e).fetch_one(c).await?
         });
         Ok(row.into())

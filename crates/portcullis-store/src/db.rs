@@ -97,6 +97,32 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs `$body` with `$c` bound to a writer for a write that need not wait
+/// for the disk: throttle counters and audit events written on their own.
+/// On SQLite the transaction commits with `synchronous=NORMAL`: it survives
+/// a crash of the process (the WAL is written), and a power loss can lose
+/// the last such writes, never a token, a family or a revocation (those
+/// commit with `FULL`, and each `FULL` commit also makes every earlier
+/// write durable). Without it, a sign-in flood's three writes per failed
+/// attempt, each waiting for an `fsync`, hold the single writer and delay
+/// refreshes. PostgreSQL commits as usual.
+macro_rules! with_relaxed_writer {
+    ($pool:expr, |$c:ident| $body:expr) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                let $c = &mut *conn;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            $crate::db::Pool::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use with_relaxed_writer;
+
 /// Tuning for [`SqlStore::connect_with`]. The defaults suit one instance.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -204,7 +230,16 @@ impl SqlStore {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(opts.acquire_timeout);
+            .acquire_timeout(opts.acquire_timeout)
+            // Every use of the writer starts durable, whatever a relaxed
+            // write before it (`with_relaxed_writer!`) set, even one
+            // cancelled half-way.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    Ok(true)
+                })
+            });
         if in_memory {
             // An in-memory database lives as long as its connection: keep
             // the one connection open for the life of the pool.
@@ -341,5 +376,30 @@ mod tests {
         }
         let Pool::Sqlite(w) = &store.write else { panic!() };
         assert_eq!(w.options().get_max_connections(), 1, "one writer");
+    }
+
+    #[tokio::test]
+    async fn a_relaxed_write_leaves_the_writer_durable() {
+        use crate::{AuditStore as _, NewAuditEvent, ThrottleStore as _, UnixTime};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqlStore::connect(&url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        store.throttle_hit("k", 60, UnixTime(100)).await.expect("hit");
+        let event = NewAuditEvent {
+            action: "login.failure".into(),
+            ..NewAuditEvent::default()
+        };
+        store.record_audit(&event, UnixTime(100)).await.expect("audit");
+        // The next user of the writer (a rotation, a sign-in) commits FULL.
+        assert_eq!(pragma(&store.write, "synchronous").await, "2", "2 is FULL");
+        let Pool::Sqlite(w) = &store.write else { panic!() };
+        let mut c = w.acquire().await.expect("writer");
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *c)
+            .await
+            .expect("relax");
+        drop(c);
+        assert_eq!(pragma(&store.write, "synchronous").await, "2", "reset on acquire");
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::with_pool;
+use crate::db::{with_pool, with_relaxed_writer};
 use crate::{SqlStore, StoreError, UnixTime};
 
 /// A counter's state after a hit.
@@ -59,7 +59,7 @@ pub trait ThrottleStore: Send + Sync {
 impl ThrottleStore for SqlStore {
     async fn throttle_hit(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError> {
         // $3 is the oldest window start still current.
-        let (count, start): (i64, i64) = with_pool!(&self.write, |c| {
+        let (count, start): (i64, i64) = with_relaxed_writer!(&self.write, |c| {
             sqlx::query_as(
                 "INSERT INTO throttle_counters (key, window_start, count) VALUES ($1, $2, 1) \
                  ON CONFLICT (key) DO UPDATE SET \
@@ -96,7 +96,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn throttle_forgive(&self, key: &str) -> Result<(), StoreError> {
-        with_pool!(&self.write, |c| {
+        with_relaxed_writer!(&self.write, |c| {
             sqlx::query("UPDATE throttle_counters SET count = count - 1 WHERE key = $1 AND count > 0")
                 .bind(key)
                 .execute(c)
@@ -106,7 +106,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
-        with_pool!(&self.write, |c| {
+        with_relaxed_writer!(&self.write, |c| {
             sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
                 .bind(key)
                 .execute(c)
@@ -116,7 +116,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn purge_throttle(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        Ok(with_pool!(&self.write, |c| {
+        Ok(with_relaxed_writer!(&self.write, |c| {
             sqlx::query("DELETE FROM throttle_counters WHERE window_start < $1")
                 .bind(cutoff.0)
                 .execute(c)

@@ -46,6 +46,10 @@ pub struct TokenConfig {
     pub password: PasswordPolicy,
     /// Failed sign-in throttling.
     pub throttle: ThrottlePolicy,
+    /// How long the token endpoint waits before answering 429 or 503
+    /// (default 200 ms), so that a flood retrying at once is slowed to one
+    /// attempt per delay per connection.
+    pub refusal_delay: Duration,
     /// Largest accepted request body at the token endpoint.
     pub max_body_bytes: usize,
     /// `max-age` of the JWKS answer.
@@ -100,6 +104,7 @@ impl TokenConfig {
             signing_alg: Alg::Es256,
             password: PasswordPolicy::default(),
             throttle: ThrottlePolicy::default(),
+            refusal_delay: Duration::from_millis(200),
             max_body_bytes: 16 * 1024,
             jwks_max_age: Duration::from_secs(300),
             key_publish_delay: Duration::from_secs(390),

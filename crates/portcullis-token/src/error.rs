@@ -82,6 +82,13 @@ struct Body {
 }
 
 impl GrantError {
+    /// A refusal for load or throttling (429, 503): "not now" rather than
+    /// "no".
+    #[must_use]
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::AddressBusy | Self::Unavailable)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {

@@ -44,7 +44,15 @@ async fn no_store_layer(res: Response) -> Response {
 async fn token(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     match token_inner(&svc, req).await {
         Ok(res) => no_store(Json(res).into_response()),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if e.is_refusal() {
+                // A tarpit: a client that retries at once (a flood's
+                // closed loop) is held to one attempt per delay per
+                // connection, so refusing it costs almost nothing.
+                tokio::time::sleep(svc.config().refusal_delay).await;
+            }
+            e.into_response()
+        }
     }
 }
 

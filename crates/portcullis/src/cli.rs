@@ -121,6 +121,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub hashing: HashingArgs,
 
+    /// Milliseconds the token endpoint waits before answering 429 or 503,
+    /// which slows a flood that retries at once.
+    #[arg(long, env = "PORTCULLIS_REFUSAL_DELAY_MS", default_value_t = 200)]
+    pub refusal_delay_ms: u64,
+
     /// Seconds a new signing key is published before it signs.
     #[arg(long, env = "PORTCULLIS_KEY_PUBLISH_DELAY", default_value_t = 390)]
     pub key_publish_delay: u64,

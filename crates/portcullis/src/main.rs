@@ -109,6 +109,7 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.audit_refreshes = args.audit_refreshes;
     t.signing_alg = args.signing_alg;
     t.password = args.hashing.policy();
+    t.refusal_delay = Duration::from_millis(args.refusal_delay_ms);
     t.key_publish_delay = Duration::from_secs(args.key_publish_delay);
     t.key_rotation_period = (args.key_rotation_period > 0).then(|| Duration::from_secs(args.key_rotation_period));
     s.behind_tls_proxy = args.behind_tls_proxy;
