@@ -150,7 +150,7 @@ impl Default for ConnectOptions {
             // Together at most 3 s: a request that finds the database
             // down or locked fails with 503 within that.
             acquire_timeout: Duration::from_secs(2),
-            busy_timeout: Duration::from_secs(1),
+            busy_timeout: Duration::from_millis(500),
             group_commit: true,
         }
     }
@@ -372,7 +372,7 @@ mod tests {
             assert_eq!(pragma(pool, "journal_mode").await, "wal");
             assert_eq!(pragma(pool, "synchronous").await, "2", "2 is FULL");
             assert_eq!(pragma(pool, "foreign_keys").await, "1");
-            assert_eq!(pragma(pool, "busy_timeout").await, "1000");
+            assert_eq!(pragma(pool, "busy_timeout").await, "500");
         }
         let Pool::Sqlite(w) = &store.write else { panic!() };
         assert_eq!(w.options().get_max_connections(), 1, "one writer");

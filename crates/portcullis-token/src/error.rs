@@ -49,9 +49,12 @@ pub enum GrantError {
     /// (429, retry in a second).
     #[error("address busy")]
     AddressBusy,
-    /// The server is saturated or its database unreachable: retry later (503).
+    /// The database is unreachable: retry later (503).
     #[error("temporarily_unavailable")]
     Unavailable,
+    /// Password hashing is saturated: retry later (503).
+    #[error("saturated")]
+    Saturated,
     /// The body is larger than the endpoint accepts (413).
     #[error("payload too large")]
     TooLarge,
@@ -82,11 +85,12 @@ struct Body {
 }
 
 impl GrantError {
-    /// A refusal for load or throttling (429, 503): "not now" rather than
-    /// "no".
+    /// A refusal of a sign-in for load or throttling (429, 503): "not
+    /// now" rather than "no". (A database outage is not one: its 503 is
+    /// answered at once.)
     #[must_use]
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Self::Throttled { .. } | Self::AddressBusy | Self::Unavailable)
+        matches!(self, Self::Throttled { .. } | Self::AddressBusy | Self::Saturated)
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
@@ -126,7 +130,7 @@ impl GrantError {
                 "temporarily_unavailable",
                 "too many sign-ins at once from this address; retry later",
             ),
-            Self::Unavailable => (
+            Self::Unavailable | Self::Saturated => (
                 S::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "the server is busy; retry later",
@@ -164,7 +168,7 @@ impl IntoResponse for GrantError {
             Self::Throttled { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
-            Self::Unavailable => {
+            Self::Unavailable | Self::Saturated => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Self::AddressBusy => {

@@ -293,6 +293,13 @@ async fn the_database_going_away_fails_fast_and_recovers_without_restart(db: &Te
         .min()
         .expect("ready again");
     assert!(ready_again - up <= RECOVERY);
+    let slowest = rec.outcomes.iter().map(|o| o.took).max().unwrap_or_default();
+    eprintln!(
+        "outage: {during} requests refused during it, slowest answer {slowest:?}; \
+         refreshing again {:?} and ready {:?} after the database returned",
+        refreshed_again - up,
+        ready_again - up
+    );
 
     // Every token delivered in a 200 was stored.
     assert!(rec.live.len() > 4);

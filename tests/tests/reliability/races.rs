@@ -87,9 +87,12 @@ async fn strict_mode_has_exactly_one_winner_in_every_race(db: &TestDb) {
     let app = spawn_with(db, |c| c.refresh_retry_window = Duration::ZERO).await;
     let http = racing_client();
     let mut first = None;
+    let mut slowest = Duration::ZERO;
     for round in 0..rounds() {
         let rt = app.sign_in_refresh_token("mobile", "alice").await;
+        let raced = Instant::now();
         let answers = race(&http, &app.base, &rt).await;
+        let took = raced.elapsed();
         assert_eq!(answers.len(), REQUESTS);
         let mut winners = Vec::new();
         for (status, body) in &answers {
@@ -99,12 +102,17 @@ async fn strict_mode_has_exactly_one_winner_in_every_race(db: &TestDb) {
                 other => panic!("round {round}: {other} {body}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one winner");
+        assert_eq!(winners.len(), 1, "round {round}: exactly one winner ({took:?})");
+        slowest = slowest.max(took);
         let res = app.refresh("mobile", &refresh_token_of(winners[0])).await;
         assert_eq!(res.status(), 200, "round {round}: the winner's new token works");
         let newest = refresh_token_of(&res.json().await.expect("json"));
         first.get_or_insert((rt, newest, Instant::now()));
     }
+    eprintln!(
+        "strict races: {} of {REQUESTS} requests each, slowest {slowest:?}",
+        rounds()
+    );
     // Past the race grace (2 s, counted in whole seconds) the first race's
     // token is a replay: reuse, and the family ends.
     let (rt, newest, at) = first.expect("a round");

@@ -1,9 +1,9 @@
 //! Scenario 6: credential stuffing. 200 concurrent wrong-password
 //! sign-ins for 30 s, across many usernames, from four addresses, against
-//! the real binary: its memory stays within idle + workers × Argon2 memory
-//! + 16 MiB; excess attempts get a quick 429 or 503 with `Retry-After`;
-//! a user's refreshes keep a p99 under 50 ms; the owner of an attacked
-//! account signs in from another address.
+//! the real binary: its memory stays within idle, plus workers times the
+//! Argon2 memory, plus 16 MiB; excess attempts get a quick 429 or 503 with
+//! `Retry-After`; a user's refreshes keep a p99 under 50 ms; the owner of
+//! an attacked account signs in from another address.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

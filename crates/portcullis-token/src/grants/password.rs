@@ -17,7 +17,7 @@ use crate::{GrantError, TokenService};
 /// account's owner out.
 pub(crate) fn reserve(svc: &TokenService, ip: Option<std::net::IpAddr>) -> Result<Slot, GrantError> {
     svc.passwords().reserve(ip).map_err(|e| match e {
-        SlotError::Busy => GrantError::Unavailable,
+        SlotError::Busy => GrantError::Saturated,
         SlotError::Address => GrantError::AddressBusy,
     })
 }

@@ -192,6 +192,7 @@ fn lost_race(svc: &TokenService, token: &RefreshToken, req: &Request<'_>) -> boo
     // Whole seconds on both sides: the grace runs to the end of the second
     // in which it ends.
     cfg.refresh_retry_window.is_zero()
+        && !cfg.refresh_race_grace.is_zero()
         && token
             .used_at
             .is_some_and(|used| req.now.0 <= used.0.saturating_add(secs(cfg.refresh_race_grace)))
