@@ -128,6 +128,25 @@ impl TestDb {
         Some(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"))
     }
 
+    /// Writes what earlier work left pending to the database files (a
+    /// PostgreSQL `CHECKPOINT`, a SQLite WAL checkpoint), so that a
+    /// measurement that follows is not charged for it.
+    ///
+    /// # Panics
+    /// When the database refuses.
+    pub async fn settle(&self) {
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("open SQLite");
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut c)
+                .await
+                .expect("checkpoint");
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.expect("open PostgreSQL");
+            sqlx::query("CHECKPOINT").execute(&mut c).await.expect("checkpoint");
+        }
+    }
+
     /// Takes SQLite's write lock from a connection of its own, as another
     /// process holding the file would; writers of the store then fail
     /// until [`SqliteWriteLock::release`]. `None` on PostgreSQL.

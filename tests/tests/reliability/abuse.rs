@@ -138,6 +138,7 @@ async fn slow_loris_connections_are_cut_and_others_are_served(db: &TestDb) {
     let app = spawn_settings(&db.url, |s| s.header_timeout = HEADER_TIMEOUT).await;
     let mut rt = app.sign_in_refresh_token("mobile", "alice").await;
     let _suite = crate::alone().await;
+    db.settle().await;
 
     let addr = app.base.trim_start_matches("http://").to_owned();
     let loris: Vec<_> = (0..LORIS)

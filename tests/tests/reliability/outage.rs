@@ -134,18 +134,18 @@ async fn the_database_going_away_fails_fast_and_recovers_without_restart(db: &Te
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let _suite = crate::alone().await;
+    // PostgreSQL through the proxy: postgres://user@HOST:PORT/db becomes
+    // postgres://user@127.0.0.1:PROXY/db.
     let proxy = if db.url.starts_with("postgres") {
         let (head, rest) = db.url.split_once('@').expect("url with a host");
         let (host, path) = rest.split_once('/').expect("url with a database");
         let proxy = Proxy::start(host.to_owned()).await;
-        Some((proxy, format!("{head}@127.0.0.1:{}/{path}", 0)))
+        let url = format!("{head}@127.0.0.1:{}/{path}", proxy.port);
+        Some((proxy, url))
     } else {
         None
     };
-    let url = match &proxy {
-        Some((p, u)) => u.replace("127.0.0.1:0/", &format!("127.0.0.1:{}/", p.port)),
-        None => db.url.clone(),
-    };
+    let url = proxy.as_ref().map_or_else(|| db.url.clone(), |(_, url)| url.clone());
     // A generous retry window: a rotation whose commit was acknowledged
     // by the database but not to the client is recovered by the retry.
     let app = spawn_settings(&url, |s| s.token.refresh_retry_window = Duration::from_secs(120)).await;

@@ -34,6 +34,7 @@ async fn credential_stuffing_is_contained(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let _suite = crate::alone().await;
+    db.settle().await;
     let secs = crate::env_number("PORTCULLIS_STUFFING_SECS", 30);
     let server = Server::start(&db.url, &["--hash-workers", &WORKERS.to_string()]);
     let base = server.base.clone();
