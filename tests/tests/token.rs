@@ -799,6 +799,56 @@ async fn concurrent_refreshes(app: &App, rt: &str, n: usize) -> Vec<(u16, Value)
 
 // ------------------------------------------------------------- throttling
 
+/// Behind a trusted proxy, the client is the address it forwards for; an
+/// untrusted peer's `X-Forwarded-For` is ignored, so it cannot dodge the
+/// throttle by making up addresses.
+async fn behind_a_trusted_proxy_clients_are_throttled_by_their_own_address(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn_settings(&db.url, |s| {
+        s.trusted_proxies = vec!["127.0.0.2".parse().expect("block")];
+    })
+    .await;
+    let proxy = http_client(Some("127.0.0.2".parse().expect("ip")));
+    let stranger = http_client(Some("127.0.0.3".parse().expect("ip")));
+    let sign_in = |http: &reqwest::Client, forwarded_for: String, pw: &str| {
+        http.post(format!("{}/oauth/token", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", forwarded_for)
+            .body(form(&[
+                ("grant_type", "password"),
+                ("client_id", "mobile"),
+                ("username", "alice"),
+                ("password", pw),
+            ]))
+            .send()
+    };
+    // An attacker behind the proxy: throttled after 10 guesses, even with
+    // made-up addresses to the left of the one the proxy appended.
+    for i in 0..10 {
+        let res = sign_in(&proxy, format!("10.9.9.{i}, 203.0.113.7"), "guess")
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "guess {i}");
+    }
+    let res = sign_in(&proxy, "203.0.113.7".into(), PASSWORD).await.expect("request");
+    assert_error(res, 429, "temporarily_unavailable").await;
+    // The owner, behind the same proxy from another address, signs in.
+    let res = sign_in(&proxy, "198.51.100.2".into(), PASSWORD).await.expect("request");
+    assert_eq!(res.status(), 200);
+    // A peer that is not a proxy: its header is ignored, it is one client.
+    for i in 0..10 {
+        let res = sign_in(&stranger, format!("192.0.2.{i}"), "guess")
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "guess {i}");
+    }
+    let res = sign_in(&stranger, "192.0.2.99".into(), PASSWORD)
+        .await
+        .expect("request");
+    assert_error(res, 429, "temporarily_unavailable").await;
+}
+
 async fn failed_sign_ins_are_throttled_per_address_without_locking_the_owner_out(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
@@ -1038,6 +1088,7 @@ on_both_backends!(
     strict_mode_lets_exactly_one_of_200_concurrent_refreshes_win,
     with_a_retry_window_concurrent_refreshes_all_get_the_same_token,
     failed_sign_ins_are_throttled_per_address_without_locking_the_owner_out,
+    behind_a_trusted_proxy_clients_are_throttled_by_their_own_address,
     a_full_hashing_queue_answers_503_with_retry_after,
 );
 

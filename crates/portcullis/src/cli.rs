@@ -145,6 +145,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
+    /// Addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For`
+    /// names the client (comma-separated), e.g. `10.0.0.0/8`.
+    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::proxy::IpBlock>,
+
     /// Seconds a connection may take to send a request's headers, or stay
     /// idle between requests, before it is closed.
     #[arg(long, env = "PORTCULLIS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

@@ -113,6 +113,7 @@ fn settings(database_url: &str, args: ServeArgs) -> Settings {
     t.key_publish_delay = Duration::from_secs(args.key_publish_delay);
     t.key_rotation_period = (args.key_rotation_period > 0).then(|| Duration::from_secs(args.key_rotation_period));
     s.behind_tls_proxy = args.behind_tls_proxy;
+    s.trusted_proxies = args.trusted_proxies;
     s.header_timeout = Duration::from_secs(args.header_timeout);
     s.body_timeout = Duration::from_secs(args.body_timeout);
     s.token.revocation_feed_secret = args.revocation_feed_secret.filter(|x| !x.is_empty());

@@ -20,6 +20,10 @@ pub struct Settings {
     /// terminates TLS. Without it such an address is refused (RFC 6749
     /// §3.2: the token endpoint requires TLS).
     pub behind_tls_proxy: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for
+    /// throttling and the per-address sign-in limit); empty: the TCP peer
+    /// is the client.
+    pub trusted_proxies: Vec<crate::proxy::IpBlock>,
     /// How long a connection may take to send a request's headers, and
     /// how long it may stay idle between requests (default 10 s). Cuts
     /// slow-loris connections that trickle their headers.
@@ -47,6 +51,7 @@ impl Settings {
             database_url: database_url.into(),
             token: TokenConfig::new(issuer),
             behind_tls_proxy: false,
+            trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),

@@ -35,6 +35,7 @@ pub struct Application {
     tokens: Arc<TokenService>,
     header_timeout: Duration,
     shutdown_grace: Duration,
+    trusted_proxies: Arc<[crate::proxy::IpBlock]>,
 }
 
 impl Application {
@@ -58,6 +59,12 @@ impl Application {
         let tokens = TokenService::start(shared, settings.token.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the token service: {e}"))?;
+        if settings.behind_tls_proxy && settings.trusted_proxies.is_empty() {
+            tracing::warn!(
+                "behind a proxy without --trusted-proxies: every client has the proxy's address, so sign-in \
+                 throttling and the per-address sign-in limit count all clients as one"
+            );
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -74,6 +81,7 @@ impl Application {
             tokens,
             header_timeout: settings.header_timeout,
             shutdown_grace: settings.shutdown_grace,
+            trusted_proxies: settings.trusted_proxies.clone().into(),
         })
     }
 
@@ -128,12 +136,15 @@ impl Application {
                 },
             };
             let _ = stream.set_nodelay(true);
-            // The peer address feeds sign-in throttling.
+            // The client's address (the peer, or whom a trusted proxy
+            // forwards for) feeds sign-in throttling.
             let router = self.router.clone();
+            let trusted = self.trusted_proxies.clone();
             let service = tower::ServiceExt::map_request(
                 router,
                 move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    let client = crate::proxy::client_address(peer, req.headers(), &trusted);
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(client));
                     req
                 },
             );
