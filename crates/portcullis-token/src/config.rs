@@ -50,6 +50,10 @@ pub struct TokenConfig {
     /// (default 200 ms), so that a flood retrying at once is slowed to one
     /// attempt per delay per connection.
     pub refusal_delay: Duration,
+    /// How long the token endpoint waits for a whole request body (default
+    /// 10 s; then 408): a deadline, so a body trickled in a byte at a time
+    /// cannot hold the connection.
+    pub body_timeout: Duration,
     /// Largest accepted request body at the token endpoint.
     pub max_body_bytes: usize,
     /// `max-age` of the JWKS answer.
@@ -105,6 +109,7 @@ impl TokenConfig {
             password: PasswordPolicy::default(),
             throttle: ThrottlePolicy::default(),
             refusal_delay: Duration::from_millis(200),
+            body_timeout: Duration::from_secs(10),
             max_body_bytes: 16 * 1024,
             jwks_max_age: Duration::from_secs(300),
             key_publish_delay: Duration::from_secs(390),

@@ -338,14 +338,19 @@ impl Passwords {
         self.run_in(slot, f).await
     }
 
-    /// Runs `f` on a hashing thread in a place already taken; the place is
-    /// held until `f` is done.
+    /// Runs `f` on a hashing thread in a place already taken. The job
+    /// holds the place until it is done, not the request: a client that
+    /// hangs up does not free its place while its hash is still queued
+    /// (or the caps could be dodged by sending and disconnecting), and a
+    /// job whose requester is gone is skipped rather than hashed.
     async fn run_in<T: Send + 'static>(&self, slot: Slot, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
-        let _slot = slot;
         let (reply, outcome) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                let _ = reply.send(f());
+                let _slot = slot;
+                if !reply.is_closed() {
+                    let _ = reply.send(f());
+                }
             }))
             .map_err(|_| Busy)?;
         outcome.await.map_err(|_| {
@@ -638,5 +643,55 @@ mod tests {
             busy >= 1,
             "with 1 worker and 1 queue slot, 8 at once cannot all be admitted"
         );
+    }
+
+    #[tokio::test]
+    async fn an_address_holds_its_places_until_its_hashes_are_done_even_if_it_hangs_up() {
+        let p = Arc::new(
+            Passwords::new(&PasswordPolicy {
+                workers: 1,
+                queue: 8,
+                per_address: 2,
+                ..policy()
+            })
+            .expect("policy"),
+        );
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let same_64: IpAddr = "2001:db8:1:2::2".parse().expect("ip");
+        let a = p.reserve(Some(ip)).expect("first place");
+        let b = p.reserve(Some(ip)).expect("second place");
+        assert_eq!(p.reserve(Some(ip)).expect_err("third"), SlotError::Address);
+        let _v6 = p.reserve(Some(other)).expect("another address");
+        let _v6b = p.reserve(Some(same_64)).expect("same /64, second place");
+        assert_eq!(
+            p.reserve(Some(same_64)).expect_err("same /64, third"),
+            SlotError::Address
+        );
+        // Both hashes are queued, then their requests hang up.
+        let jobs: Vec<_> = [a, b]
+            .into_iter()
+            .map(|slot| {
+                let p = p.clone();
+                tokio::spawn(async move { p.verify_reserved(slot, "pw", None).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        for j in &jobs {
+            j.abort();
+        }
+        assert_eq!(
+            p.reserve(Some(ip)).expect_err("still held by the queued jobs"),
+            SlotError::Address
+        );
+        // Once the worker has been through them, the places are free.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if p.reserve(Some(ip)).is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "places never freed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

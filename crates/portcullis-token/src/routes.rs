@@ -82,7 +82,10 @@ async fn form_request(svc: &TokenService, req: Request) -> Result<(axum::http::r
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let body = read_limited(body, &parts.headers, svc.config().max_body_bytes).await?;
+    let cfg = svc.config();
+    let body = tokio::time::timeout(cfg.body_timeout, read_limited(body, &parts.headers, cfg.max_body_bytes))
+        .await
+        .map_err(|_| GrantError::Timeout)??;
     let form = Form::parse(&body).map_err(|e| match e {
         FormError::Repeated => GrantError::InvalidRequest("a parameter is repeated"),
         FormError::Malformed => GrantError::InvalidRequest("the body is not valid form encoding"),
@@ -220,7 +223,7 @@ pub(crate) const OVERSIZE_LIMIT: u64 = 2 * 1024 * 1024;
 ///   `invalid_request` naming the cause seen in them (too many parameters,
 ///   or one too long). Reading it through lets the client read the answer:
 ///   closing a connection with unread data resets it.
-/// - the body timeout bounds how long all this may take (408).
+/// - the caller bounds how long all this may take (the body timeout, 408).
 async fn read_limited(body: Body, headers: &axum::http::HeaderMap, limit: usize) -> Result<Vec<u8>, GrantError> {
     use http_body_util::BodyExt as _;
     let declared = headers
@@ -234,18 +237,7 @@ async fn read_limited(body: Body, headers: &axum::http::HeaderMap, limit: usize)
     let mut kept: Vec<u8> = Vec::new();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            // The server's body timeout (`RequestBodyTimeoutLayer`) ends
-            // the body with an error that says so.
-            let mut cause: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(c) = cause {
-                if c.to_string().contains("timeout") {
-                    return GrantError::Timeout;
-                }
-                cause = c.source();
-            }
-            GrantError::InvalidRequest("the body could not be read")
-        })?;
+        let frame = frame.map_err(|_| GrantError::InvalidRequest("the body could not be read"))?;
         let Ok(data) = frame.into_data() else { continue };
         total += data.len() as u64;
         if total > OVERSIZE_LIMIT {

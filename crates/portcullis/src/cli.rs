@@ -155,7 +155,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
-    /// Seconds a request may take to send its body (then 408).
+    /// Seconds a request may take to send its body (then 408): the whole
+    /// body at the token endpoint, between chunks elsewhere.
     #[arg(long, env = "PORTCULLIS_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
 }

@@ -14,12 +14,27 @@ use serde_json::json;
 /// How long readiness waits for the database before calling it down.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a readiness answer is reused.
+const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// The store, and the last readiness check: probes share one check a
+/// second, so a flood of them (the endpoint is public) cannot keep the
+/// database's writer, which the check takes, from the requests.
+struct Readiness {
+    store: Arc<dyn HealthStore>,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
 /// `GET /healthz` and `GET /readyz`.
 pub fn router(store: Arc<dyn HealthStore>) -> Router {
+    let state = Arc::new(Readiness {
+        store,
+        last: tokio::sync::Mutex::new(None),
+    });
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(store)
+        .with_state(state)
 }
 
 /// Liveness: the process serves HTTP. It does not touch the database, so an
@@ -30,8 +45,22 @@ async fn healthz() -> Response {
 
 /// Readiness: the database answers within [`READY_TIMEOUT`]; otherwise 503
 /// with `Retry-After`, so a load balancer stops sending traffic here.
-async fn readyz(State(store): State<Arc<dyn HealthStore>>) -> Response {
-    let ok = matches!(tokio::time::timeout(READY_TIMEOUT, store.ping()).await, Ok(Ok(())));
+async fn readyz(State(state): State<Arc<Readiness>>) -> Response {
+    let ok = {
+        // One check at a time; the others wait for it and take its answer.
+        let mut last = state.last.lock().await;
+        match *last {
+            Some((at, ok)) if at.elapsed() < READY_CACHE => ok,
+            _ => {
+                let ok = matches!(
+                    tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await,
+                    Ok(Ok(()))
+                );
+                *last = Some((std::time::Instant::now(), ok));
+                ok
+            }
+        }
+    };
     let mut res = if ok {
         (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
     } else {

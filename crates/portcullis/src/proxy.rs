@@ -82,14 +82,18 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpBlock]
     }
     let mut client = peer.ip();
     // Right to left over every `X-Forwarded-For` value, in order.
-    let hops: Vec<&str> = headers
+    // Split as bytes: junk a client put in the header (not even ASCII)
+    // must not hide the entries the proxies appended after it.
+    let hops: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .collect();
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let parsed = std::str::from_utf8(hop)
+            .ok()
+            .and_then(|h| h.trim().parse::<IpAddr>().ok());
+        let Some(ip) = parsed else {
             // Garbage: the client is the last address a trusted proxy vouched for.
             break;
         };
@@ -150,6 +154,16 @@ mod tests {
         // Garbage stops the walk at the last trusted hop.
         let got = client_address(peer("10.0.0.5"), &xff(&["203.0.113.7, junk"]), &trusted);
         assert_eq!(got.ip().to_string(), "10.0.0.5");
+        // Junk bytes on the left do not hide the appended entry.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\x80junk, 203.0.113.7").expect("value"),
+        );
+        assert_eq!(
+            client_address(peer("10.0.0.5"), &h, &trusted).ip().to_string(),
+            "203.0.113.7"
+        );
         // No header: the proxy itself.
         let got = client_address(peer("10.0.0.5"), &HeaderMap::new(), &trusted);
         assert_eq!(got.ip().to_string(), "10.0.0.5");

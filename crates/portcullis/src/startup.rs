@@ -56,7 +56,9 @@ impl Application {
         }
         let store = open_database(settings.database_url()).await?;
         let shared: Arc<dyn Store> = Arc::new(store.clone());
-        let tokens = TokenService::start(shared, settings.token.clone())
+        let mut token = settings.token.clone();
+        token.body_timeout = settings.body_timeout;
+        let tokens = TokenService::start(shared, token)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start the token service: {e}"))?;
         if settings.behind_tls_proxy && settings.trusted_proxies.is_empty() {

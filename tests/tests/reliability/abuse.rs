@@ -69,6 +69,42 @@ async fn oversized_bodies_are_refused_early_and_change_nothing(db: &TestDb) {
     app.sign_in("mobile", "alice").await;
 }
 
+/// A body trickled in a byte at a time is cut off by the body deadline
+/// (2 s here, 10 s by default) with 408, long before it would end.
+async fn a_trickled_body_is_cut_off_by_the_body_deadline(db: &TestDb) {
+    let _suite = crate::shared().await;
+    let app = spawn_settings(&db.url, |s| s.body_timeout = Duration::from_secs(2)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let started = Instant::now();
+    conn.write_all(
+        b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\n",
+    )
+    .await
+    .expect("head");
+    // A byte every 300 ms would take 30 s; stop once an answer waits.
+    for _ in 0..100 {
+        if tokio::time::timeout(Duration::from_millis(300), conn.readable())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        conn.write_all(b"a").await.expect("byte");
+    }
+    let answer = crate::read_answer(&mut conn).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 408);
+    assert_eq!(answer.headers["cache-control"], "no-store");
+    let body: Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "cut after {took:?}"
+    );
+}
+
 /// Bad encodings are 400 `invalid_request` and change nothing.
 async fn bad_encodings_are_invalid_requests(db: &TestDb) {
     let _suite = crate::shared().await;
@@ -215,6 +251,7 @@ async fn slow_loris_connections_are_cut_and_others_are_served(db: &TestDb) {
 on_both_backends!(
     oversized_bodies_are_refused_early_and_change_nothing,
     bad_encodings_are_invalid_requests,
+    a_trickled_body_is_cut_off_by_the_body_deadline,
     oversized_bearer_tokens_and_headers_are_refused,
     slow_loris_connections_are_cut_and_others_are_served,
 );
