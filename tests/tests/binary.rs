@@ -310,6 +310,76 @@ async fn serve_answers_health_checks_and_stops_on_sigterm(db: &TestDb) {
     server.terminate();
 }
 
+/// `PORTCULLIS_LOG_FORMAT=json`: one JSON object per line; each request's
+/// events carry its span (method, route, status, client), and no secret
+/// appears anywhere.
+async fn json_logs_carry_the_request_span_and_no_secret(db: &TestDb) {
+    let (ok, out, err) = cli(
+        db,
+        &["client", "create", "--name", "web", "--scope", "read", "--json"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let client: Value = serde_json::from_str(&out).expect("client JSON");
+    let id = client["client_id"].as_str().expect("id").to_owned();
+    let secret = client["client_secret"].as_str().expect("secret").to_owned();
+    let (ok, _, err) = cli(
+        db,
+        &["user", "create", "alice", "--password-stdin", "--scope", "read"],
+        Some(PASSWORD),
+    );
+    assert!(ok, "{err}");
+
+    let mut child = portcullis(&["serve", "--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1"])
+        .env("PORTCULLIS_DATABASE_URL", &db.url)
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,portcullis=debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if let Some(addr) = v["fields"]["address"].as_str() {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    let server = Server(child);
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    let http = reqwest::Client::new();
+    let (status, body) = password_grant(&http, &format!("http://{addr}"), (&id, &secret), "alice", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let refresh = body["refresh_token"].as_str().expect("rt").to_owned();
+    let access = body["access_token"].as_str().expect("at").to_owned();
+    server.terminate();
+
+    let lines = lines.lock().expect("lines").clone();
+    let mut answered = None;
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for secret in [PASSWORD, secret.as_str(), refresh.as_str(), access.as_str()] {
+            assert!(!line.contains(secret), "a secret in the log: {line}");
+        }
+        if v["fields"]["message"] == "answered" && v["span"]["path"] == "/oauth/token" {
+            answered = Some(v);
+        }
+    }
+    let answered = answered.expect("the token request was logged");
+    assert_eq!(answered["span"]["method"], "POST");
+    assert_eq!(answered["span"]["status"], 200);
+    assert_eq!(answered["span"]["client_id"], id.as_str());
+    assert!(answered["fields"]["latency_ms"].as_f64().is_some());
+}
+
 fn ok_json(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Value {
     let (ok, out, err) = cli(db, args, stdin);
     assert!(ok, "{args:?}: {err}");
@@ -554,6 +624,7 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
 on_both_backends!(
     admin_commands_manage_clients_users_and_keys,
     serve_answers_health_checks_and_stops_on_sigterm,
+    json_logs_carry_the_request_span_and_no_secret,
     an_operator_signs_a_user_in_and_refreshes_with_the_real_binary,
     the_cli_refuses_bad_input_with_a_clear_message,
 );

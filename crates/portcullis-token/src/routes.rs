@@ -65,6 +65,7 @@ async fn client_request(
     let (parts, form) = form_request(svc, req).await?;
     let presented = client_auth::presented(&parts.headers, &form)?;
     let client = client_auth::authenticate(svc.store(), presented, None).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
     Ok((parts, form, client))
 }
 
@@ -112,6 +113,7 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     let context = grants::prefetch_refresh(svc, &form).await;
     let known = context.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.3.clone());
     let client = client_auth::authenticate(svc.store(), presented, known).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
     let grant_type = form
         .get("grant_type")
         .ok_or(GrantError::InvalidRequest("grant_type is required"))?;

@@ -75,7 +75,36 @@ impl Application {
             .merge(crate::admin_api::router(store.clone(), tokens.clone()))
             // A body that trickles in is cut off (408) rather than holding
             // a connection and a task for as long as the sender likes.
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout));
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
+            // A span per request: method, matched route (never the query
+            // string), status, and the client once authenticated; every
+            // event of the request carries them. One `debug` event per
+            // answer with its latency.
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(|req: &axum::extract::Request| {
+                        let path = req
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map_or("unmatched", axum::extract::MatchedPath::as_str);
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            path,
+                            status = tracing::field::Empty,
+                            client_id = tracing::field::Empty,
+                        )
+                    })
+                    .on_request(())
+                    .on_response(
+                        |res: &axum::response::Response, latency: Duration, span: &tracing::Span| {
+                            span.record("status", res.status().as_u16());
+                            tracing::debug!(latency_ms = latency.as_secs_f64() * 1000.0, "answered");
+                        },
+                    )
+                    // 5xx are logged where they happen, with their cause.
+                    .on_failure(()),
+            );
         Ok(Self {
             listener,
             router,

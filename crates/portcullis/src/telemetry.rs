@@ -1,4 +1,5 @@
-//! Logging. Plain text to stderr, coloured only on a terminal.
+//! Logging to stderr: plain text (coloured only on a terminal), or one JSON
+//! object per line with `PORTCULLIS_LOG_FORMAT=json`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -6,11 +7,22 @@ use tracing_subscriber::EnvFilter;
 /// database driver's per-statement logs at `warn`).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("PORTCULLIS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Ignore the error raised when a subscriber is already set (tests).
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+    if json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
