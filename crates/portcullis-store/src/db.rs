@@ -338,6 +338,30 @@ impl SqlStore {
         }
     }
 
+    /// Connections of each pool: (pool, open, in use). `write` and `read`
+    /// on SQLite; one `pool` on PostgreSQL.
+    #[must_use]
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32)> {
+        fn stats(p: &Pool) -> (u32, u32) {
+            with_pool!(p, |c| {
+                let idle = u32::try_from(c.num_idle()).unwrap_or(u32::MAX);
+                (c.size(), c.size().saturating_sub(idle))
+            })
+        }
+        match (&self.read, &self.write) {
+            #[cfg(feature = "postgres")]
+            (_, Pool::Postgres(_)) => {
+                let (open, used) = stats(&self.write);
+                vec![("pool", open, used)]
+            }
+            _ => {
+                let (wo, wu) = stats(&self.write);
+                let (ro, ru) = stats(&self.read);
+                vec![("write", wo, wu), ("read", ro, ru)]
+            }
+        }
+    }
+
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
         with_pool!(&self.read, |c| c.close().await);

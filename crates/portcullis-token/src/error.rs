@@ -93,6 +93,12 @@ impl GrantError {
         matches!(self, Self::Throttled { .. } | Self::AddressBusy | Self::Saturated)
     }
 
+    /// The RFC 6749 §5.2 `error` code of the answer.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {

@@ -208,6 +208,12 @@ impl TokenService {
         self.store.as_ref()
     }
 
+    /// Password-hashing places in use (hashing or waiting), for metrics.
+    #[must_use]
+    pub fn hashing_in_use(&self) -> usize {
+        self.passwords().in_use()
+    }
+
     pub(crate) fn passwords(&self) -> &Passwords {
         &self.passwords
     }

@@ -162,6 +162,7 @@ pub struct Passwords {
     dummy: Arc<str>,
     jobs: flume::Sender<Job>,
     queue: Arc<Semaphore>,
+    capacity: usize,
     per_address: usize,
     addresses: Arc<AddressCounts>,
     max_bytes: usize,
@@ -251,6 +252,7 @@ impl Passwords {
             dummy: dummy.into(),
             jobs: start_workers(workers)?,
             queue: Arc::new(Semaphore::new(workers + policy.queue)),
+            capacity: workers + policy.queue,
             per_address: policy.per_address.max(1),
             addresses: Arc::default(),
             max_bytes: policy.max_bytes,
@@ -273,6 +275,12 @@ impl Passwords {
         let password = password.to_owned();
         self.run(move || hash_blocking(&hashers, &params, &password).map_err(|_| Busy))
             .await?
+    }
+
+    /// Places in the pool taken now (hashing or waiting).
+    #[must_use]
+    pub fn in_use(&self) -> usize {
+        self.capacity.saturating_sub(self.queue.available_permits())
     }
 
     /// Takes a place in the pool for a sign-in from `ip`, without waiting.
@@ -345,9 +353,11 @@ impl Passwords {
     /// job whose requester is gone is skipped rather than hashed.
     async fn run_in<T: Send + 'static>(&self, slot: Slot, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
+        let queued = std::time::Instant::now();
         self.jobs
             .send(Box::new(move || {
                 let _slot = slot;
+                metrics::histogram!("portcullis_hash_wait_seconds").record(queued.elapsed().as_secs_f64());
                 if !reply.is_closed() {
                     let _ = reply.send(f());
                 }

@@ -46,6 +46,12 @@ async fn token(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
         Ok(res) => no_store(Json(res).into_response()),
         Err(e) => {
             if e.is_refusal() {
+                let reason = match e {
+                    GrantError::AddressBusy => "address_busy",
+                    GrantError::Saturated => "saturated",
+                    _ => "throttled",
+                };
+                metrics::counter!("portcullis_sign_in_refusals_total", "reason" => reason).increment(1);
                 // A tarpit: a client that retries at once (a flood's
                 // closed loop) is held to one attempt per delay per
                 // connection, so refusing it costs almost nothing.
@@ -118,7 +124,8 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         .get("grant_type")
         .ok_or(GrantError::InvalidRequest("grant_type is required"))?;
     let grant = match grant_type {
-        "password" | "refresh_token" => grant_type,
+        "password" => "password",
+        "refresh_token" => "refresh_token",
         _ => return Err(GrantError::UnsupportedGrantType),
     };
     if !client.grant_types.split(' ').any(|g| g == grant) {
@@ -130,10 +137,13 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         ip,
         now: UnixTime::now(),
     };
-    match grant {
+    let outcome = match grant {
         "password" => grants::password(svc, &req, slot.ok_or(GrantError::Internal)?).await,
         _ => grants::refresh(svc, &req, context).await,
-    }
+    };
+    let result = outcome.as_ref().map_or_else(GrantError::code, |_| "success");
+    metrics::counter!("portcullis_grants_total", "grant_type" => grant, "result" => result).increment(1);
+    outcome
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 with an empty body whether or not

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod cli;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
 pub mod settings;
 pub mod startup;

@@ -73,6 +73,15 @@ impl Application {
         let router = crate::health::router(Arc::new(store.clone()))
             .merge(tokens.router())
             .merge(crate::admin_api::router(store.clone(), tokens.clone()))
+            .route(
+                "/metrics",
+                axum::routing::get(crate::metrics::render).with_state(crate::metrics::Scrape {
+                    handle: crate::metrics::handle(),
+                    store: store.clone(),
+                    tokens: tokens.clone(),
+                }),
+            )
+            .layer(axum::middleware::from_fn(crate::metrics::track))
             // A body that trickles in is cut off (408) rather than holding
             // a connection and a task for as long as the sender likes.
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))

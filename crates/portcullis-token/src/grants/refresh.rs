@@ -204,6 +204,7 @@ async fn reuse_detected(svc: &TokenService, family: &RefreshFamily, req: &Reques
     let store = svc.store();
     let revoked = store.revoke_family(&family.id, RevokeReason::Reuse, req.now).await?;
     if revoked {
+        metrics::counter!("portcullis_refresh_reuse_total").increment(1);
         tracing::warn!(family = %family.id, client_id = %req.client.id, "refresh token reuse: family revoked");
         let event = NewAuditEvent {
             action: "refresh.reuse".into(),
