@@ -103,11 +103,16 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
     Ok(out)
 }
 
-/// `portcullis user create`.
+/// `portcullis user create`; `policy` is the server's password hashing
+/// (from the configuration).
 ///
 /// # Errors
 /// Invalid input, a taken username, or a database failure.
-pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<String> {
+pub async fn user_create(
+    store: &SqlStore,
+    args: UserCreate,
+    policy: &portcullis_token::password::PasswordPolicy,
+) -> anyhow::Result<String> {
     let username = args.username.trim();
     if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
         bail!("the username must be 1 to 256 bytes without control characters");
@@ -117,7 +122,7 @@ pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<S
         tokens = format!("{tokens} {ADMIN_SCOPE}");
     }
     let user_scope = scope(tokens.trim(), "scope")?;
-    let hash = new_password_hash(args.password_stdin, &args.hashing).await?;
+    let hash = new_password_hash(args.password_stdin, policy).await?;
     let new = NewUser {
         username: username.to_owned(),
         password_hash: hash,
@@ -140,13 +145,15 @@ pub async fn user_create(store: &SqlStore, args: UserCreate) -> anyhow::Result<S
 
 /// Reads a new password (stdin or prompt), checks its length and hashes it
 /// with the server's settings.
-async fn new_password_hash(from_stdin: bool, hashing: &crate::cli::HashingArgs) -> anyhow::Result<String> {
-    let policy = hashing.policy();
+async fn new_password_hash(
+    from_stdin: bool,
+    policy: &portcullis_token::password::PasswordPolicy,
+) -> anyhow::Result<String> {
     let password = read_password(from_stdin)?;
     if password.is_empty() || password.len() > policy.max_bytes {
         bail!("the password must be 1 to {} bytes", policy.max_bytes);
     }
-    let hasher = Passwords::new(&policy).context("password policy")?;
+    let hasher = Passwords::new(policy).context("password policy")?;
     hasher
         .hash(&password)
         .await
@@ -358,9 +365,13 @@ pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyho
 ///
 /// # Errors
 /// An unknown user, a bad password, or a database failure.
-pub async fn user_set_password(store: &SqlStore, args: UserSetPassword) -> anyhow::Result<String> {
+pub async fn user_set_password(
+    store: &SqlStore,
+    args: UserSetPassword,
+    policy: &portcullis_token::password::PasswordPolicy,
+) -> anyhow::Result<String> {
     let u = user(store, &args.username).await?;
-    let hash = new_password_hash(args.password_stdin, &args.hashing).await?;
+    let hash = new_password_hash(args.password_stdin, policy).await?;
     let update = UserUpdate {
         status: None,
         password_hash: Some(hash),

@@ -8,15 +8,27 @@ use clap::{Args, Parser, Subcommand};
 use crate::Settings;
 
 /// Portcullis: an OAuth 2.0 authorization server for first-party apps.
+///
+/// Settings come from defaults, then the TOML file given by `--config`,
+/// then `PORTCULLIS_*` environment variables, then flags. Every flag of
+/// `serve` is also a file key and a variable: `--access-token-ttl` is
+/// `access_token_ttl` and `PORTCULLIS_ACCESS_TOKEN_TTL`; `--tls-cert` is
+/// `cert` under `[tls]` and `PORTCULLIS_TLS__CERT`. Reference:
+/// docs/configuration.md.
 // No `Debug`: the database URL may hold a password.
 #[derive(Parser)]
-#[command(name = "portcullis", version, about)]
+#[command(name = "portcullis", version, about, long_about)]
 pub struct Cli {
     /// Database URL: `sqlite://FILE` (created on first start) or
-    /// `postgres://USER:PASSWORD@HOST/DB`.
-    #[arg(long = "database", env = "PORTCULLIS_DATABASE_URL", global = true,
-          default_value = Settings::DEFAULT_DATABASE_URL, hide_env_values = true)]
-    pub database_url: String,
+    /// `postgres://USER:PASSWORD@HOST/DB` [default: sqlite://portcullis.db].
+    /// Prefer `PORTCULLIS_DATABASE_URL` or `database_url_file` for URLs
+    /// that hold a password.
+    #[arg(long = "database", global = true)]
+    pub database_url: Option<String>,
+
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -41,6 +53,19 @@ pub enum Command {
     Keys(KeysCommand),
     /// Read the audit log, newest first.
     Audit(AuditArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `portcullis config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the configuration as `serve` would (defaults, file,
+    /// environment, flags), check every value, and print the effective
+    /// configuration as TOML with secrets masked and each value's source.
+    /// Exits non-zero on any error.
+    Check(Box<ServeArgs>),
 }
 
 /// `portcullis audit`
@@ -57,157 +82,153 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// Options of `portcullis serve`.
-#[derive(Debug, Args)]
+/// Options of `portcullis serve`; each is also a configuration key of the
+/// same name (the flag's default is the key's default).
+#[derive(Debug, Args, serde::Serialize)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "PORTCULLIS_LISTEN", default_value = Settings::DEFAULT_LISTEN)]
+    #[arg(long, default_value = Settings::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// Issuer URL, the `iss` of every token.
-    #[arg(long, env = "PORTCULLIS_ISSUER", default_value = Settings::DEFAULT_ISSUER)]
+    #[arg(long, default_value = Settings::DEFAULT_ISSUER)]
     pub issuer: String,
 
     /// Default audience (`aud`) of access tokens [default: the issuer].
-    #[arg(long, env = "PORTCULLIS_AUDIENCE")]
+    #[arg(long)]
     pub audience: Option<String>,
 
     /// Further audiences clients may request with an RFC 8707 `resource`
     /// parameter (repeat, or comma-separated in the environment).
-    #[arg(long = "resource", env = "PORTCULLIS_RESOURCES", value_delimiter = ',')]
+    #[arg(long = "resource", value_delimiter = ',')]
     pub resources: Vec<String>,
 
     /// Scopes listed in the metadata document (`scopes_supported`).
-    #[arg(
-        long = "scopes-supported",
-        env = "PORTCULLIS_SCOPES_SUPPORTED",
-        value_delimiter = ' '
-    )]
+    #[arg(long = "scopes-supported", value_delimiter = ' ')]
     pub scopes_supported: Vec<String>,
 
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    #[arg(long, default_value_t = 900)]
     pub access_token_ttl: u64,
 
     /// Refresh-token idle lifetime in seconds.
-    #[arg(long, env = "PORTCULLIS_REFRESH_IDLE_TTL", default_value_t = 30 * 86_400)]
+    #[arg(long, default_value_t = 30 * 86_400)]
     pub refresh_idle_ttl: u64,
 
     /// Refresh-family absolute lifetime in seconds.
-    #[arg(long, env = "PORTCULLIS_REFRESH_ABSOLUTE_TTL", default_value_t = 90 * 86_400)]
+    #[arg(long, default_value_t = 90 * 86_400)]
     pub refresh_absolute_ttl: u64,
 
     /// Seconds during which a retried refresh gets the same answer (0 =
     /// strict: only one request per token succeeds).
-    #[arg(long, env = "PORTCULLIS_REFRESH_RETRY_WINDOW", default_value_t = 10)]
+    #[arg(long, default_value_t = 10)]
     pub refresh_retry_window: u64,
 
     /// Strict mode only: seconds after a rotation in which another request
     /// with the same token is a lost race (refused, the family lives on)
     /// rather than reuse (the family is revoked). 0: every replay is reuse.
-    #[arg(long, env = "PORTCULLIS_REFRESH_RACE_GRACE", default_value_t = 2)]
+    #[arg(long, default_value_t = 2)]
     pub refresh_race_grace: u64,
 
     /// Record every refresh in the audit log (sign-ins, revocations, reuse
     /// detections and admin actions are always recorded).
-    #[arg(long, env = "PORTCULLIS_AUDIT_REFRESHES")]
+    #[arg(long)]
     pub audit_refreshes: bool,
 
     /// Algorithm of signing keys this server creates: ES256, EdDSA or RS256.
-    #[arg(long, env = "PORTCULLIS_SIGNING_ALG", default_value = "ES256")]
-    pub signing_alg: portcullis_token::keys::Alg,
+    #[arg(long, default_value = "ES256")]
+    pub signing_alg: String,
 
     /// Password hashing.
     #[command(flatten)]
+    #[serde(flatten)]
     pub hashing: HashingArgs,
 
     /// Milliseconds the token endpoint waits before answering 429 or 503,
     /// which slows a flood that retries at once.
-    #[arg(long, env = "PORTCULLIS_REFUSAL_DELAY_MS", default_value_t = 200)]
+    #[arg(long, default_value_t = 200)]
     pub refusal_delay_ms: u64,
 
     /// Seconds a new signing key is published before it signs.
-    #[arg(long, env = "PORTCULLIS_KEY_PUBLISH_DELAY", default_value_t = 390)]
+    #[arg(long, default_value_t = 390)]
     pub key_publish_delay: u64,
 
     /// Create a new signing key every this many seconds (0: only by
     /// `portcullis keys rotate`).
-    #[arg(long, env = "PORTCULLIS_KEY_ROTATION_PERIOD", default_value_t = 0)]
+    #[arg(long, default_value_t = 0)]
     pub key_rotation_period: u64,
 
     /// Require this bearer credential on the revocation feed (otherwise
     /// the feed is public). Prefer the environment variable.
-    #[arg(long, env = "PORTCULLIS_REVOCATION_FEED_SECRET", hide_env_values = true)]
+    #[arg(long)]
     pub revocation_feed_secret: Option<String>,
 
     /// Serve plain HTTP on a non-loopback address because a proxy in
     /// front terminates TLS.
-    #[arg(long, env = "PORTCULLIS_BEHIND_TLS_PROXY")]
+    #[arg(long)]
     pub behind_tls_proxy: bool,
 
     /// Addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For`
     /// names the client (comma-separated), e.g. `10.0.0.0/8`.
-    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<crate::proxy::IpBlock>,
+    #[arg(long, value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 
     /// Seconds a connection may take to send a request's headers, or stay
     /// idle between requests, before it is closed.
-    #[arg(long, env = "PORTCULLIS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
     /// Seconds a request may take to send its body (then 408): the whole
     /// body at the token endpoint, between chunks elsewhere.
-    #[arg(long, env = "PORTCULLIS_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout: u64,
+
+    /// Seconds shutdown (SIGTERM, SIGINT) waits for requests in flight.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+
+    /// Log format: `text` (default) or `json` (one object per line).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded
+    /// on SIGHUP and when the file changes. Needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Password-hashing settings, shared by `serve` and `user create` so that
 /// both hash alike.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, serde::Serialize)]
 pub struct HashingArgs {
     /// Argon2id memory cost in KiB (at least 19456).
-    #[arg(long, env = "PORTCULLIS_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    #[arg(long, default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
 
     /// Argon2id iterations (at least 2).
-    #[arg(long, env = "PORTCULLIS_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(long, default_value_t = 2)]
     pub argon2_iterations: u32,
 
     /// Argon2id lanes.
-    #[arg(long, env = "PORTCULLIS_ARGON2_PARALLELISM", default_value_t = 1)]
+    #[arg(long, default_value_t = 1)]
     pub argon2_parallelism: u32,
 
     /// Password hashes computed at once [default: the number of CPUs].
-    #[arg(long, env = "PORTCULLIS_HASH_WORKERS")]
+    #[arg(long)]
     pub hash_workers: Option<usize>,
 
     /// Password hashes allowed to wait; beyond, sign-ins get 503.
-    #[arg(long, env = "PORTCULLIS_HASH_QUEUE", default_value_t = 64)]
+    #[arg(long, default_value_t = 64)]
     pub hash_queue: usize,
 
     /// Sign-ins one client address (IPv6: one /64) may have hashing or
     /// waiting at once; beyond, its sign-ins get 429.
-    #[arg(long, env = "PORTCULLIS_HASH_PER_ADDRESS", default_value_t = 8)]
+    #[arg(long, default_value_t = 8)]
     pub hash_per_address: usize,
-}
-
-impl HashingArgs {
-    /// The policy these settings describe.
-    #[must_use]
-    pub fn policy(&self) -> portcullis_token::password::PasswordPolicy {
-        let mut p = portcullis_token::password::PasswordPolicy {
-            m_cost_kib: self.argon2_memory_kib,
-            t_cost: self.argon2_iterations,
-            p_cost: self.argon2_parallelism,
-            queue: self.hash_queue,
-            per_address: self.hash_per_address,
-            ..Default::default()
-        };
-        if let Some(w) = self.hash_workers {
-            p.workers = w;
-        }
-        p
-    }
 }
 
 /// `portcullis client …`

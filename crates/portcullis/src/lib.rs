@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod admin_api;
 pub mod cli;
+pub mod config;
 pub mod health;
 pub mod metrics;
 pub mod proxy;

@@ -1,11 +1,10 @@
 //! The `portcullis` command: the server and its admin tools.
 
-use std::time::Duration;
-
-use clap::Parser as _;
-use portcullis::cli::{Cli, ClientCommand, Command, KeysCommand, ServeArgs, UserCommand};
+use clap::{CommandFactory as _, FromArgMatches as _};
+use portcullis::cli::{Cli, ClientCommand, Command, ConfigCommand, KeysCommand, UserCommand};
+use portcullis::config::{self, Loaded, Overrides};
 use portcullis::startup::open_database as open;
-use portcullis::{Application, Settings, admin};
+use portcullis::{Application, admin};
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers across threads, where glibc's malloc spent ~15% of
@@ -15,9 +14,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    portcullis::telemetry::init();
-    let cli = Cli::parse();
-    match run(cli).await {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
@@ -26,11 +28,37 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let database_url = cli.database_url;
+/// The configuration with the flags the user typed for this command.
+fn configuration(cli: &Cli, matches: &clap::ArgMatches) -> anyhow::Result<Loaded> {
+    let mut overrides = Overrides::default();
+    if let Some(url) = &cli.database_url {
+        overrides.set("database_url", url.clone());
+    }
+    // The deepest subcommand's own flags.
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    match &cli.command {
+        Command::Serve(args) | Command::Config(ConfigCommand::Check(args)) => overrides.add(m, args),
+        Command::User(UserCommand::Create(args)) => overrides.add(m, &args.hashing),
+        Command::User(UserCommand::SetPassword(args)) => overrides.add(m, &args.hashing),
+        _ => {}
+    }
+    let loaded = config::load(cli.config.as_deref(), &overrides)?;
+    portcullis::telemetry::init(loaded.config.log_format == "json");
+    for var in &loaded.unknown_env {
+        tracing::warn!(variable = %var, "ignoring an environment variable that names no configuration key");
+    }
+    Ok(loaded)
+}
+
+async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let loaded = configuration(&cli, matches)?;
+    let database_url = loaded.database_url()?;
     match cli.command {
-        Command::Serve(args) => {
-            let settings = settings(&database_url, *args);
+        Command::Serve(_) => {
+            let settings = loaded.settings()?;
             tracing::info!(?settings, "starting");
             let app = Application::build(&settings).await?;
             // Handlers first: a SIGTERM right after "listening" must stop
@@ -38,6 +66,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stop = portcullis::startup::shutdown_signal()?;
             tracing::info!(address = %app.local_addr()?, "listening");
             app.run_until(stop).await
+        }
+        Command::Config(ConfigCommand::Check(_)) => {
+            loaded.settings()?;
+            print(loaded.render())
         }
         Command::Migrate => {
             let store = open(&database_url).await?;
@@ -58,12 +90,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(out?)
         }
         Command::User(cmd) => {
+            let policy = loaded.password_policy()?;
             let store = open(&database_url).await?;
             let out = match cmd {
-                UserCommand::Create(args) => admin::user_create(&store, args).await,
+                UserCommand::Create(args) => admin::user_create(&store, args, &policy).await,
                 UserCommand::List(a) => admin::user_list(&store, a.json).await,
                 UserCommand::Disable(a) => admin::user_disable(&store, &a.username, a.json).await,
-                UserCommand::SetPassword(a) => admin::user_set_password(&store, a).await,
+                UserCommand::SetPassword(a) => admin::user_set_password(&store, a, &policy).await,
                 UserCommand::RevokeTokens(a) => admin::user_revoke_tokens(&store, &a.username, a.json).await,
             };
             store.close().await;
@@ -91,31 +124,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn print(text: String) -> anyhow::Result<()> {
     println!("{}", text.trim_end());
     Ok(())
-}
-
-fn settings(database_url: &str, args: ServeArgs) -> Settings {
-    let mut s = Settings::new(args.listen, database_url, &args.issuer);
-    let t = &mut s.token;
-    if let Some(aud) = args.audience {
-        t.audience = aud;
-    }
-    t.resources = args.resources.into_iter().filter(|r| !r.is_empty()).collect();
-    t.scopes_supported = args.scopes_supported.into_iter().filter(|r| !r.is_empty()).collect();
-    t.access_token_ttl = Duration::from_secs(args.access_token_ttl);
-    t.refresh_idle_ttl = Duration::from_secs(args.refresh_idle_ttl);
-    t.refresh_absolute_ttl = Duration::from_secs(args.refresh_absolute_ttl);
-    t.refresh_retry_window = Duration::from_secs(args.refresh_retry_window);
-    t.refresh_race_grace = Duration::from_secs(args.refresh_race_grace);
-    t.audit_refreshes = args.audit_refreshes;
-    t.signing_alg = args.signing_alg;
-    t.password = args.hashing.policy();
-    t.refusal_delay = Duration::from_millis(args.refusal_delay_ms);
-    t.key_publish_delay = Duration::from_secs(args.key_publish_delay);
-    t.key_rotation_period = (args.key_rotation_period > 0).then(|| Duration::from_secs(args.key_rotation_period));
-    s.behind_tls_proxy = args.behind_tls_proxy;
-    s.trusted_proxies = args.trusted_proxies;
-    s.header_timeout = Duration::from_secs(args.header_timeout);
-    s.body_timeout = Duration::from_secs(args.body_timeout);
-    s.token.revocation_feed_secret = args.revocation_feed_secret.filter(|x| !x.is_empty());
-    s
 }

@@ -1,13 +1,13 @@
 //! Logging to stderr: plain text (coloured only on a terminal), or one JSON
-//! object per line with `PORTCULLIS_LOG_FORMAT=json`.
+//! object per line (`log_format = "json"`, `PORTCULLIS_LOG_FORMAT=json`).
 
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info`, with the
 /// database driver's per-statement logs at `warn`).
-pub fn init() {
+/// `json`: one JSON object per line.
+pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("PORTCULLIS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Ignore the error raised when a subscriber is already set (tests).
     if json {
         let _ = tracing_subscriber::fmt()
