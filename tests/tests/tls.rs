@@ -442,7 +442,7 @@ fn unwrap_pkcs8(pkcs8_pem: &str, label: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_in_pkcs8_sec1_and_pkcs1_form_are_accepted() {
+async fn ecdsa_rsa_and_ed25519_keys_in_pkcs8_sec1_and_pkcs1_form_are_accepted() {
     let ca = Ca::new();
     let ec = ca.leaf("ec", 1);
     let sec1 = unwrap_pkcs8(&ec.key_pem, "EC PRIVATE KEY");
@@ -452,7 +452,18 @@ async fn keys_in_pkcs8_sec1_and_pkcs1_form_are_accepted() {
         KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key"),
     );
     let pkcs1 = unwrap_pkcs8(&rsa.key_pem, "RSA PRIVATE KEY");
-    for (leaf, key_pem) in [(&ec, &ec.key_pem), (&ec, &sec1), (&rsa, &rsa.key_pem), (&rsa, &pkcs1)] {
+    let ed = ca.leaf_with_key(
+        "ed25519",
+        3,
+        KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("Ed25519 key"),
+    );
+    for (leaf, key_pem) in [
+        (&ec, &ec.key_pem),
+        (&ec, &sec1),
+        (&rsa, &rsa.key_pem),
+        (&rsa, &pkcs1),
+        (&ed, &ed.key_pem),
+    ] {
         let files = Files::new(leaf);
         std::fs::write(&files.key, key_pem).expect("write");
         let loaded = portcullis::tls::load_certified_key(&files.cert, &files.key)
