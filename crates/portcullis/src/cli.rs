@@ -193,11 +193,11 @@ pub struct ServeArgs {
 
     /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded
     /// on SIGHUP and when the file changes. Needs --tls-key.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long)]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// The PEM private key of --tls-cert (PKCS#8, SEC1 or PKCS#1).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
     pub tls_key: Option<std::path::PathBuf>,
 }
 

@@ -495,7 +495,7 @@ impl Loaded {
             (None, None) => {}
             (Some(_), None) => return Err(self.invalid("tls.cert", "`tls.key` must be set too")),
             (None, Some(_)) => return Err(self.invalid("tls.key", "`tls.cert` must be set too")),
-            (Some(_cert), Some(_key)) => {}
+            (Some(cert), Some(key)) => s.tls = Some(crate::TlsSettings::new(cert.clone(), key.clone())),
         }
         Ok(s)
     }

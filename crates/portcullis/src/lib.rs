@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
-pub use settings::Settings;
+pub use settings::{Settings, TlsSettings};
 pub use startup::Application;

@@ -68,7 +68,11 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             app.run_until(stop).await
         }
         Command::Config(ConfigCommand::Check(_)) => {
-            loaded.settings()?;
+            let settings = loaded.settings()?;
+            // The certificate and key load as `serve` would load them.
+            if let Some(tls) = &settings.tls {
+                portcullis::tls::load_certified_key(&tls.cert, &tls.key)?;
+            }
             print(loaded.render())
         }
         Command::Migrate => {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use portcullis_token::TokenConfig;
@@ -33,6 +34,37 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// How long shutdown waits for requests in flight (default 10 s).
     pub shutdown_grace: Duration,
+    /// Serve HTTPS with this certificate instead of plain HTTP (default
+    /// none). With it any listen address is allowed.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The built-in TLS listener's certificate and key, reloaded on SIGHUP and
+/// when either file changes.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key: PKCS#8, SEC1 (EC) or PKCS#1 (RSA).
+    pub key: PathBuf,
+    /// How often both files are checked for changes (default 5 s).
+    pub reload_interval: Duration,
+}
+
+impl TlsSettings {
+    /// The default interval between checks of the certificate files.
+    pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+    /// The certificate at `cert` with its key at `key`, checked for
+    /// changes every [`Self::DEFAULT_RELOAD_INTERVAL`].
+    #[must_use]
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+            reload_interval: Self::DEFAULT_RELOAD_INTERVAL,
+        }
+    }
 }
 
 impl Settings {
@@ -55,6 +87,7 @@ impl Settings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 
@@ -73,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("issuer", &self.token.issuer)
             .field("audience", &self.token.audience)
             .field("signing_alg", &self.token.signing_alg)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

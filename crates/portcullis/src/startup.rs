@@ -36,24 +36,27 @@ pub struct Application {
     header_timeout: Duration,
     shutdown_grace: Duration,
     trusted_proxies: Arc<[crate::proxy::IpBlock]>,
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Application {
     /// Opens the database, applies migrations, loads (or creates) the
-    /// signing key and binds the listener.
+    /// signing key, loads the TLS certificate if any and binds the listener.
     ///
     /// # Errors
     /// When the database cannot be opened or migrated, the token service
-    /// cannot start, or the address cannot be bound.
+    /// cannot start, the TLS certificate or key cannot be loaded, or the
+    /// address cannot be bound.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        if !settings.listen.ip().is_loopback() && !settings.behind_tls_proxy {
+        if settings.tls.is_none() && !settings.listen.ip().is_loopback() && !settings.behind_tls_proxy {
             anyhow::bail!(
                 "refusing to serve plain HTTP on {}: the token endpoint carries passwords and tokens. \
-                 Listen on a loopback address, or put a TLS-terminating proxy in front and set \
-                 --behind-tls-proxy (PORTCULLIS_BEHIND_TLS_PROXY=true)",
+                 Listen on a loopback address, serve TLS (--tls-cert and --tls-key), or put a \
+                 TLS-terminating proxy in front and set --behind-tls-proxy (PORTCULLIS_BEHIND_TLS_PROXY=true)",
                 settings.listen
             );
         }
+        let tls = settings.tls.as_ref().map(crate::tls::Tls::start).transpose()?;
         let store = open_database(settings.database_url()).await?;
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let mut token = settings.token.clone();
@@ -122,6 +125,7 @@ impl Application {
             header_timeout: settings.header_timeout,
             shutdown_grace: settings.shutdown_grace,
             trusted_proxies: settings.trusted_proxies.clone().into(),
+            tls,
         })
     }
 
@@ -139,6 +143,12 @@ impl Application {
         self.local_addr().map_or(0, |a| a.port())
     }
 
+    /// The certificate being served, when TLS is on.
+    #[must_use]
+    pub fn tls_certificate(&self) -> Option<&Arc<crate::tls::ReloadableCert>> {
+        self.tls.as_ref().map(crate::tls::Tls::certificate)
+    }
+
     /// Serves until `shutdown` completes, then drains in-flight requests and
     /// closes the database.
     ///
@@ -146,6 +156,13 @@ impl Application {
     /// When the server fails to accept connections.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.store.clone(), self.tokens.clone()));
+        let (tls, reloader) = match self.tls {
+            Some(tls) => {
+                let (acceptor, reloader) = tls.into_parts();
+                (Some(acceptor), Some(tokio::spawn(reloader)))
+            }
+            None => (None, None),
+        };
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let http = {
             let mut b = hyper::server::conn::http1::Builder::new();
@@ -188,16 +205,33 @@ impl Application {
                     req
                 },
             );
-            let conn = http.serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            );
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let ended = |result: hyper::Result<()>| {
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-            });
+            };
+            match &tls {
+                None => {
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move { ended(conn.await) });
+                }
+                // The handshake runs in the connection's task, bounded
+                // like the request headers, so a slow or silent client
+                // never holds up accepting.
+                Some(acceptor) => {
+                    let (acceptor, http, watcher) = (acceptor.clone(), http.clone(), graceful.watcher());
+                    let handshake_timeout = self.header_timeout;
+                    tokio::spawn(async move {
+                        let Some(stream) = crate::tls::handshake(&acceptor, stream, handshake_timeout).await else {
+                            return;
+                        };
+                        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                        ended(watcher.watch(conn).await);
+                    });
+                }
+            }
         }
         drop(self.listener);
         // Requests in flight finish (bounded); idle connections close now.
@@ -208,6 +242,9 @@ impl Application {
             tracing::warn!("shutdown: requests still in flight after the grace period were dropped");
         }
         housekeeping.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         self.store.close().await;
         Ok(())
     }
