@@ -35,6 +35,10 @@ pub struct Client {
     pub default_scope: String,
     /// Whether the client may call the introspection endpoint (RFC 7662).
     pub introspect: bool,
+    /// For a browser client, the space-delimited origins
+    /// (`https://app.example`) whose pages may call the cookie endpoints;
+    /// empty for every other client.
+    pub web_origins: String,
     /// Whether the client may obtain tokens.
     pub status: ClientStatus,
     /// When the client was registered.
@@ -68,6 +72,8 @@ pub struct NewClient {
     pub default_scope: String,
     /// Whether the client may introspect tokens.
     pub introspect: bool,
+    /// Space-delimited browser origins (a browser client), or empty.
+    pub web_origins: String,
 }
 
 /// Clients.
@@ -108,6 +114,7 @@ pub(crate) struct ClientRow {
     scope: String,
     default_scope: String,
     introspect: bool,
+    web_origins: String,
     status: String,
     created_at: i64,
     updated_at: i64,
@@ -125,17 +132,18 @@ impl TryFrom<ClientRow> for Client {
             scope: r.scope,
             default_scope: r.default_scope,
             introspect: r.introspect,
+            web_origins: r.web_origins,
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
     }
 }
 
-const COLUMNS: &str =
-    "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, updated_at";
+const COLUMNS: &str = "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, \
+                       updated_at, web_origins";
 /// [`COLUMNS`] qualified by the alias `c`, for joins.
 pub(crate) const COLUMNS_C: &str = "c.id, c.name, c.secret_hash, c.grant_types, c.scope, c.default_scope, \
-                                    c.introspect, c.status, c.created_at, c.updated_at";
+                                    c.introspect, c.status, c.created_at, c.updated_at, c.web_origins";
 
 impl ClientRow {
     /// The client whose columns start at `base` (in [`COLUMNS`] order).
@@ -158,6 +166,7 @@ impl ClientRow {
             status: row.try_get(base + 7)?,
             created_at: row.try_get(base + 8)?,
             updated_at: row.try_get(base + 9)?,
+            web_origins: row.try_get(base + 10)?,
         })
     }
 }
@@ -166,7 +175,7 @@ impl ClientRow {
 impl ClientStore for SqlStore {
     async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {COLUMNS}"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
         );
         let row: ClientRow = with_pool!(&self.write, |c| {
             sqlx::query_as(&sql)
@@ -179,6 +188,7 @@ impl ClientStore for SqlStore {
                 .bind(new.introspect)
                 .bind(ClientStatus::Active.as_str())
                 .bind(now.0)
+                .bind(&new.web_origins)
                 .fetch_one(c)
                 .await?
         });

@@ -45,6 +45,7 @@ async fn migrating_again_changes_nothing(s: &SqlStore) {
         scope: "read".into(),
         default_scope: "read".into(),
         introspect: false,
+        web_origins: String::new(),
     };
     s.create_client(&app, UnixTime(1)).await.expect("client");
     s.migrate().await.expect("second run");
@@ -81,6 +82,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             scope: "read".into(),
             default_scope: "read".into(),
             introspect: false,
+            web_origins: String::new(),
         };
         s.create_client(&client, now).await.expect("client");
         let fam = NewFamily {

@@ -29,6 +29,7 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         scope: "read write".into(),
         default_scope: "read".into(),
         introspect: false,
+        web_origins: String::new(),
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -173,6 +174,7 @@ async fn clients_are_created_and_read_back(s: &SqlStore) {
         id: "mobile".into(),
         secret_hash: None,
         introspect: true,
+        web_origins: String::new(),
         ..new_client_like(&app)
     };
     let mobile = s.create_client(&public, NOW).await.expect("public client");
@@ -197,6 +199,7 @@ fn new_client_like(c: &Client) -> NewClient {
         scope: c.scope.clone(),
         default_scope: c.default_scope.clone(),
         introspect: c.introspect,
+        web_origins: c.web_origins.clone(),
     }
 }
 

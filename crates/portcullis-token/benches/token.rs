@@ -98,6 +98,7 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
         scope: "read write".into(),
         default_scope: "read".into(),
         introspect: false,
+        web_origins: String::new(),
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
     Fixture {

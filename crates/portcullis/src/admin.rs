@@ -67,6 +67,7 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         scope: allowed.to_string(),
         default_scope: default.to_string(),
         introspect: args.introspect,
+        web_origins: String::new(),
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => anyhow::anyhow!("a client with id {:?} exists already", new.id),

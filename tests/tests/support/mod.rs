@@ -75,6 +75,7 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
         scope: scope.into(),
         default_scope: default_scope.into(),
         introspect: false,
+        web_origins: String::new(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -91,6 +92,7 @@ pub async fn introspector(db: &TestDb, id: &str) -> String {
         scope: String::new(),
         default_scope: String::new(),
         introspect: true,
+        web_origins: String::new(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -106,6 +108,7 @@ pub async fn public(db: &TestDb, id: &str, scope: &str) {
         scope: scope.into(),
         default_scope: scope.into(),
         introspect: false,
+        web_origins: String::new(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }
