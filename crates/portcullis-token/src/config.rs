@@ -54,6 +54,11 @@ pub struct TokenConfig {
     /// 10 s; then 408): a deadline, so a body trickled in a byte at a time
     /// cannot hold the connection.
     pub body_timeout: Duration,
+    /// Browser clients' refresh cookie without `Secure` (and so without
+    /// the `__Host-` prefix), for development over plain HTTP on loopback
+    /// in browsers that do not treat loopback as secure. The server refuses
+    /// it on other addresses.
+    pub web_insecure_cookies: bool,
     /// Largest accepted request body at the token endpoint.
     pub max_body_bytes: usize,
     /// `max-age` of the JWKS answer.
@@ -110,6 +115,7 @@ impl TokenConfig {
             throttle: ThrottlePolicy::default(),
             refusal_delay: Duration::from_millis(200),
             body_timeout: Duration::from_secs(10),
+            web_insecure_cookies: false,
             max_body_bytes: 16 * 1024,
             jwks_max_age: Duration::from_secs(300),
             key_publish_delay: Duration::from_secs(390),

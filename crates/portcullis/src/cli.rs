@@ -191,6 +191,29 @@ pub struct ServeArgs {
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    /// Browser clients' refresh cookie without `Secure`, for development
+    /// over plain HTTP on a loopback address only (refused elsewhere).
+    #[arg(long)]
+    pub web_insecure_cookies: bool,
+
+    /// Serve the sign-in demo page at /demo/ (off by default).
+    #[arg(long)]
+    pub demo: bool,
+
+    /// The browser client (`client create --web`) the demo page uses.
+    #[arg(long, default_value = "portcullis-demo")]
+    pub demo_client_id: String,
+
+    /// Serve the admin console at /admin/ (`--admin-console=false` turns
+    /// it off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub admin_console: bool,
+
+    /// The client the admin console signs in with (a public client with
+    /// the password grant).
+    #[arg(long, default_value = "portcullis-admin")]
+    pub admin_console_client_id: String,
+
     /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded
     /// on SIGHUP and when the file changes. Needs --tls-key.
     #[arg(long)]

@@ -38,12 +38,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Database URL (`sqlite://FILE` or `postgres://…`) [default:
     /// `sqlite://portcullis.db`].
+    #[serde(deserialize_with = "opt_text")]
     pub database_url: Option<String>,
     /// A file holding the database URL (instead of `database_url`).
     pub database_url_file: Option<PathBuf>,
     /// Issuer URL, the `iss` of every token.
+    #[serde(deserialize_with = "text")]
     pub issuer: String,
     /// Default audience [default: the issuer].
+    #[serde(deserialize_with = "opt_text")]
     pub audience: Option<String>,
     /// Further audiences clients may request (RFC 8707 `resource`); a list
     /// or a comma-separated string.
@@ -66,6 +69,7 @@ pub struct Config {
     /// Record every refresh in the audit log.
     pub audit_refreshes: bool,
     /// Algorithm of signing keys this server creates.
+    #[serde(deserialize_with = "text")]
     pub signing_alg: String,
     /// Argon2id memory cost, KiB.
     pub argon2_memory_kib: u32,
@@ -86,6 +90,7 @@ pub struct Config {
     /// Automatic key rotation period, seconds (0: off).
     pub key_rotation_period: u64,
     /// Bearer credential required on the revocation feed.
+    #[serde(deserialize_with = "opt_text")]
     pub revocation_feed_secret: Option<String>,
     /// A file holding the revocation feed's credential.
     pub revocation_feed_secret_file: Option<PathBuf>,
@@ -102,7 +107,21 @@ pub struct Config {
     /// How long shutdown waits for requests in flight, seconds.
     pub shutdown_grace: u64,
     /// Log format: `text` or `json`.
+    #[serde(deserialize_with = "text")]
     pub log_format: String,
+    /// Browser clients' refresh cookie without `Secure` (development over
+    /// plain HTTP on loopback only).
+    pub web_insecure_cookies: bool,
+    /// Serve the sign-in demo page at `/demo/`.
+    pub demo: bool,
+    /// The browser client the demo page signs in with.
+    #[serde(deserialize_with = "text")]
+    pub demo_client_id: String,
+    /// Serve the admin console at `/admin/`.
+    pub admin_console: bool,
+    /// The client the admin console signs in with.
+    #[serde(deserialize_with = "text")]
+    pub admin_console_client_id: String,
     /// Built-in TLS.
     pub tls: TlsConfig,
 }
@@ -153,6 +172,11 @@ impl Default for Config {
             body_timeout: 10,
             shutdown_grace: 10,
             log_format: "text".to_owned(),
+            web_insecure_cookies: false,
+            demo: false,
+            demo_client_id: "portcullis-demo".to_owned(),
+            admin_console: true,
+            admin_console_client_id: "portcullis-admin".to_owned(),
             tls: TlsConfig::default(),
         }
     }
@@ -176,6 +200,31 @@ fn list<'de, D: Deserializer<'de>>(d: D, sep: char) -> Result<Vec<String>, D::Er
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect())
+}
+
+/// A string; a number or boolean counts as its text (an environment value
+/// such as `PORTCULLIS_AUDIENCE=12345` arrives as a number).
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        I(i64),
+        U(u64),
+        F(f64),
+        B(bool),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::I(n) => n.to_string(),
+        Text::U(n) => n.to_string(),
+        Text::F(n) => n.to_string(),
+        Text::B(b) => b.to_string(),
+    })
+}
+
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d).map(Some)
 }
 
 fn list_comma<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -488,6 +537,16 @@ impl Loaded {
             .map(|p| p.parse::<IpBlock>())
             .collect::<Result<_, _>>()
             .map_err(|e| self.invalid("trusted_proxies", e))?;
+        if c.web_insecure_cookies && !c.listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "web_insecure_cookies",
+                "only for development on a loopback address: a refresh cookie without `Secure` would travel \
+                 over plain HTTP",
+            ));
+        }
+        s.token.web_insecure_cookies = c.web_insecure_cookies;
+        s.demo_client_id = c.demo.then(|| c.demo_client_id.clone());
+        s.admin_console_client_id = c.admin_console.then(|| c.admin_console_client_id.clone());
         s.header_timeout = Duration::from_secs(c.header_timeout);
         s.body_timeout = Duration::from_secs(c.body_timeout);
         s.shutdown_grace = Duration::from_secs(c.shutdown_grace);
@@ -512,7 +571,10 @@ impl Loaded {
         if c.revocation_feed_secret.is_some() {
             c.revocation_feed_secret = Some("***".to_owned());
         }
-        let text = toml::to_string(&c).unwrap_or_default();
+        let mut text = toml::to_string(&c).unwrap_or_default();
+        if c.tls.cert.is_none() && c.tls.key.is_none() {
+            text = text.replace("\n[tls]\n", "\n");
+        }
         // Comment each `key = value` line with its source.
         let mut section = String::new();
         let mut out = String::new();
@@ -528,7 +590,7 @@ impl Loaded {
             }
             out.push('\n');
         }
-        let json = serde_json::to_value(&self.config).unwrap_or_default();
+        let json = serde_json::to_value(&c).unwrap_or_default();
         let unset: Vec<String> = keys()
             .into_iter()
             .filter(|k| {

@@ -34,6 +34,12 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// How long shutdown waits for requests in flight (default 10 s).
     pub shutdown_grace: Duration,
+    /// Serve the sign-in demo page at `/demo/`, signing in with this
+    /// browser client (default: off).
+    pub demo_client_id: Option<String>,
+    /// Serve the admin console at `/admin/`, signing in with this client
+    /// (default: on, client `portcullis-admin`).
+    pub admin_console_client_id: Option<String>,
     /// Serve HTTPS with this certificate instead of plain HTTP (default
     /// none). With it any listen address is allowed.
     pub tls: Option<TlsSettings>,
@@ -87,6 +93,8 @@ impl Settings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            demo_client_id: None,
+            admin_console_client_id: Some("portcullis-admin".to_owned()),
             tls: None,
         }
     }
