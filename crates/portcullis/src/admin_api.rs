@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -111,7 +111,52 @@ async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Respon
             parts.extensions.insert(claims);
             no_store(next.run(Request::from_parts(parts, body)).await)
         }
-        Err(r) => r.into_response(),
+        Err(r) => rejection(r),
+    }
+}
+
+/// The RFC 6750 answer to a refused token. A 400 or 503 also carries the
+/// JSON error body that the handlers' answers of the same status carry,
+/// so each status has one shape.
+fn rejection(r: Rejection) -> Response {
+    let code = match r.error.status() {
+        400 => "invalid_request",
+        503 => "temporarily_unavailable",
+        _ => return r.into_response(),
+    };
+    let (mut parts, _) = r.into_response().into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, json!({ "error": code }).to_string().into())
+}
+
+/// `axum::extract::Path`, refusing with the API's JSON error (400
+/// `invalid_request`) rather than axum's plain text.
+struct Path<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid_request"))
+    }
+}
+
+/// `axum::extract::Query`, refusing like [`Path`].
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid_request"))
     }
 }
 
