@@ -11,6 +11,7 @@ pub mod admin_api;
 pub mod cli;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod proxy;
 pub mod settings;
 pub mod startup;
