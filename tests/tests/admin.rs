@@ -396,6 +396,8 @@ async fn malformed_requests_get_the_api_json_error(db: &TestDb) {
         ("/admin/v1/audit?before=soon", admin.as_str()),
         ("/admin/v1/users?limit=1&limit=2", admin.as_str()),
         ("/admin/v1/users/%FF", admin.as_str()),
+        ("/admin/v1/users/a%00b", admin.as_str()),
+        ("/admin/v1/users?after=a%00b", admin.as_str()),
         ("/admin/v1/clients", "not a b64token!"),
     ] {
         let res = get(&app, path, Some(token)).await;

@@ -137,13 +137,18 @@ fn rejection(r: Rejection) -> Response {
 }
 
 /// `axum::extract::Path`, refusing with the API's JSON error (400
-/// `invalid_request`) rather than axum's plain text.
+/// `invalid_request`) rather than axum's plain text. A NUL byte (`%00`) is
+/// refused too: no name or id has one, and PostgreSQL cannot compare text
+/// with one (the lookup would fail as a database error, 500).
 struct Path<T>(T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
         axum::extract::Path::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Self(v))
@@ -158,6 +163,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
         axum::extract::Query::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
