@@ -10,6 +10,8 @@
 #                               runs the same cases; set another to explore)
 # PORTCULLIS_CONTRACT_VENV      where to install schemathesis
 #                               (default /tmp/portcullis-contract-venv)
+# PORTCULLIS_CONTRACT_DATABASE_URL  an empty database to use instead of a
+#                               fresh SQLite file (e.g. a new PostgreSQL one)
 # PORTCULLIS_CONTRACT_CHECKS    schemathesis checks (default: the five in `checks=` below)
 # PORTCULLIS_CONTRACT_ARGS      more schemathesis options, e.g. "--report har
 #                               --report-dir /tmp/st --output-sanitize false"
@@ -41,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export PORTCULLIS_DATABASE_URL="sqlite://$work/portcullis.db"
+export PORTCULLIS_DATABASE_URL="${PORTCULLIS_CONTRACT_DATABASE_URL:-sqlite://$work/portcullis.db}"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
 
