@@ -385,9 +385,38 @@ async fn key_rotation_under_verification_load_rejects_no_valid_token(db: &TestDb
     assert_eq!(kids.len(), 2, "the new key took over: {kids:?}");
 }
 
+/// A malformed query, path or `Authorization` header is a 400 with the
+/// API's JSON error, whoever refuses it (the token check or a handler), so
+/// that each status has one documented shape.
+async fn malformed_requests_get_the_api_json_error(db: &TestDb) {
+    let app = spawn(db).await;
+    let admin = admin_token(db, &app).await;
+    for (path, token) in [
+        ("/admin/v1/users?limit=-1", admin.as_str()),
+        ("/admin/v1/audit?before=soon", admin.as_str()),
+        ("/admin/v1/users?limit=1&limit=2", admin.as_str()),
+        ("/admin/v1/users/%FF", admin.as_str()),
+        ("/admin/v1/users/a%00b", admin.as_str()),
+        ("/admin/v1/users?after=a%00b", admin.as_str()),
+        ("/admin/v1/clients", "not a b64token!"),
+    ] {
+        let res = get(&app, path, Some(token)).await;
+        assert_eq!(res.status(), 400, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{path}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body, serde_json::json!({"error": "invalid_request"}), "{path}");
+    }
+    let res = send(&app, reqwest::Method::POST, "/admin/v1/keys/rotate?alg=HS256", &admin).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({"error": "unsupported_algorithm"}));
+}
+
 on_both_backends!(
     key_rotation_under_verification_load_rejects_no_valid_token,
     the_admin_api_needs_an_admin_token,
+    malformed_requests_get_the_api_json_error,
     a_user_signs_out_one_device_and_keeps_the_others,
     an_admin_sees_devices_and_the_audit_log_and_rotates_keys,
     revoking_a_client_stops_its_refreshes_at_once,

@@ -16,7 +16,7 @@ pub(crate) const MAX_PARAMS: usize = 64;
 /// Why a form body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormError {
-    /// Bad percent-encoding or invalid UTF-8.
+    /// Bad percent-encoding, invalid UTF-8 or a NUL byte.
     #[error("the request body is not valid form encoding")]
     Malformed,
     /// A parameter appears more than once.
@@ -82,7 +82,9 @@ impl Form {
 }
 
 /// Decodes one form component: `+` is a space, `%XX` a byte, and the result
-/// must be UTF-8.
+/// must be UTF-8 without NUL (no OAuth parameter has one, RFC 6749
+/// Appendix A, and PostgreSQL cannot compare text with one: a lookup would
+/// fail as a database error).
 pub(crate) fn decode(raw: &[u8]) -> Result<String, FormError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -98,6 +100,9 @@ pub(crate) fn decode(raw: &[u8]) -> Result<String, FormError> {
             b => out.push(b),
         }
         i += 1;
+    }
+    if out.contains(&0) {
+        return Err(FormError::Malformed);
     }
     String::from_utf8(out).map_err(|_| FormError::Malformed)
 }
@@ -144,7 +149,16 @@ mod tests {
 
     #[test]
     fn bad_encoding_is_refused() {
-        for bad in [&b"a=%"[..], b"a=%4", b"a=%zz", b"a=%FF", b"a=\xff", b"%C3=1"] {
+        for bad in [
+            &b"a=%"[..],
+            b"a=%4",
+            b"a=%zz",
+            b"a=%FF",
+            b"a=\xff",
+            b"%C3=1",
+            b"a=b%00c",
+            b"a%00=1",
+        ] {
             assert_eq!(Form::parse(bad).expect_err("bad"), FormError::Malformed, "{bad:?}");
         }
     }

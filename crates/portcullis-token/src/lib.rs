@@ -18,6 +18,7 @@ pub mod form;
 mod grants;
 mod introspection;
 pub mod keys;
+pub mod openapi;
 pub mod password;
 mod routes;
 pub mod scope;

@@ -17,7 +17,12 @@ use crate::client_auth;
 use crate::error::no_store;
 use crate::form::{Form, FormError};
 use crate::grants::{self, Request as GrantRequest};
-use crate::{GrantError, TokenService};
+#[allow(unused_imports, reason = "named by the OpenAPI annotations")]
+use crate::openapi::{
+    Forbidden, FormErrors, Introspection, Jwks, Metadata, OAuthError, RevocationFeed, Throttled, TokenQuery,
+    TokenRequest,
+};
+use crate::{GrantError, TokenResponse, TokenService};
 
 /// The routes of the token service.
 pub(crate) fn router(svc: Arc<TokenService>) -> Router {
@@ -42,6 +47,22 @@ async fn no_store_layer(res: Response) -> Response {
 
 /// `POST /oauth/token`. Parameters come from the form body only; the query
 /// string is never read (RFC 6749 §3.2).
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    summary = "Sign in (password grant) or refresh (refresh_token grant)",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "The tokens (RFC 6749 §5.1).", body = TokenResponse, headers(
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("Pragma" = String, description = "`no-cache`"),
+        )),
+        FormErrors,
+        Throttled,
+    ),
+)]
 async fn token(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     match token_inner(&svc, req).await {
         Ok(res) => no_store(Json(res).into_response()),
@@ -154,6 +175,19 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
 
 /// `POST /oauth/revoke` (RFC 7009): 200 with an empty body whether or not
 /// the token was known.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    summary = "Revoke a token (RFC 7009)",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or not a token of this client: the same answer (§2.2). \
+            No body.", headers(("Cache-Control" = String, description = "`no-store`"))),
+        FormErrors,
+    ),
+)]
 async fn revoke(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     let outcome = async {
         let (_, form, client) = client_request(&svc, req).await?;
@@ -166,6 +200,22 @@ async fn revoke(State(svc): State<Arc<TokenService>>, req: Request) -> Response 
 }
 
 /// `POST /oauth/introspect` (RFC 7662), for clients allowed to introspect.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    summary = "Introspect a token (RFC 7662)",
+    description = "For confidential clients registered with `--introspect`.",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "What the token is.", body = Introspection, headers(
+            ("Cache-Control" = String, description = "`no-store`"),
+        )),
+        FormErrors,
+        Forbidden,
+    ),
+)]
 async fn introspect(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     let outcome = async {
         let (_, form, client) = client_request(&svc, req).await?;
@@ -179,6 +229,28 @@ async fn introspect(State(svc): State<Arc<TokenService>>, req: Request) -> Respo
 
 /// `GET /oauth/revocations?since=CURSOR&limit=N`: the revocation feed,
 /// cacheable for 2 s; public unless a feed secret is configured.
+#[utoipa::path(
+    get,
+    path = "/oauth/revocations",
+    tag = "oauth",
+    summary = "The revocation feed resource servers poll",
+    params(
+        ("since" = Option<i64>, Query, description = "Entries after this cursor (default 0)."),
+        ("limit" = Option<u64>, Query, maximum = 4_294_967_295_u64,
+            description = "At most this many entries (default 500; more than 1000 counts as 1000)."),
+    ),
+    security((), ("revocation_feed_secret" = [])),
+    responses(
+        (status = 200, description = "Entries after `since`.", body = RevocationFeed, headers(
+            ("Cache-Control" = String, description = "`public, max-age=2`, or `private, max-age=2` with a feed secret"),
+        )),
+        (status = 400, description = "`since` or `limit` is not a whole number.", body = OAuthError),
+        (status = 401, description = "A feed secret is configured and the request does not carry it. No body.",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"portcullis\"`"))),
+        (status = 503, description = "The database is unreachable.", body = OAuthError,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying (5)."))),
+    ),
+)]
 async fn revocations(
     State(svc): State<Arc<TokenService>>,
     headers: axum::http::HeaderMap,
@@ -281,6 +353,15 @@ fn oversize(head: &[u8]) -> GrantError {
 }
 
 /// `GET /.well-known/jwks.json`: the public signing keys.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "oauth",
+    summary = "The public signing keys (JWKS)",
+    responses((status = 200, description = "The keys that verify access tokens.", body = Jwks, headers(
+        ("Cache-Control" = String, description = "`public, max-age=…` (the configured JWKS max-age)"),
+    ))),
+)]
 async fn jwks(State(svc): State<Arc<TokenService>>) -> Response {
     let max_age = svc.config().jwks_max_age.as_secs();
     let mut res = (StatusCode::OK, svc.keys().set.jwks.clone()).into_response();
@@ -293,6 +374,14 @@ async fn jwks(State(svc): State<Arc<TokenService>>) -> Response {
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses((status = 200, description = "The server's endpoints and what they support.", body = Metadata,
+        headers(("Cache-Control" = String, description = "`public, max-age=300`")))),
+)]
 async fn metadata(State(svc): State<Arc<TokenService>>) -> Response {
     let cfg = svc.config();
     let mut doc = json!({

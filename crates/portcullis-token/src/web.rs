@@ -29,7 +29,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{options, post};
 use axum::{Json, Router};
 use portcullis_store::{Client, ClientStatus, UnixTime};
 use serde_json::json;
@@ -51,9 +51,12 @@ pub const COOKIE_INSECURE: &str = "portcullis-refresh";
 
 pub(crate) fn router(svc: Arc<TokenService>) -> Router {
     Router::new()
-        .route("/web/sign-in", post(sign_in).options(preflight))
-        .route("/web/refresh", post(refresh).options(preflight))
-        .route("/web/sign-out", post(sign_out).options(preflight))
+        .route("/web/sign-in", post(sign_in))
+        .route("/web/refresh", post(refresh))
+        .route("/web/sign-out", post(sign_out))
+        .route("/web/sign-in", options(preflight_sign_in))
+        .route("/web/refresh", options(preflight_refresh))
+        .route("/web/sign-out", options(preflight_sign_out))
         .layer(map_response(|res: Response| async move { no_store(res) }))
         .with_state(svc)
 }
@@ -125,6 +128,41 @@ fn allow(mut res: Response, origin: &str) -> Response {
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     res
 }
+
+macro_rules! preflight_route {
+    ($name:ident, $path:literal) => {
+        #[utoipa::path(
+            options,
+            path = $path,
+            tag = "web",
+            summary = "CORS preflight",
+            params(
+                ("Origin" = String, Header, description = "The page's origin."),
+                ("Access-Control-Request-Method" = String, Header, description = "`POST`."),
+            ),
+            responses(
+                (status = 204, description = "The origin is registered for a browser client: the \
+                    page may call with credentials and the `X-Portcullis-CSRF` header.", headers(
+                    ("Access-Control-Allow-Origin" = String, description = "The origin."),
+                    ("Access-Control-Allow-Credentials" = String, description = "`true`"),
+                    ("Access-Control-Allow-Methods" = String, description = "`POST`"),
+                    ("Access-Control-Allow-Headers" = String, description = "`content-type, x-portcullis-csrf`"),
+                    ("Access-Control-Max-Age" = String, description = "`600`"),
+                )),
+                (status = 403, description = "Not a registered origin, or not a POST: no CORS headers, \
+                    so the browser does not send the request. No body."),
+                (status = 503, description = "The database is unreachable.", body = crate::openapi::OAuthError),
+            ),
+        )]
+        async fn $name(svc: State<Arc<TokenService>>, headers: HeaderMap) -> Response {
+            preflight(svc, headers).await
+        }
+    };
+}
+
+preflight_route!(preflight_sign_in, "/web/sign-in");
+preflight_route!(preflight_refresh, "/web/refresh");
+preflight_route!(preflight_sign_out, "/web/sign-out");
 
 /// `OPTIONS /web/…`: the CORS preflight (Fetch standard §3.2.2). Answered
 /// only for an origin some active web client registered; otherwise 403
@@ -267,7 +305,29 @@ async fn refusal_delay(svc: &TokenService, e: &GrantError) {
 
 /// `POST /web/sign-in`: the password grant; the refresh token is set as a
 /// cookie.
-async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+#[utoipa::path(
+    post,
+    path = "/web/sign-in",
+    tag = "web",
+    summary = "Sign in from a browser page",
+    request_body(content = crate::openapi::WebSignIn, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("Origin" = String, Header, description = "The page's origin: one registered for the client."),
+        ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
+    ),
+    responses(
+        (status = 200, description = "Signed in.", body = crate::openapi::WebTokens, headers(
+            ("Set-Cookie" = String, description = "The refresh token: `__Host-portcullis-refresh=…; Path=/; \
+                Secure; HttpOnly; SameSite=Strict; Max-Age=…`."),
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
+            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
+        )),
+        crate::openapi::WebErrors,
+        crate::openapi::Throttled,
+    ),
+)]
+pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     // The per-address hashing place is taken before anything else, as at
     // the token endpoint.
@@ -305,7 +365,28 @@ async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) -> Response
 
 /// `POST /web/refresh`: the refresh grant with the cookie's token; the new
 /// one replaces it.
-async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+#[utoipa::path(
+    post,
+    path = "/web/refresh",
+    tag = "web",
+    summary = "A new access token; the refresh cookie rotates",
+    request_body(content = crate::openapi::WebClient, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("Origin" = String, Header, description = "The page's origin: one registered for the client."),
+        ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
+    ),
+    responses(
+        (status = 200, description = "Refreshed.", body = crate::openapi::WebTokens, headers(
+            ("Set-Cookie" = String, description = "The refresh token: `__Host-portcullis-refresh=…; Path=/; \
+                Secure; HttpOnly; SameSite=Strict; Max-Age=…`."),
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
+            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
+        )),
+        crate::openapi::WebErrors,
+    ),
+)]
+pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     let mut web = match checked(&svc, req).await {
         Ok(w) => w,
         Err(r) => return r.into_response(),
@@ -340,7 +421,27 @@ async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) -> Response
 
 /// `POST /web/sign-out`: revokes the cookie's sign-in (its whole refresh
 /// family) and clears the cookie. 200 whether or not there was one.
-async fn sign_out(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+#[utoipa::path(
+    post,
+    path = "/web/sign-out",
+    tag = "web",
+    summary = "Sign out: the sign-in ends, the cookie is cleared",
+    request_body(content = crate::openapi::WebClient, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("Origin" = String, Header, description = "The page's origin: one registered for the client."),
+        ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
+    ),
+    responses(
+        (status = 200, description = "Signed out (or was not signed in).", body = crate::openapi::Empty, headers(
+            ("Set-Cookie" = String, description = "Clears the refresh cookie (`Max-Age=0`)."),
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
+            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
+        )),
+        crate::openapi::WebErrors,
+    ),
+)]
+pub(crate) async fn sign_out(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
     let mut web = match checked(&svc, req).await {
         Ok(w) => w,
         Err(r) => return r.into_response(),

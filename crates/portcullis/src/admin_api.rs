@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -27,6 +27,11 @@ use serde_json::{Value, json};
 
 use crate::admin::{ADMIN_SCOPE, client_json, key_json, user_json};
 use crate::health::no_store;
+#[allow(unused_imports, reason = "named by the OpenAPI annotations")]
+use crate::openapi::{
+    AccountErrors, AdminErrors, AuditEvents, Client, ClientList, ClientRevoked, DeviceList, KeyList, Me, NotFound,
+    SignedOut, SigningKey, User, UserDisabled, UserList, UserTokensRevoked,
+};
 
 #[derive(Clone)]
 struct Api {
@@ -112,7 +117,60 @@ async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Respon
             parts.extensions.insert(claims);
             no_store(next.run(Request::from_parts(parts, body)).await)
         }
-        Err(r) => r.into_response(),
+        Err(r) => rejection(r),
+    }
+}
+
+/// The RFC 6750 answer to a refused token. A 400 or 503 also carries the
+/// JSON error body that the handlers' answers of the same status carry,
+/// so each status has one shape.
+fn rejection(r: Rejection) -> Response {
+    let code = match r.error.status() {
+        400 => "invalid_request",
+        503 => "temporarily_unavailable",
+        _ => return r.into_response(),
+    };
+    let (mut parts, _) = r.into_response().into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, json!({ "error": code }).to_string().into())
+}
+
+/// `axum::extract::Path`, refusing with the API's JSON error (400
+/// `invalid_request`) rather than axum's plain text. A NUL byte (`%00`) is
+/// refused too: no name or id has one, and PostgreSQL cannot compare text
+/// with one (the lookup would fail as a database error, 500).
+struct Path<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
+        axum::extract::Path::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid_request"))
+    }
+}
+
+/// `axum::extract::Query`, refusing like [`Path`].
+struct Query<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
+        axum::extract::Query::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "invalid_request"))
     }
 }
 
@@ -160,6 +218,17 @@ fn device_json(f: &RefreshFamily) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients",
+    tag = "admin",
+    summary = "List clients",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Every client.", body = ClientList, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+    ),
+)]
 async fn clients(State(api): State<Api>) -> ApiResult {
     let all = api.store.list_clients().await?;
     Ok(Json(
@@ -167,10 +236,40 @@ async fn clients(State(api): State<Api>) -> ApiResult {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/clients/{id}",
+    tag = "admin",
+    summary = "One client",
+    params(
+        ("id" = String, Path, description = "The client id."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The client.", body = Client, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn client(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     Ok(Json(client_json(&api.store.client_by_id(&id).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/clients/{id}/revoke",
+    tag = "admin",
+    summary = "Revoke a client",
+    params(
+        ("id" = String, Path, description = "The client id."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Revoked: its sign-ins end and the feed gets an entry.", body = ClientRevoked, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn revoke_client(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,
@@ -190,16 +289,61 @@ struct Page {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/users",
+    tag = "admin",
+    summary = "List users",
+    params(
+        ("after" = Option<String>, Query, description = "Users after this username."),
+        ("limit" = Option<u64>, Query, maximum = 4_294_967_295_u64, description = "At most this many (default 100; more than 500 counts as 500)."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "A page of users.", body = UserList, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+    ),
+)]
 async fn users(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult {
     let limit = p.limit.unwrap_or(100).clamp(1, 500);
     let page = api.store.list_users(p.after.as_deref(), limit).await?;
     Ok(Json(json!({"users": page.iter().map(user_json).collect::<Vec<_>>()})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/users/{username}",
+    tag = "admin",
+    summary = "One user",
+    params(
+        ("username" = String, Path),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The user.", body = User, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn user(State(api): State<Api>, Path(username): Path<String>) -> ApiResult {
     Ok(Json(user_json(&api.store.user_by_username(&username).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/users/{username}/disable",
+    tag = "admin",
+    summary = "Disable a user",
+    params(
+        ("username" = String, Path),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Disabled: sign-in is refused and every sign-in ends.", body = UserDisabled, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn disable_user(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,
@@ -220,6 +364,21 @@ async fn disable_user(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/users/{username}/revoke-tokens",
+    tag = "admin",
+    summary = "End a user's sign-ins",
+    params(
+        ("username" = String, Path),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Every sign-in of the user ended.", body = UserTokensRevoked, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn revoke_user(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,
@@ -259,11 +418,42 @@ async fn sign_out(api: &Api, me: &AccessTokenClaims, user_id: &str, family_id: &
     Ok(Json(json!({"id": family_id, "signed_out": signed_out})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/users/{username}/devices",
+    tag = "admin",
+    summary = "A user's signed-in devices",
+    params(
+        ("username" = String, Path),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Live sign-ins.", body = DeviceList, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn user_devices(State(api): State<Api>, Path(username): Path<String>) -> ApiResult {
     let u = api.store.user_by_username(&username).await?;
     devices_of(&api, &u.id).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/users/{username}/devices/{id}",
+    tag = "admin",
+    summary = "Sign out one of a user's devices",
+    params(
+        ("username" = String, Path),
+        ("id" = String, Path, description = "The device (refresh family) id."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Signed out (or already).", body = SignedOut, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+        NotFound,
+    ),
+)]
 async fn user_sign_out_device(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,
@@ -273,6 +463,17 @@ async fn user_sign_out_device(
     sign_out(&api, &me, &u.id, &id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/v1/me",
+    tag = "account",
+    summary = "Who the access token speaks for",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The signed-in user.", body = Me, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AccountErrors,
+    ),
+)]
 /// `GET /account/v1/me`: who the token speaks for (a protected call for
 /// browser and mobile apps to show the signed-in user).
 async fn me(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>) -> ApiResult {
@@ -286,10 +487,37 @@ async fn me(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>)
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/v1/devices",
+    tag = "account",
+    summary = "My signed-in devices",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Live sign-ins.", body = DeviceList, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AccountErrors,
+    ),
+)]
 async fn my_devices(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>) -> ApiResult {
     devices_of(&api, &me.sub).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/account/v1/devices/{id}",
+    tag = "account",
+    summary = "Sign out one of my devices",
+    description = "Another user's device is `404`.",
+    params(
+        ("id" = String, Path, description = "The device (refresh family) id."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Signed out (or already); the others stay signed in.", body = SignedOut, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AccountErrors,
+        NotFound,
+    ),
+)]
 async fn my_sign_out_device(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,
@@ -299,6 +527,21 @@ async fn my_sign_out_device(
     sign_out(&api, &me, &sub, &id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "admin",
+    summary = "The audit log",
+    params(
+        ("before" = Option<i64>, Query, description = "Events before this id."),
+        ("limit" = Option<u64>, Query, maximum = 4_294_967_295_u64, description = "At most this many (default 100; more than 500 counts as 500)."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Newest first.", body = AuditEvents, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+    ),
+)]
 async fn audit_events(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult {
     let limit = p.limit.unwrap_or(100).clamp(1, 500);
     let events = api.store.audit_events(p.before, limit).await?;
@@ -307,6 +550,17 @@ async fn audit_events(State(api): State<Api>, Query(p): Query<Page>) -> ApiResul
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys",
+    tag = "admin",
+    summary = "The signing keys",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Every stored key.", body = KeyList, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+    ),
+)]
 async fn keys(State(api): State<Api>) -> ApiResult {
     let keys = api.store.signing_keys().await?;
     Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})))
@@ -317,6 +571,20 @@ struct RotateQuery {
     alg: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/rotate",
+    tag = "admin",
+    summary = "Create a signing key",
+    params(
+        ("alg" = Option<crate::openapi::Alg>, Query, description = "The algorithm (default: the configured one)."),
+    ),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The new key; it signs once its publication delay has passed.", body = SigningKey, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AdminErrors,
+    ),
+)]
 async fn rotate_key(
     State(api): State<Api>,
     Extension(me): Extension<AccessTokenClaims>,

@@ -39,12 +39,35 @@ pub fn router(store: Arc<dyn HealthStore>) -> Router {
 
 /// Liveness: the process serves HTTP. It does not touch the database, so an
 /// orchestrator does not restart healthy instances during a database outage.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves HTTP.", body = crate::openapi::Health,
+        headers(("Cache-Control" = String, description = "`no-store`")))),
+)]
 async fn healthz() -> Response {
     no_store((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
 }
 
 /// Readiness: the database answers within [`READY_TIMEOUT`]; otherwise 503
 /// with `Retry-After`, so a load balancer stops sending traffic here.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "The database answers.", body = crate::openapi::Readiness,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 503, description = "The database does not answer within 2 s.", body = crate::openapi::Readiness,
+            headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("Retry-After" = u32, description = "Seconds to wait before retrying (5)."),
+            )),
+    ),
+)]
 async fn readyz(State(state): State<Arc<Readiness>>) -> Response {
     let ok = {
         // One check at a time; the others wait for it and take its answer.

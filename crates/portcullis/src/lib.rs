@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod proxy;
 pub mod settings;
 pub mod startup;

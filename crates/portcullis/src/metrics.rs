@@ -59,6 +59,14 @@ pub(crate) struct Scrape {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "The Prometheus text exposition format (see docs/operations.md).",
+        content_type = "text/plain", body = String)),
+)]
 pub(crate) async fn render(State(s): State<Scrape>) -> Response {
     for (pool, open, in_use) in s.store.pool_stats() {
         metrics::gauge!("portcullis_db_connections", "pool" => pool, "state" => "open").set(f64::from(open));

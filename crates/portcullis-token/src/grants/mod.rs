@@ -21,11 +21,12 @@ pub(crate) use password::{password, reserve};
 pub(crate) use refresh::{prefetch_refresh, refresh};
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
-    /// The JWT access token.
+    /// The JWT access token (RFC 9068).
     pub access_token: String,
     /// Always `Bearer` (RFC 6750) for now; DPoP would add `DPoP`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     /// Access-token lifetime in seconds.
     pub expires_in: i64,
