@@ -79,6 +79,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/.well-known/oauth-authorization-server"),
         ("GET", "/account/v1/devices"),
+        ("GET", "/account/v1/me"),
         ("GET", "/admin/v1/audit"),
         ("GET", "/admin/v1/clients"),
         ("GET", "/admin/v1/clients/{id}"),
@@ -91,6 +92,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ("GET", "/oauth/revocations"),
         ("GET", "/openapi.json"),
         ("GET", "/readyz"),
+        ("OPTIONS", "/web/refresh"),
+        ("OPTIONS", "/web/sign-in"),
+        ("OPTIONS", "/web/sign-out"),
         ("POST", "/admin/v1/clients/{id}/revoke"),
         ("POST", "/admin/v1/keys/rotate"),
         ("POST", "/admin/v1/users/{username}/disable"),
@@ -98,6 +102,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ("POST", "/oauth/introspect"),
         ("POST", "/oauth/revoke"),
         ("POST", "/oauth/token"),
+        ("POST", "/web/refresh"),
+        ("POST", "/web/sign-in"),
+        ("POST", "/web/sign-out"),
     ];
     let documented = operations(&doc);
     let expected: Vec<(String, String)> = expected.iter().map(|(m, p)| ((*m).into(), (*p).into())).collect();
