@@ -76,6 +76,7 @@ impl Application {
         let router = crate::health::router(Arc::new(store.clone()))
             .merge(tokens.router())
             .merge(crate::admin_api::router(store.clone(), tokens.clone()))
+            .merge(crate::ui::router(settings))
             .route(
                 "/metrics",
                 axum::routing::get(crate::metrics::render).with_state(crate::metrics::Scrape {
