@@ -213,7 +213,7 @@
     $("clients-caption").textContent = `Registered clients (${shown.length} of ${clients.length})`;
   }
 
-  async function showClient(id) {
+  async function showClient(id, focus = true) {
     const c = await attempt(`Loading client ${id}`, () => api("GET", `/clients/${encodeURIComponent(id)}`));
     if (!c) return;
     $("client-detail-heading").textContent = `Client ${c.client_id}`;
@@ -224,7 +224,8 @@
       ]),
     );
     $("client-detail").hidden = false;
-    $("client-detail-heading").focus();
+    $("client-detail").dataset.clientId = c.client_id;
+    if (focus) $("client-detail-heading").focus();
   }
 
   async function revokeClient(id) {
@@ -236,6 +237,7 @@
     if (!r) return;
     status(`Client ${id} revoked; ${r.sign_ins_ended} sign-in(s) ended.`, "ok");
     await loadClients();
+    if (!$("client-detail").hidden && $("client-detail").dataset.clientId === id) await showClient(id, false);
     $("clients-heading").focus();
   }
 
@@ -260,7 +262,7 @@
           "tr",
           { "data-username": u.username, "data-status": u.status },
           el("td", {}, u.username),
-          el("td", {}, u.id),
+          el("td", { class: "id" }, u.id),
           el("td", {}, u.scope),
           el("td", { "data-testid": "user-status" }, u.status),
           el("td", {}, when(u.created_at)),
@@ -352,7 +354,7 @@
         el(
           "tr",
           { "data-kid": k.kid, "data-state": k.state },
-          el("td", {}, k.kid),
+          el("td", { class: "id" }, k.kid),
           el("td", {}, k.alg),
           el("td", {}, k.state),
           el("td", {}, when(k.created_at)),
@@ -389,9 +391,9 @@
           el("td", {}, String(e.id)),
           el("td", {}, when(e.at)),
           el("td", {}, e.action),
-          el("td", {}, e.actor ?? "–"),
+          el("td", { class: "id" }, e.actor ?? "–"),
           el("td", {}, e.client_id ?? "–"),
-          el("td", {}, e.subject ?? "–"),
+          el("td", { class: "id" }, e.subject ?? "–"),
           el("td", {}, e.ip ?? "–"),
         ),
       ),
