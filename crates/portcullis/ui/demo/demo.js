@@ -94,7 +94,11 @@
   /// is no reason to rely on it.)
   function refresh() {
     if (!refreshing) {
-      refreshing = postWeb("/web/refresh", {})
+      // Other tabs of the app share the cookie: the Web Locks API makes
+      // their refreshes take turns, so each presents the newest cookie.
+      const call = () => postWeb("/web/refresh", {});
+      const locked = navigator.locks ? navigator.locks.request("portcullis-refresh", call) : call();
+      refreshing = locked
         .then((tokens) => {
           refreshes += 1;
           $("refreshes").textContent = String(refreshes);
