@@ -8,6 +8,7 @@ recovers from a 401 by refreshing, and signs out.
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from portcullis_server import ALICE, DEMO_CLIENT, running
 
@@ -19,6 +20,10 @@ TTL = 3
 def server():
     with running(access_token_ttl=TTL, demo=True) as s:
         yield s
+
+
+# Waits use locator assertions (expect) and selectors, never wait_for_function: the page's CSP
+# forbids eval, which polling a JavaScript predicate needs.
 
 
 def web_calls(requests, path):
@@ -83,8 +88,7 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
 
     before = len(web_calls(requests, "/account/v1/me"))
     page.get_by_role("button", name="Call /account/v1/me again").click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Protected call succeeded')")
-    assert page.text_content("#status") == "Protected call succeeded for alice."
+    expect(page.locator("#status")).to_have_text("Protected call succeeded for alice.")
     assert len(web_calls(requests, "/account/v1/me")) == before + 1  # no 401 on the way
     page.screenshot(path=str(artifacts_dir / "demo-3-after-expiry.png"), full_page=True)
 
@@ -105,7 +109,7 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     refreshes_before = len(web_calls(requests, "/web/refresh"))
     with page.expect_response("**/web/refresh"):
         page.get_by_role("button", name="Call /account/v1/me again").click()
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Protected call succeeded')")
+    expect(page.locator("#status")).to_have_text("Protected call succeeded for alice.")
     assert len(web_calls(requests, "/web/refresh")) >= refreshes_before + 1
 
     # Sign out: the sign-in is revoked, the cookie cleared, the last access token refused.
@@ -136,7 +140,7 @@ def test_wrong_password_is_reported_and_sets_no_cookie(page, context, server):
     with page.expect_response("**/web/sign-in") as answer:
         page.get_by_role("button", name="Sign in").click()
     assert answer.value.status == 400
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('Wrong')")
+    expect(page.locator("#status")).to_have_text("Wrong username or password.")
     assert page.get_attribute("#status", "data-kind") == "error"
     assert page.evaluate("document.activeElement.id") == "password"
     assert REFRESH_COOKIE not in {c["name"] for c in context.cookies()}
