@@ -83,9 +83,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def clean_env() -> dict[str, str]:
+    """The environment without PORTCULLIS_* variables: the harness's own (PORTCULLIS_BIN, …)
+    would be warned about as unknown keys, and a developer's (PORTCULLIS_DATABASE_URL, …)
+    must not reach the server under test."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+
+
 def cli(db: str, *args: str, stdin: str | None = None) -> str:
     done = subprocess.run(
-        [str(BINARY), "--database", db, *args], input=stdin, capture_output=True, text=True, timeout=60
+        [str(BINARY), "--database", db, *args], input=stdin, capture_output=True, text=True, timeout=60,
+        env=clean_env(),
     )
     if done.returncode != 0:
         raise RuntimeError(f"portcullis {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
@@ -117,7 +125,7 @@ def running(access_token_ttl: int = 900, demo: bool = True):
         if demo:
             args.append("--demo")
         with open(log, "wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=clean_env())
         server = Portcullis(base, log)
         try:
             deadline = time.monotonic() + 30

@@ -32,7 +32,7 @@ def web_calls(requests, path):
 
 def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, artifacts_dir):
     requests, csp_errors = [], []
-    page.on("request", requests.append)
+    page.on("request", lambda r: requests.append(r))
     page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
 
     # Fresh browser: the page tries to resume a session, finds no cookie, offers the form.
@@ -51,8 +51,13 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     assert "refresh_token" not in tokens and tokens["expires_in"] == TTL
     first_token = tokens["access_token"]
     sign_in_request = answer.request
-    assert sign_in_request.headers["x-portcullis-csrf"] == "1"
-    assert sign_in_request.headers["origin"] == server.base
+    assert sign_in_request.header_value("x-portcullis-csrf") == "1"
+    assert sign_in_request.header_value("origin") == server.base
+    set_cookie = answer.header_value("set-cookie")
+    assert set_cookie.startswith(f"{REFRESH_COOKIE}=")
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age="]:
+        assert f"; {attribute}" in set_cookie, set_cookie
+    assert answer.header_value("cache-control") == "no-store"
 
     # The protected call (GET /account/v1/me) succeeded and is shown.
     page.wait_for_selector("body[data-state='signed-in']")
@@ -80,10 +85,10 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     deadline = time.monotonic() + TTL + 20
     while server.me(first_token).status != 401:
         assert time.monotonic() < deadline, "the first access token never expired"
-        time.sleep(0.5)
+        page.wait_for_timeout(500)  # not time.sleep: Playwright delivers events while it waits
     refreshed = web_calls(requests, "/web/refresh")
     assert len(refreshed) >= 3, [r.url for r in requests]  # one at load (no cookie), then silent ones
-    assert all(r.headers["x-portcullis-csrf"] == "1" for r in refreshed)
+    assert all(r.header_value("x-portcullis-csrf") == "1" for r in refreshed)
     assert int(page.text_content("[data-testid=refreshes]")) >= 2
 
     before = len(web_calls(requests, "/account/v1/me"))
