@@ -619,6 +619,67 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
     assert!(ok, "{err}");
     let (ok, _, err) = cli(db, &["client", "rotate-secret", "m"], None);
     assert!(!ok && err.contains("public"), "{err}");
+
+    // A browser client: public, its origins normalised; a bad origin or a
+    // missing one is refused.
+    let (ok, out, err) = cli(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--client-id",
+            "spa",
+            "--web",
+            "--origin",
+            "https://App.Example:443/",
+            "--origin",
+            "http://127.0.0.1:5173",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let doc: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        doc["web_origins"],
+        serde_json::json!(["https://app.example", "http://127.0.0.1:5173"])
+    );
+    assert_eq!(doc["token_endpoint_auth_method"], "none");
+    assert!(doc.get("client_secret").is_none());
+    let (ok, out, _) = cli(db, &["client", "show", "spa", "--json"], None);
+    assert!(ok);
+    let doc: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(doc["web_origins"][0], "https://app.example");
+    for args in [
+        &[
+            "client",
+            "create",
+            "--name",
+            "W",
+            "--web",
+            "--origin",
+            "http://app.example",
+        ][..],
+        &[
+            "client",
+            "create",
+            "--name",
+            "W",
+            "--web",
+            "--origin",
+            "https://app.example/login",
+        ],
+        &["client", "create", "--name", "W", "--web"],
+        &["client", "create", "--name", "W", "--origin", "https://app.example"],
+    ] {
+        let (ok, _, err) = cli(db, args, None);
+        assert!(
+            !ok && (err.contains("origin") || err.contains("--web")),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 on_both_backends!(

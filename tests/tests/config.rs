@@ -17,8 +17,24 @@ fn portcullis(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run portcullis")
+    cmd.envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // Bounded: a command expected to fail that starts a server instead
+    // must fail the test, not hang it.
+    let mut child = Killed(Some(cmd.spawn().expect("run portcullis")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let c = child.0.as_mut().expect("child");
+        if c.try_wait().expect("wait").is_some() {
+            return child.0.take().expect("child").wait_with_output().expect("output");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "portcullis {args:?} still running after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -180,6 +196,18 @@ fn unknown_keys_and_bad_values_are_errors_naming_the_key_and_source() {
         assert_eq!(out.status.code(), Some(1), "serve {args:?} {env:?}");
         assert!(!dir.path().join("portcullis.db").exists(), "serve created a database");
     }
+    // Cookies without `Secure` are for loopback development only.
+    let out = portcullis(
+        dir.path(),
+        &["config", "check", "--web-insecure-cookies", "--listen", "0.0.0.0:8080"],
+        &[],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`web_insecure_cookies`") && stderr.contains("loopback"),
+        "{stderr}"
+    );
     // A typed flag value is checked by the command line itself.
     let out = portcullis(dir.path(), &["config", "check", "--signing-alg", "none"], &[]);
     let (_, stderr) = text(&out);

@@ -69,6 +69,11 @@ impl Form {
         Ok(Self { params })
     }
 
+    /// Sets a parameter, replacing any value the body gave it.
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
+        self.params.insert(name.to_owned(), value.to_owned());
+    }
+
     /// A parameter's value; an empty value counts as absent.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -24,6 +24,7 @@ pub mod scope;
 pub mod secret;
 mod successor;
 pub mod throttle;
+pub mod web;
 
 use std::sync::{Arc, RwLock};
 

@@ -32,7 +32,8 @@ pub(crate) fn router(svc: Arc<TokenService>) -> Router {
         .route("/oauth/revocations", get(revocations))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
-        .with_state(svc)
+        .with_state(svc.clone())
+        .merge(crate::web::router(svc))
 }
 
 async fn no_store_layer(res: Response) -> Response {
@@ -76,7 +77,10 @@ async fn client_request(
 }
 
 /// The request head and its form (content type, size limit, strict parse).
-async fn form_request(svc: &TokenService, req: Request) -> Result<(axum::http::request::Parts, Form), GrantError> {
+pub(crate) async fn form_request(
+    svc: &TokenService,
+    req: Request,
+) -> Result<(axum::http::request::Parts, Form), GrantError> {
     let (parts, body) = req.into_parts();
     let form_type = parts
         .headers
@@ -128,7 +132,9 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         "refresh_token" => "refresh_token",
         _ => return Err(GrantError::UnsupportedGrantType),
     };
-    if !client.grant_types.split(' ').any(|g| g == grant) {
+    // A browser client's refresh token lives in an HttpOnly cookie set by
+    // the /web/ endpoints; this endpoint would hand it to page scripts.
+    if !client.grant_types.split(' ').any(|g| g == grant) || !client.web_origins.is_empty() {
         return Err(GrantError::UnauthorizedClient);
     }
     let req = GrantRequest {

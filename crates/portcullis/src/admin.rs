@@ -34,6 +34,15 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
     if !default.is_subset_of(&allowed) {
         bail!("--default-scope must be within --scope");
     }
+    let origins = args
+        .origins
+        .iter()
+        .map(|o| web_origin(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.web && args.introspect {
+        bail!("--introspect needs a confidential client; a browser client (--web) is public");
+    }
+    let public = args.public || args.web;
     if args.public && args.introspect {
         bail!("--introspect needs a confidential client (it authenticates with a secret)");
     }
@@ -58,7 +67,7 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
     };
     grants.sort();
     grants.dedup();
-    let secret = (!args.public).then(OpaqueSecret::generate);
+    let secret = (!public).then(OpaqueSecret::generate);
     let new = NewClient {
         id,
         name: args.name,
@@ -67,7 +76,7 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         scope: allowed.to_string(),
         default_scope: default.to_string(),
         introspect: args.introspect,
-        web_origins: String::new(),
+        web_origins: origins.join(" "),
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => anyhow::anyhow!("a client with id {:?} exists already", new.id),
@@ -85,6 +94,9 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         "scope": client.scope,
         "token_endpoint_auth_method": method,
     });
+    if !origins.is_empty() {
+        doc["web_origins"] = json!(origins);
+    }
     if let Some(s) = &secret {
         doc["client_secret"] = json!(s.expose());
     }
@@ -95,6 +107,9 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         "client_id: {}\nclient_name: {}\ngrant_types: {}\nscope: {}\ntoken_endpoint_auth_method: {method}\n",
         client.id, client.name, client.grant_types, client.scope
     );
+    if !origins.is_empty() {
+        out.push_str(&format!("web_origins: {}\n", origins.join(" ")));
+    }
     if let Some(s) = &secret {
         out.push_str(&format!(
             "client_secret: {}\n(the secret is shown only now: store it safely)\n",
@@ -206,8 +221,51 @@ pub fn client_json(c: &Client) -> serde_json::Value {
         "default_scope": c.default_scope,
         "token_endpoint_auth_method": if c.is_public() { "none" } else { "client_secret_basic" },
         "introspect": c.introspect,
+        "web_origins": c.web_origins.split(' ').filter(|o| !o.is_empty()).collect::<Vec<_>>(),
         "status": c.status.as_str(),
         "created_at": c.created_at.0,
+    })
+}
+
+/// A browser origin as the `Origin` header carries it: `scheme://host[:port]`
+/// in lower case, without the scheme's default port. `http` only for
+/// loopback hosts (development); anything else needs TLS, for the cookie's
+/// sake (`Secure`) and the password's.
+///
+/// # Errors
+/// When `raw` is not such an origin.
+pub fn web_origin(raw: &str) -> anyhow::Result<String> {
+    let o = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = o
+        .split_once("://")
+        .ok_or_else(|| anyhow::anyhow!("--origin {raw:?}: expected scheme://host[:port]"))?;
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        bail!("--origin {raw:?}: an origin is scheme://host[:port], with no path, query or user");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None),
+        Some((h, p)) => {
+            let port: u16 = p.parse().map_err(|_| anyhow::anyhow!("--origin {raw:?}: bad port"))?;
+            (h, Some(port))
+        }
+        None => (authority, None),
+    };
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let default_port = match scheme {
+        "https" => 443,
+        "http" if loopback => 80,
+        "http" => bail!("--origin {raw:?}: plain http is only for loopback (development); use https"),
+        _ => bail!("--origin {raw:?}: the scheme must be https"),
+    };
+    Ok(match port {
+        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
     })
 }
 
@@ -486,4 +544,41 @@ pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json:
         .collect::<Vec<_>>()
         .join("\n");
     Ok(render(doc, json, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_origin;
+
+    #[test]
+    fn origins_are_normalised_like_the_origin_header() {
+        let ok = [
+            ("https://app.example", "https://app.example"),
+            ("HTTPS://App.Example/", "https://app.example"),
+            ("https://app.example:443", "https://app.example"),
+            ("https://app.example:8443", "https://app.example:8443"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://localhost", "http://localhost"),
+            ("http://localhost:80", "http://localhost"),
+            ("http://[::1]:3000", "http://[::1]:3000"),
+            ("http://app.localhost:5173", "http://app.localhost:5173"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(web_origin(raw).expect(raw), want);
+        }
+        for bad in [
+            "app.example",
+            "http://app.example",
+            "http://10.0.0.1",
+            "ftp://app.example",
+            "https://app.example/path",
+            "https://app.example?x=1",
+            "https://user@app.example",
+            "https://app.example:99999",
+            "https://",
+            "null",
+        ] {
+            assert!(web_origin(bad).is_err(), "{bad}");
+        }
+    }
 }

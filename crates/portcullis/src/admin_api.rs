@@ -58,6 +58,7 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
             require,
         ));
     let account = Router::new()
+        .route("/me", get(me))
         .route("/devices", get(my_devices))
         .route("/devices/{id}", delete(my_sign_out_device))
         .layer(from_fn_with_state(
@@ -270,6 +271,19 @@ async fn user_sign_out_device(
 ) -> ApiResult {
     let u = api.store.user_by_username(&username).await?;
     sign_out(&api, &me, &u.id, &id).await
+}
+
+/// `GET /account/v1/me`: who the token speaks for (a protected call for
+/// browser and mobile apps to show the signed-in user).
+async fn me(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>) -> ApiResult {
+    let user = api.store.user_by_id(&me.sub).await?;
+    Ok(Json(json!({
+        "sub": me.sub,
+        "username": user.username,
+        "client_id": me.client_id,
+        "scope": me.scope,
+        "exp": me.exp,
+    })))
 }
 
 async fn my_devices(State(api): State<Api>, Extension(me): Extension<AccessTokenClaims>) -> ApiResult {

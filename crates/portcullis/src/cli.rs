@@ -348,6 +348,14 @@ pub struct ClientCreate {
     /// Allow this (confidential) client to call the introspection endpoint.
     #[arg(long)]
     pub introspect: bool,
+    /// A browser app: a public client whose refresh token is kept in an
+    /// HttpOnly cookie by the /web/ endpoints (needs --origin).
+    #[arg(long, requires = "origins")]
+    pub web: bool,
+    /// An origin (`https://app.example`, or `http://` on loopback) whose
+    /// pages may call the /web/ endpoints for this client (repeat).
+    #[arg(long = "origin", requires = "web")]
+    pub origins: Vec<String>,
     /// Print JSON (RFC 7591 field names).
     #[arg(long)]
     pub json: bool,

@@ -204,27 +204,34 @@ fn list<'de, D: Deserializer<'de>>(d: D, sep: char) -> Result<Vec<String>, D::Er
 
 /// A string; a number or boolean counts as its text (an environment value
 /// such as `PORTCULLIS_AUDIENCE=12345` arrives as a number).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        S(String),
-        I(i64),
-        U(u64),
-        F(f64),
-        B(bool),
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> Self {
+        match t {
+            Text::S(s) => s,
+            Text::I(n) => n.to_string(),
+            Text::U(n) => n.to_string(),
+            Text::F(n) => n.to_string(),
+            Text::B(b) => b.to_string(),
+        }
     }
-    Ok(match Text::deserialize(d)? {
-        Text::S(s) => s,
-        Text::I(n) => n.to_string(),
-        Text::U(n) => n.to_string(),
-        Text::F(n) => n.to_string(),
-        Text::B(b) => b.to_string(),
-    })
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Text::deserialize(d).map(String::from)
 }
 
 fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    text(d).map(Some)
+    Option::<Text>::deserialize(d).map(|t| t.map(String::from))
 }
 
 fn list_comma<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
