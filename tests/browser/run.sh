@@ -10,6 +10,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 VENV="${PORTCULLIS_BROWSER_VENV:-/tmp/portcullis-browser-venv}"
 export PORTCULLIS_CHROMIUM="${PORTCULLIS_CHROMIUM:-/usr/bin/chromium}"
 export PORTCULLIS_BROWSER_ARTIFACTS="${PORTCULLIS_BROWSER_ARTIFACTS:-$ROOT/target/browser-artifacts}"
+# The server under test (tests of /demo/ and /admin/). Built here when missing, and always in
+# CI (so CI never tests a stale binary); otherwise whatever is there is used: build it first.
+export PORTCULLIS_BIN="${PORTCULLIS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/portcullis}"
 export PYTHONDONTWRITEBYTECODE=1          # no __pycache__ in the work tree
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 # belt and braces: never fetch a browser
 
@@ -31,6 +34,16 @@ if ! dom="$(timeout 60 "$PORTCULLIS_CHROMIUM" --headless=new --no-sandbox --disa
   exit 1
 fi
 echo "== $("$PORTCULLIS_CHROMIUM" --version 2>/dev/null)"
+
+if [ "${CI:-}" = true ] || [ ! -x "$PORTCULLIS_BIN" ]; then
+  echo "== cargo build -p portcullis"
+  (cd "$ROOT" && cargo build -p portcullis)
+  if [ ! -x "$PORTCULLIS_BIN" ]; then
+    echo "FATAL: no portcullis binary at $PORTCULLIS_BIN after the build (set PORTCULLIS_BIN)" >&2
+    exit 1
+  fi
+fi
+echo "== server under test: $PORTCULLIS_BIN"
 
 stamp="$VENV/.requirements.sha256"
 want="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;
 
 pub use settings::{Settings, TlsSettings};
 pub use startup::Application;

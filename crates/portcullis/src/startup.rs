@@ -77,6 +77,7 @@ impl Application {
             .merge(tokens.router())
             .merge(crate::admin_api::router(store.clone(), tokens.clone()))
             .merge(crate::openapi::router())
+            .merge(crate::ui::router(settings))
             .route(
                 "/metrics",
                 axum::routing::get(crate::metrics::render).with_state(crate::metrics::Scrape {

@@ -1,0 +1,274 @@
+// Portcullis sign-in demo: the reference for browser apps (docs/web.md).
+//
+// - The access token is kept in a variable of this script, never in
+//   localStorage, sessionStorage or a cookie: an XSS payload that can read
+//   storage would walk away with it.
+// - The refresh token is an HttpOnly cookie (__Host-portcullis-refresh) set
+//   by the server; this script never sees it. The browser sends it with
+//   POST /web/refresh and /web/sign-out because of `credentials: "include"`.
+// - Every /web/* request carries `X-Portcullis-CSRF: 1`: a custom header
+//   that a cross-site form cannot send, and that makes a cross-origin fetch
+//   preflight, so only registered origins get through.
+"use strict";
+
+(() => {
+  // The authorization server. The demo is served by Portcullis itself, so
+  // it is this page's origin (and path prefix, if any). An app on
+  // https://app.example.com would write "https://auth.example.com".
+  const AUTH = new URL("..", document.baseURI).href.replace(/\/$/, "");
+
+  let clientId = null; // from config.json
+  let accessToken = null; // memory only
+  let expiresAt = 0; // ms since the epoch
+  let refreshTimer = null;
+  let refreshing = null; // the refresh in flight, shared by all callers
+  let calls = 0;
+  let refreshes = 0;
+
+  const $ = (id) => document.getElementById(id);
+
+  /// An error answered by the server (RFC 6749 §5.2 body), or a network failure.
+  class AuthError extends Error {
+    constructor(status, body, retryAfter) {
+      super((body && body.error_description) || (body && body.error) || `HTTP ${status}`);
+      this.status = status;
+      this.code = (body && body.error) || null;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  // ---- The calls to the authorization server ----
+
+  /// POST one of /web/sign-in, /web/refresh, /web/sign-out.
+  async function postWeb(path, params) {
+    let res;
+    try {
+      res = await fetch(AUTH + path, {
+        method: "POST",
+        // Send the refresh cookie, and accept the one set in the answer,
+        // also when the server is on another origin of the same site.
+        credentials: "include",
+        // The CSRF defence; the body's Content-Type is set by the browser
+        // (application/x-www-form-urlencoded;charset=UTF-8).
+        headers: { "X-Portcullis-CSRF": "1" },
+        body: new URLSearchParams({ client_id: clientId, ...params }),
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new AuthError(0, { error: "network", error_description: "the server cannot be reached" });
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      throw new AuthError(res.status, body, Number(res.headers.get("Retry-After")) || null);
+    }
+    return body;
+  }
+
+  /// Keeps a fresh token response: the access token in memory, and a
+  /// silent refresh scheduled shortly before it expires.
+  function accept(tokens) {
+    accessToken = tokens.access_token;
+    expiresAt = Date.now() + tokens.expires_in * 1000;
+    // Refresh when a quarter of the lifetime is left (at most a minute
+    // early), so a slow network or a sleeping tab still has slack.
+    const lead = Math.min(60, tokens.expires_in / 4);
+    schedule(Math.max(1, tokens.expires_in - lead));
+  }
+
+  function schedule(seconds) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(silentRefresh, seconds * 1000);
+    $("next-refresh").textContent = new Date(Date.now() + seconds * 1000).toLocaleTimeString();
+  }
+
+  function forget() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
+    accessToken = null;
+    expiresAt = 0;
+  }
+
+  /// One refresh at a time: callers that arrive while one is in flight
+  /// share it. (Two concurrent refreshes would present the same cookie
+  /// twice; the server tolerates that within its retry window, but there
+  /// is no reason to rely on it.)
+  function refresh() {
+    if (!refreshing) {
+      // Other tabs of the app share the cookie: the Web Locks API makes
+      // their refreshes take turns, so each presents the newest cookie.
+      const call = () => postWeb("/web/refresh", {});
+      const locked = navigator.locks ? navigator.locks.request("portcullis-refresh", call) : call();
+      refreshing = locked
+        .then((tokens) => {
+          refreshes += 1;
+          $("refreshes").textContent = String(refreshes);
+          accept(tokens);
+          return tokens;
+        })
+        .finally(() => {
+          refreshing = null;
+        });
+    }
+    return refreshing;
+  }
+
+  async function signIn(username, password) {
+    const tokens = await postWeb("/web/sign-in", { username, password });
+    accept(tokens);
+  }
+
+  async function signOut() {
+    forget();
+    await postWeb("/web/sign-out", {});
+  }
+
+  /// A call to a protected API with the access token. On 401 (the token
+  /// expired or was revoked), refresh once and try again.
+  async function api(path) {
+    const call = () =>
+      fetch(AUTH + path, { headers: { Authorization: `Bearer ${accessToken}` }, cache: "no-store" });
+    if (!accessToken) await refresh();
+    let res = await call();
+    if (res.status === 401) {
+      await refresh();
+      res = await call();
+    }
+    calls += 1;
+    $("calls").textContent = String(calls);
+    if (!res.ok) throw new AuthError(res.status, await res.json().catch(() => null));
+    return res.json();
+  }
+
+  // ---- The page ----
+
+  function status(text, kind = "info") {
+    const s = $("status");
+    s.textContent = text;
+    s.dataset.kind = kind;
+  }
+
+  function show(state) {
+    document.body.dataset.state = state;
+    $("signed-out").hidden = state !== "signed-out";
+    $("signed-in").hidden = state !== "signed-in";
+  }
+
+  /// What to tell the user about a failure.
+  function explain(e) {
+    if (e.status === 0) return "The server cannot be reached; try again.";
+    if (e.code === "invalid_grant") return "Wrong username or password.";
+    if (e.code === "invalid_client") return `The client ${clientId} is not registered as a web client, or was revoked.`;
+    if (e.code === "access_denied") return "Refused: this page's origin is not registered for the client.";
+    if (e.status === 429 || e.status === 503) {
+      return `Too busy or too many attempts; try again in ${e.retryAfter || 5} seconds.`;
+    }
+    return `Failed: ${e.message}`;
+  }
+
+  async function showMe() {
+    const me = await api("/account/v1/me");
+    $("me-username").textContent = me.username;
+    $("me-sub").textContent = me.sub;
+    $("me-client").textContent = me.client_id;
+    $("me-scope").textContent = me.scope || "(none)";
+    $("me-exp").textContent = new Date(me.exp * 1000).toLocaleTimeString();
+    return me;
+  }
+
+  /// The session is gone (signed out elsewhere, expired, revoked).
+  function ended(message) {
+    forget();
+    show("signed-out");
+    status(message, "error");
+  }
+
+  async function silentRefresh() {
+    try {
+      await refresh();
+    } catch (e) {
+      if (e.code === "invalid_grant" || e.code === "invalid_client") {
+        ended("Your session has ended; sign in again.");
+      } else if (Date.now() < expiresAt) {
+        // A passing failure (network, 429, 503): try again while the
+        // access token still works.
+        schedule(Math.min(e.retryAfter || 5, Math.max(1, (expiresAt - Date.now()) / 2000)));
+      } else {
+        ended("Could not refresh the session; sign in again.");
+      }
+    }
+  }
+
+  async function onSignIn(event) {
+    event.preventDefault();
+    const username = $("username").value.trim();
+    const password = $("password").value;
+    if (!username || !password) {
+      status("Enter a username and a password.", "error");
+      (username ? $("password") : $("username")).focus();
+      return;
+    }
+    $("sign-in").disabled = true;
+    status("Signing in…");
+    try {
+      await signIn(username, password);
+      $("password").value = "";
+      await showMe();
+      show("signed-in");
+      status(`Signed in as ${username}.`, "ok");
+      $("signed-in-heading").focus();
+    } catch (e) {
+      forget();
+      status(explain(e), "error");
+      $("password").focus();
+    } finally {
+      $("sign-in").disabled = false;
+    }
+  }
+
+  async function onCallMe() {
+    try {
+      const me = await showMe();
+      status(`Protected call succeeded for ${me.username}.`, "ok");
+    } catch (e) {
+      if (e.code === "invalid_grant" || e.status === 401) ended("Your session has ended; sign in again.");
+      else status(explain(e), "error");
+    }
+  }
+
+  async function onSignOut() {
+    try {
+      await signOut();
+      status("Signed out.", "ok");
+    } catch (e) {
+      status(`Signed out here, but the server said: ${explain(e)}`, "error");
+    }
+    show("signed-out");
+    $("sign-in-heading").focus();
+  }
+
+  async function start() {
+    $("sign-in-form").addEventListener("submit", onSignIn);
+    $("call-me").addEventListener("click", onCallMe);
+    $("sign-out").addEventListener("click", onSignOut);
+    try {
+      const res = await fetch("config.json", { cache: "no-store" });
+      clientId = (await res.json()).client_id;
+    } catch (e) {
+      status("Cannot load config.json.", "error");
+      return;
+    }
+    // Resume a session from the refresh cookie, if there is one.
+    try {
+      await refresh();
+      const me = await showMe();
+      show("signed-in");
+      status(`Welcome back, ${me.username}.`, "ok");
+    } catch (e) {
+      forget();
+      show("signed-out");
+      status(e.status === 0 ? explain(e) : "Not signed in.");
+    }
+  }
+
+  start();
+})();
