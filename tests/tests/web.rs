@@ -178,10 +178,10 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
         None,
     )
     .await;
-    let headers = res.headers().clone();
+    // A failed refresh leaves the cookie alone (another tab may just have
+    // rotated it).
+    assert!(res.headers().get("set-cookie").is_none());
     assert_error(res, 400, "invalid_grant").await;
-    let (cleared, attrs) = set_cookie(&headers);
-    assert!(cleared.is_empty() && attrs.ends_with("Max-Age=0"), "{attrs}");
 
     // Sign-out ends the sign-in and clears the cookie.
     let res = call(
@@ -200,7 +200,7 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
     assert!(cleared.is_empty() && attrs.ends_with("Max-Age=0"), "{attrs}");
     assert_eq!(res.json::<Value>().await.expect("json"), serde_json::json!({}));
     assert!(state(db, &alice).await.1.is_empty(), "the family lives on");
-    // Replaying the cookie after sign-out: refused, the cookie cleared.
+    // Replaying the cookie after sign-out: refused.
     let res = call(
         &app,
         "/web/refresh",
@@ -210,9 +210,7 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
         Some(&second),
     )
     .await;
-    let headers = res.headers().clone();
     assert_error(res, 400, "invalid_grant").await;
-    assert!(set_cookie(&headers).0.is_empty());
     // And the access tokens of the ended sign-in are refused at once.
     assert_eq!(me(&app, &access).await.status(), 401);
     // Signing out again is harmless.

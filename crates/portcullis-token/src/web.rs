@@ -286,13 +286,12 @@ fn answer(svc: &TokenService, mut tokens: grants::TokenResponse, origin: &str) -
     allow(res, origin)
 }
 
-/// An error; a dead refresh cookie is cleared with it.
-fn failure(svc: &TokenService, e: GrantError, origin: &str, clear: bool) -> Response {
-    let mut res = e.into_response();
-    if clear {
-        res.headers_mut().append(header::SET_COOKIE, set_cookie(svc, None));
-    }
-    allow(res, origin)
+/// An error, readable by the registered page. A refresh that fails leaves
+/// the cookie alone: clearing it could undo a refresh that another tab made
+/// at the same moment (strict mode's race loser answers after the winner),
+/// signing the user out. A dead cookie only fails; sign-out clears it.
+fn failure(e: GrantError, origin: &str) -> Response {
+    allow(e.into_response(), origin)
 }
 
 /// Counts a refusal and holds it like the token endpoint does (a tarpit
@@ -343,7 +342,7 @@ pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) 
         Err(r) => return r.into_response(),
     };
     if !web.client.grant_types.split(' ').any(|g| g == "password") {
-        return failure(&svc, GrantError::UnauthorizedClient, &web.origin, false);
+        return failure(GrantError::UnauthorizedClient, &web.origin);
     }
     let req = GrantRequest {
         form: &web.form,
@@ -358,7 +357,7 @@ pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) 
         Ok(tokens) => answer(&svc, tokens, &web.origin),
         Err(e) => {
             refusal_delay(&svc, &e).await;
-            failure(&svc, e, &web.origin, false)
+            failure(e, &web.origin)
         }
     }
 }
@@ -392,10 +391,10 @@ pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) 
         Err(r) => return r.into_response(),
     };
     if !web.client.grant_types.split(' ').any(|g| g == "refresh_token") {
-        return failure(&svc, GrantError::UnauthorizedClient, &web.origin, false);
+        return failure(GrantError::UnauthorizedClient, &web.origin);
     }
     let Some(cookie) = web.cookie.take() else {
-        return failure(&svc, GrantError::InvalidGrant, &web.origin, true);
+        return failure(GrantError::InvalidGrant, &web.origin);
     };
     // The token comes from the cookie only, never from the body.
     web.form.set("grant_type", "refresh_token");
@@ -412,10 +411,7 @@ pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) 
     metrics::counter!("portcullis_grants_total", "grant_type" => "refresh_token", "result" => result).increment(1);
     match outcome {
         Ok(tokens) => answer(&svc, tokens, &web.origin),
-        Err(e) => {
-            let dead = e == GrantError::InvalidGrant;
-            failure(&svc, e, &web.origin, dead)
-        }
+        Err(e) => failure(e, &web.origin),
     }
 }
 
