@@ -150,7 +150,26 @@ async fn a_killed_server_loses_no_delivered_token_and_revives_no_spent_one(db: &
         for _ in 0..SIGNERS {
             load.push(tokio::spawn(signer(server.base.clone(), ledger.clone())));
         }
-        tokio::time::sleep(Duration::from_millis(400 + crate::jitter(1200))).await;
+        // Kill at a random moment once the load is under way: rotations
+        // done and a signer's token delivered (each refresher holds at most
+        // one live token, and loses it if its request is in flight at the
+        // kill). On a busy machine the first ones can take longer than the
+        // random delay alone.
+        let started = std::time::Instant::now();
+        loop {
+            {
+                let l = lock(&ledger);
+                if !l.rotated.is_empty() && l.live.len() > REFRESHERS {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "round {round}: no rotation within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200 + crate::jitter(1200))).await;
         server.kill9();
         for task in load {
             task.await.expect("client task");
