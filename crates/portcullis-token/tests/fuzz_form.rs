@@ -62,7 +62,7 @@ fn formish_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// Names and values of any Unicode text, the empty one included.
 fn text(max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), 0..max).prop_map(String::from_iter)
+    prop::collection::vec(not_nul(), 0..max).prop_map(String::from_iter)
 }
 
 /// Distinct names with their values.
@@ -237,4 +237,10 @@ proptest! {
         let form = Form::parse(body.as_bytes());
         prop_assert!(form.is_ok(), "{} parameters", n);
     }
+}
+
+/// Any character but NUL, which no OAuth parameter holds: the form decoder
+/// refuses it (a separate test checks that).
+fn not_nul() -> impl Strategy<Value = char> {
+    any::<char>().prop_map(|c| if c == '\0' { '\u{1}' } else { c })
 }
