@@ -408,9 +408,9 @@ async fn long_passwords_work_and_over_long_ones_are_refused_before_hashing(db: &
         .await
         .expect("h");
     let new = portcullis_store::NewUser {
-        username: "carol".into(),
+        username: portcullis_domain::Username::parse("carol").expect("username"),
         password_hash: hash,
-        scope: "read".into(),
+        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
     };
     portcullis_store::UserStore::create_user(&**db, &new, portcullis_store::UnixTime::now())
         .await

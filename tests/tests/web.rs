@@ -18,14 +18,14 @@ const COOKIE: &str = "__Host-portcullis-refresh";
 
 async fn web_client(db: &TestDb, id: &str, origins: &str) {
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: id.into(),
         secret_hash: None,
-        grant_types: "password refresh_token".into(),
-        scope: "read".into(),
-        default_scope: "read".into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
-        web_origins: origins.into(),
+        web_origins: portcullis_domain::WebOrigins::parse(origins).expect("origins"),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 
 use crate::db::{with_pool, with_relaxed_writer};
+use portcullis_domain::AuditAction;
+
 use crate::{SqlStore, StoreError, UnixTime};
 
 /// One audit event as stored.
@@ -28,10 +30,10 @@ pub struct AuditEvent {
 }
 
 /// What is needed to record an event.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewAuditEvent {
     /// What happened.
-    pub action: String,
+    pub action: AuditAction,
     /// Who did it.
     pub actor: Option<String>,
     /// The client involved.
@@ -42,6 +44,21 @@ pub struct NewAuditEvent {
     pub ip: Option<String>,
     /// Extra detail as JSON text.
     pub detail: Option<String>,
+}
+
+impl NewAuditEvent {
+    /// An event of `action` with nothing else known yet.
+    #[must_use]
+    pub fn new(action: AuditAction) -> Self {
+        Self {
+            action,
+            actor: None,
+            client_id: None,
+            subject: None,
+            ip: None,
+            detail: None,
+        }
+    }
 }
 
 /// The audit log.
@@ -104,7 +121,7 @@ macro_rules! bind_event {
     ($query:expr, $now:expr, $e:expr) => {
         $query
             .bind($now.0)
-            .bind(&$e.action)
+            .bind($e.action.as_str())
             .bind(&$e.actor)
             .bind(&$e.client_id)
             .bind(&$e.subject)
@@ -125,7 +142,7 @@ impl AuditStore for SqlStore {
         let sql = format!("{INSERT_SQL} RETURNING {COLUMNS}");
         // Failed sign-ins, a flood's worth of them, need not wait for the
         // disk (see `with_relaxed_writer!`); every other event does.
-        let row: EventRow = if e.action == "login.failure" {
+        let row: EventRow = if e.action == AuditAction::LoginFailure {
             with_relaxed_writer!(&self.write, |c| {
                 bind_event!(sqlx::query_as(&sql), now, e).fetch_one(c).await?
             })

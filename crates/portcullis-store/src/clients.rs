@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use crate::db::with_pool;
 use crate::types::text_enum;
 use crate::users::one_row;
+use portcullis_domain::{ClientId, GrantTypes, Scopes, WebOrigins};
+
 use crate::{SqlStore, StoreError, TokenHash, UnixTime};
 
 text_enum! {
@@ -27,18 +29,17 @@ pub struct Client {
     /// SHA-256 of the client secret; `None` for a public client, which
     /// authenticates with its `client_id` alone.
     pub secret_hash: Option<TokenHash>,
-    /// Space-delimited grant types the client may use.
-    pub grant_types: String,
-    /// Space-delimited scopes the client may request.
-    pub scope: String,
-    /// Space-delimited scopes granted when a request names none.
-    pub default_scope: String,
+    /// The grant types the client may use.
+    pub grant_types: GrantTypes,
+    /// The scopes the client may request.
+    pub scope: Scopes,
+    /// The scopes granted when a request names none.
+    pub default_scope: Scopes,
     /// Whether the client may call the introspection endpoint (RFC 7662).
     pub introspect: bool,
-    /// For a browser client, the space-delimited origins
-    /// (`https://app.example`) whose pages may call the cookie endpoints;
-    /// empty for every other client.
-    pub web_origins: String,
+    /// For a browser client, the origins (`https://app.example`) whose
+    /// pages may call the cookie endpoints; empty for every other client.
+    pub web_origins: WebOrigins,
     /// Whether the client may obtain tokens.
     pub status: ClientStatus,
     /// When the client was registered.
@@ -59,21 +60,21 @@ impl Client {
 #[derive(Debug, Clone)]
 pub struct NewClient {
     /// The `client_id` chosen by the caller (unique).
-    pub id: String,
+    pub id: ClientId,
     /// A human-readable name.
     pub name: String,
     /// SHA-256 of the secret, or `None` for a public client.
     pub secret_hash: Option<TokenHash>,
-    /// Space-delimited grant types.
-    pub grant_types: String,
-    /// Space-delimited allowed scopes.
-    pub scope: String,
-    /// Space-delimited default scopes.
-    pub default_scope: String,
+    /// The grant types.
+    pub grant_types: GrantTypes,
+    /// The allowed scopes.
+    pub scope: Scopes,
+    /// The default scopes.
+    pub default_scope: Scopes,
     /// Whether the client may introspect tokens.
     pub introspect: bool,
-    /// Space-delimited browser origins (a browser client), or empty.
-    pub web_origins: String,
+    /// The browser origins (a browser client), or none.
+    pub web_origins: WebOrigins,
 }
 
 /// Clients.
@@ -128,15 +129,21 @@ impl TryFrom<ClientRow> for Client {
             status: ClientStatus::from_row(&r.status)?,
             id: r.id,
             name: r.name,
-            grant_types: r.grant_types,
-            scope: r.scope,
-            default_scope: r.default_scope,
+            grant_types: GrantTypes::parse(&r.grant_types).map_err(|_| stored("grant_types"))?,
+            scope: Scopes::parse(&r.scope).map_err(|_| stored("scope"))?,
+            default_scope: Scopes::parse(&r.default_scope).map_err(|_| stored("default_scope"))?,
             introspect: r.introspect,
-            web_origins: r.web_origins,
+            web_origins: WebOrigins::parse(&r.web_origins).map_err(|_| stored("web_origins"))?,
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
     }
+}
+
+/// A stored value that does not parse: logged, and a backend error.
+pub(crate) fn stored(column: &'static str) -> StoreError {
+    tracing::error!(column, "malformed value in the database");
+    StoreError::Backend
 }
 
 const COLUMNS: &str = "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, \
@@ -179,16 +186,16 @@ impl ClientStore for SqlStore {
         );
         let row: ClientRow = with_pool!(&self.write, |c| {
             sqlx::query_as(&sql)
-                .bind(&new.id)
+                .bind(new.id.as_str())
                 .bind(&new.name)
                 .bind(new.secret_hash.map(|h| h.0.to_vec()))
-                .bind(&new.grant_types)
-                .bind(&new.scope)
-                .bind(&new.default_scope)
+                .bind(new.grant_types.to_string())
+                .bind(new.scope.to_string())
+                .bind(new.default_scope.to_string())
                 .bind(new.introspect)
                 .bind(ClientStatus::Active.as_str())
                 .bind(now.0)
-                .bind(&new.web_origins)
+                .bind(new.web_origins.to_string())
                 .fetch_one(c)
                 .await?
         });

@@ -410,10 +410,7 @@ mod tests {
         let store = SqlStore::connect(&url).await.expect("open");
         store.migrate().await.expect("migrate");
         store.throttle_hit("k", 60, UnixTime(100)).await.expect("hit");
-        let event = NewAuditEvent {
-            action: "login.failure".into(),
-            ..NewAuditEvent::default()
-        };
+        let event = NewAuditEvent::new(portcullis_domain::AuditAction::LoginFailure);
         store.record_audit(&event, UnixTime(100)).await.expect("audit");
         // The next user of the writer (a rotation, a sign-in) commits FULL.
         assert_eq!(pragma(&store.write, "synchronous").await, "2", "2 is FULL");

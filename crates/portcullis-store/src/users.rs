@@ -6,6 +6,8 @@ use async_trait::async_trait;
 
 use crate::db::with_pool;
 use crate::types::{new_id, text_enum};
+use portcullis_domain::{Scopes, Username};
+
 use crate::{SqlStore, StoreError, UnixTime};
 
 text_enum! {
@@ -24,13 +26,13 @@ pub struct User {
     /// Stable id (UUIDv7), used as the token `sub`.
     pub id: String,
     /// The unique sign-in name.
-    pub username: String,
+    pub username: Username,
     /// Argon2id hash in PHC string format.
     pub password_hash: String,
     /// Whether the user may sign in.
     pub status: UserStatus,
-    /// Space-delimited scopes the user may be granted (RFC 6749 §3.3).
-    pub scope: String,
+    /// The scopes the user may be granted (RFC 6749 §3.3).
+    pub scope: Scopes,
     /// When the user was created.
     pub created_at: UnixTime,
     /// When the user was last changed.
@@ -55,11 +57,11 @@ impl fmt::Debug for User {
 #[derive(Clone)]
 pub struct NewUser {
     /// The unique sign-in name.
-    pub username: String,
+    pub username: Username,
     /// Argon2id hash in PHC string format.
     pub password_hash: String,
-    /// Space-delimited scopes the user may be granted.
-    pub scope: String,
+    /// The scopes the user may be granted.
+    pub scope: Scopes,
 }
 
 impl fmt::Debug for NewUser {
@@ -144,9 +146,9 @@ impl TryFrom<UserRow> for User {
         Ok(Self {
             status: UserStatus::from_row(&r.status)?,
             id: r.id,
-            username: r.username,
+            username: Username::parse(&r.username).map_err(|_| crate::clients::stored("username"))?,
             password_hash: r.password_hash,
-            scope: r.scope,
+            scope: Scopes::parse(&r.scope).map_err(|_| crate::clients::stored("scope"))?,
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
@@ -196,10 +198,10 @@ impl UserStore for SqlStore {
                  RETURNING id, username, password_hash, status, scope, created_at, updated_at",
             )
             .bind(new_id())
-            .bind(&new.username)
+            .bind(new.username.as_str())
             .bind(&new.password_hash)
             .bind(UserStatus::Active.as_str())
-            .bind(&new.scope)
+            .bind(new.scope.to_string())
             .bind(now.0)
             .fetch_one(c)
             .await?

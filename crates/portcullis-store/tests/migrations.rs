@@ -38,14 +38,14 @@ fn both_backends_have_the_same_numbered_migrations() {
 
 async fn migrating_again_changes_nothing(s: &SqlStore) {
     let app = NewClient {
-        id: "app".into(),
+        id: portcullis_domain::ClientId::parse("app").expect("client id"),
         name: "App".into(),
         secret_hash: None,
-        grant_types: "password".into(),
-        scope: "read".into(),
-        default_scope: "read".into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     s.create_client(&app, UnixTime(1)).await.expect("client");
     s.migrate().await.expect("second run");
@@ -66,23 +66,23 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
         let user = s
             .create_user(
                 &NewUser {
-                    username: "alice".into(),
+                    username: portcullis_domain::Username::parse("alice").expect("username"),
                     password_hash: "h".into(),
-                    scope: "read".into(),
+                    scope: portcullis_domain::Scopes::parse("read").expect("scope"),
                 },
                 now,
             )
             .await
             .expect("user");
         let client = NewClient {
-            id: "app".into(),
+            id: portcullis_domain::ClientId::parse("app").expect("client id"),
             name: "App".into(),
             secret_hash: None,
-            grant_types: "password refresh_token".into(),
-            scope: "read".into(),
-            default_scope: "read".into(),
+            grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+            scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+            default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
             introspect: false,
-            web_origins: String::new(),
+            web_origins: portcullis_domain::WebOrigins::default(),
         };
         s.create_client(&client, now).await.expect("client");
         let fam = NewFamily {
@@ -162,9 +162,9 @@ async fn an_in_memory_sqlite_store_works_and_reports_its_backend() {
     let u = s
         .create_user(
             &NewUser {
-                username: "a".into(),
+                username: portcullis_domain::Username::parse("a").expect("username"),
                 password_hash: "h".into(),
-                scope: String::new(),
+                scope: portcullis_domain::Scopes::empty(),
             },
             UnixTime(1),
         )

@@ -1,6 +1,7 @@
 //! The store suite: every test body runs on SQLite and on PostgreSQL, each on
 //! a fresh database.
 
+use portcullis_domain::AuditAction;
 use portcullis_store::on_both_backends;
 use portcullis_store::*;
 
@@ -13,23 +14,23 @@ fn hash(label: &str) -> TokenHash {
 
 async fn user(s: &SqlStore, name: &str) -> User {
     let new = NewUser {
-        username: name.into(),
+        username: portcullis_domain::Username::parse(name).expect("username"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        scope: "read write".into(),
+        scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
     };
     s.create_user(&new, NOW).await.expect("create user")
 }
 
 async fn client(s: &SqlStore, id: &str) -> Client {
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: format!("{id} app"),
         secret_hash: Some(hash(&format!("{id}-secret"))),
-        grant_types: "password refresh_token".into(),
-        scope: "read write".into(),
-        default_scope: "read".into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -75,9 +76,9 @@ async fn users_are_created_and_found_by_id_and_username(s: &SqlStore) {
 async fn duplicate_username_is_a_conflict(s: &SqlStore) {
     user(s, "alice").await;
     let again = NewUser {
-        username: "alice".into(),
+        username: portcullis_domain::Username::parse("alice").expect("username"),
         password_hash: "x".into(),
-        scope: String::new(),
+        scope: portcullis_domain::Scopes::empty(),
     };
     assert_eq!(
         s.create_user(&again, NOW).await.expect_err("duplicate"),
@@ -171,10 +172,10 @@ async fn clients_are_created_and_read_back(s: &SqlStore) {
     assert_eq!(s.client_by_id("app").await.expect("by id"), app);
 
     let public = NewClient {
-        id: "mobile".into(),
+        id: portcullis_domain::ClientId::parse("mobile").expect("client id"),
         secret_hash: None,
         introspect: true,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
         ..new_client_like(&app)
     };
     let mobile = s.create_client(&public, NOW).await.expect("public client");
@@ -192,7 +193,7 @@ async fn clients_are_created_and_read_back(s: &SqlStore) {
 
 fn new_client_like(c: &Client) -> NewClient {
     NewClient {
-        id: c.id.clone(),
+        id: portcullis_domain::ClientId::parse(&c.id).expect("client id"),
         name: c.name.clone(),
         secret_hash: c.secret_hash,
         grant_types: c.grant_types.clone(),
@@ -346,9 +347,8 @@ async fn a_rotation_records_its_audit_event_with_it(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
     family(s, &alice, &app, "rt-1").await;
     let event = NewAuditEvent {
-        action: "refresh".into(),
         actor: Some(alice.id.clone()),
-        ..NewAuditEvent::default()
+        ..NewAuditEvent::new(AuditAction::Refresh)
     };
     let r = Rotate {
         audit: Some(event.clone()),
@@ -713,7 +713,11 @@ async fn duplicate_kid_is_a_conflict_and_unknown_kid_not_found(s: &SqlStore) {
 async fn audit_events_are_appended_and_read_newest_first(s: &SqlStore) {
     for i in 0..3 {
         let e = NewAuditEvent {
-            action: format!("login.{i}"),
+            action: [
+                AuditAction::LoginSuccess,
+                AuditAction::LoginFailure,
+                AuditAction::Refresh,
+            ][i as usize],
             actor: Some("alice".into()),
             client_id: Some("app".into()),
             subject: None,
@@ -726,13 +730,13 @@ async fn audit_events_are_appended_and_read_newest_first(s: &SqlStore) {
     let all = s.audit_events(None, 10).await.expect("all");
     assert_eq!(
         all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ["login.2", "login.1", "login.0"]
+        ["refresh", "login.failure", "login.success"]
     );
     assert_eq!(all[0].detail.as_deref(), Some(r#"{"ok":true}"#));
     assert_eq!(all[0].ip.as_deref(), Some("127.0.0.1"));
     let older = s.audit_events(Some(all[0].id), 1).await.expect("page");
     assert_eq!(older.len(), 1);
-    assert_eq!(older[0].action, "login.1");
+    assert_eq!(older[0].action, "login.failure");
 }
 
 // ---------------------------------------------------------------- throttle
@@ -840,9 +844,9 @@ async fn ping_answers(s: &SqlStore) {
 async fn errors_carry_no_sql(s: &SqlStore) {
     user(s, "alice").await;
     let again = NewUser {
-        username: "alice".into(),
+        username: portcullis_domain::Username::parse("alice").expect("username"),
         password_hash: "x".into(),
-        scope: String::new(),
+        scope: portcullis_domain::Scopes::empty(),
     };
     let err = s.create_user(&again, NOW).await.expect_err("dup");
     for text in [err.to_string(), format!("{err:?}")] {
@@ -1130,7 +1134,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
         clear_counter: "pair".into(),
         forgive_counter: "account".into(),
         audit: NewAuditEvent {
-            action: "login.success".into(),
+            action: AuditAction::LoginSuccess,
             actor: Some(alice.id.clone()),
             client_id: Some("app".into()),
             subject: Some(alice.id.clone()),

@@ -82,23 +82,23 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
     let user = store
         .create_user(
             &NewUser {
-                username: "alice".into(),
+                username: portcullis_domain::Username::parse("alice").expect("username"),
                 password_hash: hash,
-                scope: "read write".into(),
+                scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
             },
             UnixTime::now(),
         )
         .await
         .expect("user");
     let client = NewClient {
-        id: "mobile".into(),
+        id: portcullis_domain::ClientId::parse("mobile").expect("client id"),
         name: "Mobile".into(),
         secret_hash: None,
-        grant_types: "password refresh_token".into(),
-        scope: "read write".into(),
-        default_scope: "read".into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
     Fixture {

@@ -29,11 +29,10 @@ pub(crate) async fn revoke(svc: &TokenService, form: &Form, client: &Client, now
             Ok((_, family)) => {
                 if family.client_id == client.id && store.revoke_family(&family.id, RevokeReason::Revoked, now).await? {
                     let event = NewAuditEvent {
-                        action: "token.revoke".into(),
                         actor: Some(family.user_id.clone()),
                         client_id: Some(client.id.clone()),
                         subject: Some(family.id.clone()),
-                        ..NewAuditEvent::default()
+                        ..NewAuditEvent::new(portcullis_domain::AuditAction::TokenRevoke)
                     };
                     store.record_audit_or_warn(&event, now).await;
                 }
@@ -47,11 +46,10 @@ pub(crate) async fn revoke(svc: &TokenService, form: &Form, client: &Client, now
         if claims.client_id == client.id && store.revoked_at(RevocationKind::Jti, &claims.jti).await?.is_none() {
             store.append_revocation(RevocationKind::Jti, &claims.jti, now).await?;
             let event = NewAuditEvent {
-                action: "token.revoke".into(),
                 actor: Some(claims.sub.clone()),
                 client_id: Some(client.id.clone()),
                 subject: Some(claims.jti.clone()),
-                ..NewAuditEvent::default()
+                ..NewAuditEvent::new(portcullis_domain::AuditAction::TokenRevoke)
             };
             store.record_audit_or_warn(&event, now).await;
         }

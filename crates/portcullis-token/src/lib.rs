@@ -21,7 +21,6 @@ pub mod keys;
 pub mod openapi;
 pub mod password;
 mod routes;
-pub mod scope;
 pub mod secret;
 mod successor;
 pub mod throttle;
@@ -150,10 +149,9 @@ impl TokenService {
                 self.store.insert_signing_key(&new, now).await?;
                 tracing::info!(kid = %new.kid, "rotated the signing key (rotation period)");
                 let event = portcullis_store::NewAuditEvent {
-                    action: "keys.rotate".into(),
                     actor: Some("schedule".into()),
                     subject: Some(new.kid.clone()),
-                    ..Default::default()
+                    ..portcullis_store::NewAuditEvent::new(portcullis_domain::AuditAction::KeysRotate)
                 };
                 self.store.record_audit_or_warn(&event, now).await;
             }

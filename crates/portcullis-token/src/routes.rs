@@ -10,6 +10,7 @@ use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use portcullis_domain::GrantType;
 use portcullis_store::UnixTime;
 use serde_json::json;
 
@@ -148,14 +149,10 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
     let grant_type = form
         .get("grant_type")
         .ok_or(GrantError::InvalidRequest("grant_type is required"))?;
-    let grant = match grant_type {
-        "password" => "password",
-        "refresh_token" => "refresh_token",
-        _ => return Err(GrantError::UnsupportedGrantType),
-    };
+    let grant: GrantType = grant_type.parse().map_err(|_| GrantError::UnsupportedGrantType)?;
     // A browser client's refresh token lives in an HttpOnly cookie set by
     // the /web/ endpoints; this endpoint would hand it to page scripts.
-    if !client.grant_types.split(' ').any(|g| g == grant) || !client.web_origins.is_empty() {
+    if !client.grant_types.allows(grant) || !client.web_origins.is_empty() {
         return Err(GrantError::UnauthorizedClient);
     }
     let req = GrantRequest {
@@ -165,11 +162,11 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<grants::TokenRe
         now: UnixTime::now(),
     };
     let outcome = match grant {
-        "password" => grants::password(svc, &req, slot.ok_or(GrantError::Internal)?).await,
-        _ => grants::refresh(svc, &req, context).await,
+        GrantType::Password => grants::password(svc, &req, slot.ok_or(GrantError::Internal)?).await,
+        GrantType::RefreshToken => grants::refresh(svc, &req, context).await,
     };
     let result = outcome.as_ref().map_or_else(GrantError::code, |_| "success");
-    metrics::counter!("portcullis_grants_total", "grant_type" => grant, "result" => result).increment(1);
+    metrics::counter!("portcullis_grants_total", "grant_type" => grant.as_str(), "result" => result).increment(1);
     outcome
 }
 

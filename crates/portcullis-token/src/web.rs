@@ -31,6 +31,7 @@ use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
 use axum::{Json, Router};
+use portcullis_domain::GrantType;
 use portcullis_store::{Client, ClientStatus, UnixTime};
 use serde_json::json;
 
@@ -111,7 +112,7 @@ fn csrf_header(headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// Whether `origin` is one of the client's.
 fn registered(client: &Client, origin: &str) -> bool {
-    client.web_origins.split(' ').any(|o| !o.is_empty() && o == origin)
+    client.web_origins.contains(origin)
 }
 
 /// CORS for a registered origin: the page may read the answer and its
@@ -341,7 +342,7 @@ pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) 
         Ok(w) => w,
         Err(r) => return r.into_response(),
     };
-    if !web.client.grant_types.split(' ').any(|g| g == "password") {
+    if !web.client.grant_types.allows(GrantType::Password) {
         return failure(GrantError::UnauthorizedClient, &web.origin);
     }
     let req = GrantRequest {
@@ -390,7 +391,7 @@ pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) 
         Ok(w) => w,
         Err(r) => return r.into_response(),
     };
-    if !web.client.grant_types.split(' ').any(|g| g == "refresh_token") {
+    if !web.client.grant_types.allows(GrantType::RefreshToken) {
         return failure(GrantError::UnauthorizedClient, &web.origin);
     }
     let Some(cookie) = web.cookie.take() else {

@@ -3,12 +3,12 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, bail};
+use portcullis_domain::{AuditAction, ClientId, GrantType, GrantTypes, Scopes, Username, WebOrigin};
 use portcullis_store::{
     AuditStore as _, Client, ClientStore as _, KeyStore as _, NewAuditEvent, NewClient, NewUser, RevocationStore as _,
     RevokeReason, SqlStore, StoreError, UnixTime, User, UserStatus, UserStore as _, UserUpdate,
 };
 use portcullis_token::password::Passwords;
-use portcullis_token::scope::Scopes;
 use portcullis_token::secret::OpaqueSecret;
 use serde_json::json;
 
@@ -47,36 +47,25 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         bail!("--introspect needs a confidential client (it authenticates with a secret)");
     }
     let id = match args.client_id {
-        Some(id) => {
-            let ok = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !ok {
-                bail!("--client-id must be 1 to 64 characters of A-Z a-z 0-9 - _ .");
-            }
-            id
-        }
-        None => OpaqueSecret::generate().expose()[..22].to_owned(),
+        Some(id) => ClientId::parse(&id)
+            .map_err(|_| anyhow::anyhow!("--client-id must be 1 to 64 characters of A-Z a-z 0-9 - _ ."))?,
+        None => ClientId::parse(&OpaqueSecret::generate().expose()[..22]).context("generated client id")?,
     };
-    let mut grants = if args.grants.is_empty() {
-        vec!["password".to_owned(), "refresh_token".to_owned()]
+    let grants: GrantTypes = if args.grants.is_empty() {
+        GrantType::ALL.into_iter().collect()
     } else {
-        args.grants
+        GrantTypes::parse(&args.grants.join(" ")).context("--grant")?
     };
-    grants.sort();
-    grants.dedup();
     let secret = (!public).then(OpaqueSecret::generate);
     let new = NewClient {
         id,
         name: args.name,
         secret_hash: secret.as_ref().map(OpaqueSecret::hash),
-        grant_types: grants.join(" "),
-        scope: allowed.to_string(),
-        default_scope: default.to_string(),
+        grant_types: grants.clone(),
+        scope: allowed,
+        default_scope: default,
         introspect: args.introspect,
-        web_origins: origins.join(" "),
+        web_origins: origins.iter().cloned().collect(),
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => anyhow::anyhow!("a client with id {:?} exists already", new.id),
@@ -108,7 +97,7 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         client.id, client.name, client.grant_types, client.scope
     );
     if !origins.is_empty() {
-        out.push_str(&format!("web_origins: {}\n", origins.join(" ")));
+        out.push_str(&format!("web_origins: {}\n", new.web_origins));
     }
     if let Some(s) = &secret {
         out.push_str(&format!(
@@ -129,10 +118,7 @@ pub async fn user_create(
     args: UserCreate,
     policy: &portcullis_token::password::PasswordPolicy,
 ) -> anyhow::Result<String> {
-    let username = args.username.trim();
-    if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
-        bail!("the username must be 1 to 256 bytes without control characters");
-    }
+    let username = Username::parse(&args.username)?;
     let mut tokens = scope(&args.scope, "scope")?.sorted().join(" ");
     if args.admin {
         tokens = format!("{tokens} {ADMIN_SCOPE}");
@@ -140,12 +126,12 @@ pub async fn user_create(
     let user_scope = scope(tokens.trim(), "scope")?;
     let hash = new_password_hash(args.password_stdin, policy).await?;
     let new = NewUser {
-        username: username.to_owned(),
+        username: username.clone(),
         password_hash: hash,
-        scope: user_scope.to_string(),
+        scope: user_scope,
     };
     let user = store.create_user(&new, UnixTime::now()).await.map_err(|e| match e {
-        StoreError::Conflict => anyhow::anyhow!("a user named {username:?} exists already"),
+        StoreError::Conflict => anyhow::anyhow!("a user named {:?} exists already", username.as_str()),
         other => anyhow::anyhow!("cannot create the user: {other}"),
     })?;
     let doc = json!({"id": user.id, "username": user.username, "scope": user.scope, "status": user.status.as_str()});
@@ -199,13 +185,12 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 /// Records an admin action done from the command line.
-async fn audit(store: &SqlStore, action: &str, client_id: Option<&str>, subject: Option<&str>) {
+async fn audit(store: &SqlStore, action: AuditAction, client_id: Option<&str>, subject: Option<&str>) {
     let event = NewAuditEvent {
-        action: action.to_owned(),
         actor: Some("cli".to_owned()),
         client_id: client_id.map(str::to_owned),
         subject: subject.map(str::to_owned),
-        ..NewAuditEvent::default()
+        ..NewAuditEvent::new(action)
     };
     store.record_audit_or_warn(&event, UnixTime::now()).await;
 }
@@ -216,57 +201,23 @@ pub fn client_json(c: &Client) -> serde_json::Value {
     json!({
         "client_id": c.id,
         "client_name": c.name,
-        "grant_types": c.grant_types.split(' ').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
+        "grant_types": c.grant_types,
         "scope": c.scope,
         "default_scope": c.default_scope,
         "token_endpoint_auth_method": if c.is_public() { "none" } else { "client_secret_basic" },
         "introspect": c.introspect,
-        "web_origins": c.web_origins.split(' ').filter(|o| !o.is_empty()).collect::<Vec<_>>(),
+        "web_origins": c.web_origins,
         "status": c.status.as_str(),
         "created_at": c.created_at.0,
     })
 }
 
-/// A browser origin as the `Origin` header carries it: `scheme://host[:port]`
-/// in lower case, without the scheme's default port. `http` only for
-/// loopback hosts (development); anything else needs TLS, for the cookie's
-/// sake (`Secure`) and the password's.
+/// Parses a `--origin` value (see [`WebOrigin::parse`]).
 ///
 /// # Errors
-/// When `raw` is not such an origin.
-pub fn web_origin(raw: &str) -> anyhow::Result<String> {
-    let o = raw.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, authority) = o
-        .split_once("://")
-        .ok_or_else(|| anyhow::anyhow!("--origin {raw:?}: expected scheme://host[:port]"))?;
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-        bail!("--origin {raw:?}: an origin is scheme://host[:port], with no path, query or user");
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None),
-        Some((h, p)) => {
-            let port: u16 = p.parse().map_err(|_| anyhow::anyhow!("--origin {raw:?}: bad port"))?;
-            (h, Some(port))
-        }
-        None => (authority, None),
-    };
-    let loopback = host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let default_port = match scheme {
-        "https" => 443,
-        "http" if loopback => 80,
-        "http" => bail!("--origin {raw:?}: plain http is only for loopback (development); use https"),
-        _ => bail!("--origin {raw:?}: the scheme must be https"),
-    };
-    Ok(match port {
-        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    })
+/// When `raw` is not an acceptable origin, saying why.
+pub fn web_origin(raw: &str) -> anyhow::Result<WebOrigin> {
+    WebOrigin::parse(raw).map_err(|e| anyhow::anyhow!("--origin {raw:?}: {e}"))
 }
 
 /// A user as the admin tools show it (never its password hash).
@@ -337,7 +288,7 @@ pub async fn client_revoke(store: &SqlStore, id: &str, json: bool) -> anyhow::Re
         .revoke_client(id, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
-    audit(store, "client.revoke", Some(id), Some(id)).await;
+    audit(store, AuditAction::ClientRevoke, Some(id), Some(id)).await;
     Ok(render(
         json!({"client_id": id, "status": "revoked", "sign_ins_ended": ended}),
         json,
@@ -359,7 +310,7 @@ pub async fn client_rotate_secret(store: &SqlStore, id: &str, json: bool) -> any
         .set_client_secret_hash(id, secret.hash(), UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot rotate: {e}"))?;
-    audit(store, "client.rotate_secret", Some(id), Some(id)).await;
+    audit(store, AuditAction::ClientRotateSecret, Some(id), Some(id)).await;
     Ok(render(
         json!({"client_id": id, "client_secret": secret.expose()}),
         json,
@@ -383,7 +334,7 @@ pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot list users: {e}"))?;
         let done = page.len() < 500;
-        after = page.last().map(|u| u.username.clone());
+        after = page.last().map(|u| u.username.to_string());
         all.extend(page);
         if done {
             break;
@@ -412,7 +363,7 @@ pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyho
         .update_and_revoke_user(&u.id, &update, RevokeReason::UserRevoked, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot disable: {e}"))?;
-    audit(store, "user.disable", None, Some(&u.id)).await;
+    audit(store, AuditAction::UserDisable, None, Some(&u.id)).await;
     Ok(render(
         json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),
         json,
@@ -439,7 +390,7 @@ pub async fn user_set_password(
         .update_and_revoke_user(&u.id, &update, RevokeReason::PasswordChanged, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot set the password: {e}"))?;
-    audit(store, "user.set_password", None, Some(&u.id)).await;
+    audit(store, AuditAction::UserSetPassword, None, Some(&u.id)).await;
     Ok(render(
         json!({"username": u.username, "password_changed": true, "sign_ins_ended": ended}),
         args.json,
@@ -457,7 +408,7 @@ pub async fn user_revoke_tokens(store: &SqlStore, username: &str, json: bool) ->
         .revoke_user(&u.id, RevokeReason::UserRevoked, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke: {e}"))?;
-    audit(store, "user.revoke_tokens", None, Some(&u.id)).await;
+    audit(store, AuditAction::UserRevokeTokens, None, Some(&u.id)).await;
     Ok(render(
         json!({"username": username, "sign_ins_ended": ended}),
         json,
@@ -499,7 +450,7 @@ pub async fn keys_rotate(store: &SqlStore, alg: portcullis_token::keys::Alg, jso
         .insert_signing_key(&new, UnixTime::now())
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the key: {e}"))?;
-    audit(store, "keys.rotate", None, Some(&key.kid)).await;
+    audit(store, AuditAction::KeysRotate, None, Some(&key.kid)).await;
     Ok(render(
         key_json(&key),
         json,
@@ -544,41 +495,4 @@ pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json:
         .collect::<Vec<_>>()
         .join("\n");
     Ok(render(doc, json, text))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::web_origin;
-
-    #[test]
-    fn origins_are_normalised_like_the_origin_header() {
-        let ok = [
-            ("https://app.example", "https://app.example"),
-            ("HTTPS://App.Example/", "https://app.example"),
-            ("https://app.example:443", "https://app.example"),
-            ("https://app.example:8443", "https://app.example:8443"),
-            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-            ("http://localhost", "http://localhost"),
-            ("http://localhost:80", "http://localhost"),
-            ("http://[::1]:3000", "http://[::1]:3000"),
-            ("http://app.localhost:5173", "http://app.localhost:5173"),
-        ];
-        for (raw, want) in ok {
-            assert_eq!(web_origin(raw).expect(raw), want);
-        }
-        for bad in [
-            "app.example",
-            "http://app.example",
-            "http://10.0.0.1",
-            "ftp://app.example",
-            "https://app.example/path",
-            "https://app.example?x=1",
-            "https://user@app.example",
-            "https://app.example:99999",
-            "https://",
-            "null",
-        ] {
-            assert!(web_origin(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -15,6 +15,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
+use portcullis_domain::AuditAction;
 use portcullis_store::{
     AuditStore as _, ClientStore as _, KeyStore as _, NewAuditEvent, RefreshFamily, RefreshStore as _,
     RevocationStore as _, RevokeReason, SqlStore, StoreError, UnixTime, UserStatus, UserStore as _, UserUpdate,
@@ -200,13 +201,12 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
-async fn record(api: &Api, actor: &AccessTokenClaims, action: &str, subject: &str) {
+async fn record(api: &Api, actor: &AccessTokenClaims, action: AuditAction, subject: &str) {
     let event = NewAuditEvent {
-        action: action.to_owned(),
         actor: Some(actor.sub.clone()),
         client_id: Some(actor.client_id.clone()),
         subject: Some(subject.to_owned()),
-        ..NewAuditEvent::default()
+        ..NewAuditEvent::new(action)
     };
     api.store.record_audit_or_warn(&event, UnixTime::now()).await;
 }
@@ -276,7 +276,7 @@ async fn revoke_client(
     Path(id): Path<String>,
 ) -> ApiResult {
     let ended = api.store.revoke_client(&id, UnixTime::now()).await?;
-    record(&api, &me, "client.revoke", &id).await;
+    record(&api, &me, AuditAction::ClientRevoke, &id).await;
     Ok(Json(
         json!({"client_id": id, "status": "revoked", "sign_ins_ended": ended}),
     ))
@@ -358,7 +358,7 @@ async fn disable_user(
         .store
         .update_and_revoke_user(&u.id, &update, RevokeReason::UserRevoked, UnixTime::now())
         .await?;
-    record(&api, &me, "user.disable", &u.id).await;
+    record(&api, &me, AuditAction::UserDisable, &u.id).await;
     Ok(Json(
         json!({"username": username, "status": "disabled", "sign_ins_ended": ended}),
     ))
@@ -389,7 +389,7 @@ async fn revoke_user(
         .store
         .revoke_user(&u.id, RevokeReason::UserRevoked, UnixTime::now())
         .await?;
-    record(&api, &me, "user.revoke_tokens", &u.id).await;
+    record(&api, &me, AuditAction::UserRevokeTokens, &u.id).await;
     Ok(Json(json!({"username": username, "sign_ins_ended": ended})))
 }
 
@@ -413,7 +413,7 @@ async fn sign_out(api: &Api, me: &AccessTokenClaims, user_id: &str, family_id: &
     };
     let signed_out = api.store.revoke_family(family_id, reason, UnixTime::now()).await?;
     if signed_out {
-        record(api, me, "device.sign_out", family_id).await;
+        record(api, me, AuditAction::DeviceSignOut, family_id).await;
     }
     Ok(Json(json!({"id": family_id, "signed_out": signed_out})))
 }
@@ -599,7 +599,7 @@ async fn rotate_key(
     let new = portcullis_token::keys::generate(alg, None)
         .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "server_error"))?;
     let key = api.store.insert_signing_key(&new, UnixTime::now()).await?;
-    record(&api, &me, "keys.rotate", &key.kid).await;
+    record(&api, &me, AuditAction::KeysRotate, &key.kid).await;
     if let Err(e) = api.tokens.reload_keys().await {
         tracing::warn!(error = %e, "could not reload keys after a rotation");
     }

@@ -68,14 +68,14 @@ pub fn http_client(source: Option<IpAddr>) -> reqwest::Client {
 pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, default_scope: &str) -> String {
     let secret = OpaqueSecret::generate();
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: id.into(),
         secret_hash: Some(secret.hash()),
-        grant_types: grants.into(),
-        scope: scope.into(),
-        default_scope: default_scope.into(),
+        grant_types: portcullis_domain::GrantTypes::parse(grants).expect("grant types"),
+        scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse(default_scope).expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -85,14 +85,14 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
 pub async fn introspector(db: &TestDb, id: &str) -> String {
     let secret = OpaqueSecret::generate();
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: id.into(),
         secret_hash: Some(secret.hash()),
-        grant_types: String::new(),
-        scope: String::new(),
-        default_scope: String::new(),
+        grant_types: portcullis_domain::GrantTypes::default(),
+        scope: portcullis_domain::Scopes::empty(),
+        default_scope: portcullis_domain::Scopes::empty(),
         introspect: true,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -101,14 +101,14 @@ pub async fn introspector(db: &TestDb, id: &str) -> String {
 /// A public client `id`.
 pub async fn public(db: &TestDb, id: &str, scope: &str) {
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: id.into(),
         secret_hash: None,
-        grant_types: "password refresh_token".into(),
-        scope: scope.into(),
-        default_scope: scope.into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }
@@ -124,9 +124,9 @@ pub async fn user(db: &TestDb, name: &str, scope: &str) -> String {
     .await
     .expect("hash");
     let new = NewUser {
-        username: name.into(),
+        username: portcullis_domain::Username::parse(name).expect("username"),
         password_hash: hash,
-        scope: scope.into(),
+        scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
     };
     db.create_user(&new, UnixTime::now()).await.expect("user").id
 }

@@ -13,9 +13,9 @@ use serde_json::json;
 
 use crate::config::secs;
 use crate::form::Form;
-use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService};
+use portcullis_domain::Scopes;
 
 pub(crate) use password::{password, reserve};
 pub(crate) use refresh::{prefetch_refresh, refresh};

@@ -5,10 +5,10 @@ use portcullis_store::{NewAuditEvent, NewFamily, SignInRecord, StoreError, UserS
 use super::{Request, TokenResponse};
 use crate::config::secs;
 use crate::password::{Slot, SlotError, Verdict};
-use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
+use portcullis_domain::GrantType;
 
 /// Takes a place in the hashing pool for a sign-in from `ip`, first of
 /// all: an attempt refused for want of one (a flood) costs no database
@@ -56,7 +56,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
     // What can be refused without the user is refused before the password
     // is checked; what depends on the user, only after (it would otherwise
     // tell whether the account exists).
-    let client_scope = Scopes::trusted(&req.client.scope);
+    let client_scope = req.client.scope.clone();
     let requested = req.scope()?;
     if requested.as_ref().is_some_and(|r| !r.is_subset_of(&client_scope)) {
         return Err(GrantError::InvalidScope);
@@ -95,11 +95,17 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
         (_, user) => {
             // Wrong password, unknown or disabled user: one answer for all.
             // The attempt was counted by `admit`.
-            audit(svc, "login.failure", user.as_ref().map(|u| u.id.clone()), req).await;
+            audit(
+                svc,
+                portcullis_domain::AuditAction::LoginFailure,
+                user.as_ref().map(|u| u.id.clone()),
+                req,
+            )
+            .await;
             return Err(GrantError::InvalidGrant);
         }
     };
-    let user_scope = Scopes::trusted(&user.scope);
+    let user_scope = user.scope.clone();
     let granted = match requested {
         Some(r) if r.is_subset_of(&user_scope) => r,
         Some(_) => {
@@ -107,7 +113,10 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
             throttle.succeeded(store, username, req.ip).await;
             return Err(GrantError::InvalidScope);
         }
-        None => Scopes::trusted(&req.client.default_scope)
+        None => req
+            .client
+            .default_scope
+            .clone()
             .intersection(&client_scope)
             .intersection(&user_scope),
     };
@@ -133,7 +142,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
             SignInRecord {
                 clear_counter,
                 forgive_counter,
-                audit: event("login.success", Some(user.id.clone()), req),
+                audit: event(portcullis_domain::AuditAction::LoginSuccess, Some(user.id.clone()), req),
             }
         }),
     };
@@ -149,13 +158,13 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
         Err(e) => return Err(e.into()),
     };
     let access = svc.mint(&user.id, &req.client.id, &granted, audience, &family.id, req.now)?;
-    let can_refresh = req.client.grant_types.split(' ').any(|g| g == "refresh_token");
+    let can_refresh = req.client.grant_types.allows(GrantType::RefreshToken);
     Ok(svc.respond(access, can_refresh.then_some(&refresh), &granted))
 }
 
-fn event(action: &str, user_id: Option<String>, req: &Request<'_>) -> NewAuditEvent {
+fn event(action: portcullis_domain::AuditAction, user_id: Option<String>, req: &Request<'_>) -> NewAuditEvent {
     NewAuditEvent {
-        action: action.to_owned(),
+        action,
         actor: user_id.clone(),
         client_id: Some(req.client.id.clone()),
         subject: user_id,
@@ -164,7 +173,7 @@ fn event(action: &str, user_id: Option<String>, req: &Request<'_>) -> NewAuditEv
     }
 }
 
-async fn audit(svc: &TokenService, action: &str, user_id: Option<String>, req: &Request<'_>) {
+async fn audit(svc: &TokenService, action: portcullis_domain::AuditAction, user_id: Option<String>, req: &Request<'_>) {
     svc.store()
         .record_audit_or_warn(&event(action, user_id, req), req.now)
         .await;

@@ -9,9 +9,9 @@ use portcullis_store::{
 use super::{Request, TokenResponse};
 use crate::config::secs;
 use crate::form::Form;
-use crate::scope::Scopes;
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService, successor};
+use portcullis_domain::Scopes;
 
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
@@ -82,7 +82,7 @@ pub(crate) async fn refresh(
         successor: successor::seal(presented, next.expose()).map(Sealed),
         now: req.now,
         audit: cfg.audit_refreshes.then(|| NewAuditEvent {
-            action: "refresh".into(),
+            action: portcullis_domain::AuditAction::Refresh,
             actor: Some(user.id.clone()),
             client_id: Some(req.client.id.clone()),
             subject: Some(family.id.clone()),
@@ -121,8 +121,8 @@ fn grant_for(
     }
     // What the user and client may hold now (an admin may have narrowed it).
     let scope = scope
-        .intersection(&Scopes::trusted(&user.scope))
-        .intersection(&Scopes::trusted(&req.client.scope));
+        .intersection(&user.scope.clone())
+        .intersection(&req.client.scope.clone());
     Ok((user, scope, audience))
 }
 
@@ -207,7 +207,7 @@ async fn reuse_detected(svc: &TokenService, family: &RefreshFamily, req: &Reques
         metrics::counter!("portcullis_refresh_reuse_total").increment(1);
         tracing::warn!(family = %family.id, client_id = %req.client.id, "refresh token reuse: family revoked");
         let event = NewAuditEvent {
-            action: "refresh.reuse".into(),
+            action: portcullis_domain::AuditAction::RefreshReuse,
             actor: Some(family.user_id.clone()),
             client_id: Some(req.client.id.clone()),
             subject: Some(family.id.clone()),

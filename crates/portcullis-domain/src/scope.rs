@@ -91,9 +91,23 @@ impl fmt::Display for Scopes {
     }
 }
 
+impl serde::Serialize for Scopes {
+    /// The RFC 6749 §3.3 text form: sorted, space-delimited.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Debug for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Scopes({self})")
+    }
+}
+
+impl PartialEq<&str> for Scopes {
+    /// Compares with a scope's text form (sorted, space-delimited).
+    fn eq(&self, other: &&str) -> bool {
+        Self::parse(other).is_ok_and(|o| o == *self)
     }
 }
 
