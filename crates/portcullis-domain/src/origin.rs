@@ -180,7 +180,7 @@ mod tests {
             ("ftp://app.example", InvalidOrigin::Scheme),
             ("http://10.0.0.1", InvalidOrigin::PlainHttp),
             ("https://app.example?x=1", InvalidOrigin::Extra),
-            ("https://", InvalidOrigin::Extra),
+            ("https://", InvalidOrigin::Shape),
             ("null", InvalidOrigin::Shape),
         ];
         for (raw, want) in bad {
