@@ -166,6 +166,15 @@ impl TestDb {
         Some(SqliteWriteLock(c))
     }
 
+    /// SQLite: how many rotations wait for the group-commit writer, not yet
+    /// taken into a group (a test that needs several rotations in one group
+    /// holds the writer and waits for them to queue). `None` on
+    /// PostgreSQL or with group commit off.
+    #[must_use]
+    pub fn queued_rotations(&self) -> Option<usize> {
+        self.store.group_commit.as_ref().map(|g| g.queued())
+    }
+
     /// Closes the store and removes the database.
     ///
     /// # Panics
