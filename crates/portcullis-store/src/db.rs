@@ -354,6 +354,8 @@ impl SqlStore {
                 let (open, used) = stats(&self.write);
                 vec![("pool", open, used)]
             }
+            // Unreachable in a PostgreSQL-only build.
+            #[allow(unreachable_patterns)]
             _ => {
                 let (wo, wu) = stats(&self.write);
                 let (ro, ru) = stats(&self.read);
