@@ -7,6 +7,8 @@
 //! own database there and drops it afterwards, so tests run in parallel.
 //! A missing server fails the tests. Setting the variable to `skip` skips
 //! them with a warning, except under `CI=true`, where it is an error.
+//!
+//! [`TestingStore`] holds the store writes that only tests use.
 
 use std::str::FromStr as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,9 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::{ConnectOptions, SqlStore};
+
+mod store;
+pub use store::TestingStore;
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
