@@ -4,8 +4,8 @@
 //! not consumed.
 //!
 //! The rule lives in [`CONSUMABLE`] and nowhere else: the SQLite group
-//! statement ([`super::sqlite`]) and the PostgreSQL statement
-//! ([`super::postgres`]) both run [`consume_sql`]. [`refusal`] mirrors it
+//! statements (`sqlite.rs`) and the PostgreSQL statement (`postgres.rs`)
+//! both run [`consume_sql`]. [`refusal`] mirrors it
 //! to explain a refusal after the fact; change the two together
 //! (`tests/rotation_rules.rs` runs every rule through both backends).
 

@@ -40,36 +40,28 @@ pub trait TestingStore: Send + Sync {
     async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 }
 
-/// The user columns a test may set directly.
-#[derive(Clone, Copy)]
-enum UserColumn {
-    Status,
-    PasswordHash,
-    Scope,
-}
-
 impl SqlStore {
-    async fn set_user_column(
+    /// Sets whichever of a user's status, password hash and scope are
+    /// given, and `updated_at`; one statement for the three setters.
+    async fn set_user_fields(
         &self,
         id: &str,
-        column: UserColumn,
-        value: &str,
+        (status, password_hash, scope): (Option<&str>, Option<&str>, Option<&str>),
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        // One fixed statement per column: no SQL is built from input.
-        let sql = match column {
-            UserColumn::Status => "UPDATE users SET status = $1, updated_at = $2 WHERE id = $3",
-            UserColumn::PasswordHash => "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
-            UserColumn::Scope => "UPDATE users SET scope = $1, updated_at = $2 WHERE id = $3",
-        };
         let done = with_pool!(&self.write, |c| {
-            sqlx::query(sql)
-                .bind(value)
-                .bind(now.0)
-                .bind(id)
-                .execute(c)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE users SET status = COALESCE($1, status), password_hash = COALESCE($2, password_hash), \
+                 scope = COALESCE($3, scope), updated_at = $5 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(password_hash)
+            .bind(scope)
+            .bind(id)
+            .bind(now.0)
+            .execute(c)
+            .await?
+            .rows_affected()
         });
         one_row(done)
     }
@@ -78,15 +70,15 @@ impl SqlStore {
 #[async_trait]
 impl TestingStore for SqlStore {
     async fn set_user_status(&self, id: &str, status: UserStatus, now: UnixTime) -> Result<(), StoreError> {
-        self.set_user_column(id, UserColumn::Status, status.as_str(), now).await
+        self.set_user_fields(id, (Some(status.as_str()), None, None), now).await
     }
 
     async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError> {
-        self.set_user_column(id, UserColumn::PasswordHash, hash, now).await
+        self.set_user_fields(id, (None, Some(hash), None), now).await
     }
 
     async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError> {
-        self.set_user_column(id, UserColumn::Scope, scope, now).await
+        self.set_user_fields(id, (None, None, Some(scope)), now).await
     }
 
     async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError> {
