@@ -5,9 +5,9 @@ mod support;
 
 use std::collections::HashSet;
 
-use portcullis_store::UserStore as _;
 use portcullis_store::on_both_backends;
 use portcullis_store::testing::TestDb;
+use portcullis_store::testing::TestingStore as _;
 use serde_json::Value;
 use support::*;
 

@@ -172,7 +172,7 @@ pub struct SqlStore {
     pub(crate) successors_cleared_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite: the writer task that group-commits rotations, if enabled.
     #[cfg(feature = "sqlite")]
-    pub(crate) group_commit: Option<crate::group_commit::GroupCommit>,
+    pub(crate) group_commit: Option<crate::refresh::group_commit::GroupCommit>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -251,7 +251,7 @@ impl SqlStore {
             // database, so readers must share the writer's connection.
             let group_commit = opts
                 .group_commit
-                .then(|| crate::group_commit::GroupCommit::start(write.clone()));
+                .then(|| crate::refresh::group_commit::GroupCommit::start(write.clone()));
             let pool = Pool::Sqlite(write);
             return Ok(Self {
                 read: pool.clone(),
@@ -267,7 +267,7 @@ impl SqlStore {
             .await?;
         let group_commit = opts
             .group_commit
-            .then(|| crate::group_commit::GroupCommit::start(write.clone()));
+            .then(|| crate::refresh::group_commit::GroupCommit::start(write.clone()));
         Ok(Self {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
@@ -354,6 +354,8 @@ impl SqlStore {
                 let (open, used) = stats(&self.write);
                 vec![("pool", open, used)]
             }
+            // Unreachable in a PostgreSQL-only build.
+            #[allow(unreachable_patterns)]
             _ => {
                 let (wo, wu) = stats(&self.write);
                 let (ro, ru) = stats(&self.read);

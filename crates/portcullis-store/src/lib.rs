@@ -29,8 +29,6 @@ mod audit;
 mod clients;
 mod db;
 mod error;
-#[cfg(feature = "sqlite")]
-mod group_commit;
 mod keys;
 mod migrations;
 mod refresh;

@@ -7,6 +7,8 @@
 //! own database there and drops it afterwards, so tests run in parallel.
 //! A missing server fails the tests. Setting the variable to `skip` skips
 //! them with a warning, except under `CI=true`, where it is an error.
+//!
+//! [`TestingStore`] holds the store writes that only tests use.
 
 use std::str::FromStr as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,9 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 use crate::{ConnectOptions, SqlStore};
+
+mod store;
+pub use store::TestingStore;
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -164,6 +169,15 @@ impl TestDb {
             .expect("busy_timeout");
         sqlx::query("BEGIN EXCLUSIVE").execute(&mut c).await.expect("lock");
         Some(SqliteWriteLock(c))
+    }
+
+    /// SQLite: how many rotations wait for the group-commit writer, not yet
+    /// taken into a group (a test that needs several rotations in one group
+    /// holds the writer and waits for them to queue). `None` on
+    /// PostgreSQL or with group commit off.
+    #[must_use]
+    pub fn queued_rotations(&self) -> Option<usize> {
+        self.store.group_commit.as_ref().map(|g| g.queued())
     }
 
     /// Closes the store and removes the database.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::{with_pool, with_relaxed_writer};
+use crate::db::with_relaxed_writer;
 use crate::{SqlStore, StoreError, UnixTime};
 
 /// A counter's state after a hit.
@@ -25,14 +25,6 @@ pub trait ThrottleStore: Send + Sync {
     /// # Errors
     /// Only database failures.
     async fn throttle_hit(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
-
-    /// The hits on `key` in its current window, without counting one; a
-    /// count of zero starting `now` when the key has none or its window is
-    /// over.
-    ///
-    /// # Errors
-    /// Only database failures.
-    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 
     /// Takes one hit back from `key`'s current count (an attempt counted
     /// up front that turned out to succeed).
@@ -74,21 +66,6 @@ impl ThrottleStore for SqlStore {
             .fetch_one(c)
             .await?
         });
-        Ok(ThrottleCount {
-            count,
-            window_start: UnixTime(start),
-        })
-    }
-
-    async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError> {
-        let row: Option<(i64, i64)> = with_pool!(&self.read, |c| {
-            sqlx::query_as("SELECT count, window_start FROM throttle_counters WHERE key = $1 AND window_start > $2")
-                .bind(key)
-                .bind(now.0 - window_secs)
-                .fetch_optional(c)
-                .await?
-        });
-        let (count, start) = row.unwrap_or((0, now.0));
         Ok(ThrottleCount {
             count,
             window_start: UnixTime(start),

@@ -101,19 +101,6 @@ pub trait UserStore: Send + Sync {
     /// Only database failures.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError>;
 
-    /// Enables or disables a user. Disabling does not revoke tokens by
-    /// itself; see [`crate::RevocationStore::revoke_user`].
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is no such user.
-    async fn set_user_status(&self, id: &str, status: UserStatus, now: UnixTime) -> Result<(), StoreError>;
-
-    /// Replaces the password hash (password change or rehash on login).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is no such user.
-    async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError>;
-
     /// Replaces the password hash only if it is still `old` (a rehash after
     /// sign-in must not undo a password change made meanwhile). Returns
     /// whether it was replaced.
@@ -121,12 +108,6 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// Only database failures.
     async fn rehash_user_password(&self, id: &str, old: &str, new: &str, now: UnixTime) -> Result<bool, StoreError>;
-
-    /// Replaces the scopes the user may be granted.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is no such user.
-    async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError>;
 }
 
 #[derive(sqlx::FromRow)]
@@ -233,32 +214,6 @@ impl UserStore for SqlStore {
         rows.into_iter().map(User::try_from).collect()
     }
 
-    async fn set_user_status(&self, id: &str, status: UserStatus, now: UnixTime) -> Result<(), StoreError> {
-        let done = with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(status.as_str())
-                .bind(now.0)
-                .bind(id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
-        one_row(done)
-    }
-
-    async fn set_user_password_hash(&self, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-                .bind(hash)
-                .bind(now.0)
-                .bind(id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
-        one_row(done)
-    }
-
     async fn rehash_user_password(&self, id: &str, old: &str, new: &str, now: UnixTime) -> Result<bool, StoreError> {
         let done = with_pool!(&self.write, |c| {
             sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
@@ -271,18 +226,5 @@ impl UserStore for SqlStore {
                 .rows_affected()
         });
         Ok(done == 1)
-    }
-
-    async fn set_user_scope(&self, id: &str, scope: &str, now: UnixTime) -> Result<(), StoreError> {
-        let done = with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE users SET scope = $1, updated_at = $2 WHERE id = $3")
-                .bind(scope)
-                .bind(now.0)
-                .bind(id)
-                .execute(c)
-                .await?
-                .rows_affected()
-        });
-        one_row(done)
     }
 }

@@ -3,6 +3,7 @@
 
 use portcullis_domain::AuditAction;
 use portcullis_store::on_both_backends;
+use portcullis_store::testing::TestingStore as _;
 use portcullis_store::*;
 
 const NOW: UnixTime = UnixTime(1_800_000_000);

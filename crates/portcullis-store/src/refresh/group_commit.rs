@@ -6,16 +6,17 @@
 //! queue up, and the next transaction runs them all and commits once.
 //!
 //! Durability is unchanged: a caller gets its outcome only after the
-//! transaction holding its rotation committed. The group's rotations are
-//! written with a handful of multi-row statements (not five per rotation),
-//! each the same conditional write as a rotation alone, inside the one
-//! writer's transaction, so exactly-once consumption holds as before.
+//! transaction holding its rotation committed. A group runs the one SQLite
+//! rotation path ([`super::sqlite`]), the same conditional write as a
+//! rotation alone, inside the one writer's transaction, so exactly-once
+//! consumption holds as before.
 
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::rotate::{RotateJob, Won};
+use super::sqlite::rotate_committed;
 use crate::StoreError;
-use crate::refresh::{RotateJob, Won, rotate_group_sqlite, rotate_sqlite};
 
 /// Rotations committed together at most.
 const MAX_BATCH: usize = 256;
@@ -41,13 +42,20 @@ impl GroupCommit {
 
     /// Runs one rotation in the next group; returns once it is committed
     /// (or failed).
-    pub(crate) async fn rotate(&self, job: RotateJob) -> Result<Option<Won>, StoreError> {
+    pub(super) async fn rotate(&self, job: RotateJob) -> Result<Option<Won>, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
             .send((job, reply))
             .await
             .map_err(|_| StoreError::Unavailable)?;
         outcome.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Rotations queued and not yet taken by the writer: lets a test know
+    /// that the rotations it started will be taken as one group.
+    #[cfg(feature = "testing")]
+    pub(crate) fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 }
 
@@ -74,7 +82,8 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
 /// away, is locked, the disk is full) fails them all at once, and is
 /// returned.
 async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) -> Result<(), StoreError> {
-    match run_group(pool, batch).await {
+    let jobs: Vec<&RotateJob> = batch.iter().map(|(job, _)| job).collect();
+    match rotate_committed(pool, &jobs).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -88,30 +97,10 @@ async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) ->
         }
         Err(_) => {
             for (job, reply) in batch.drain(..) {
-                let _ = reply.send(run_one(pool, &job).await);
+                let one = rotate_committed(pool, &[&job]).await.map(|mut won| won.pop().flatten());
+                let _ = reply.send(one);
             }
         }
     }
     Ok(())
-}
-
-async fn run_group(pool: &SqlitePool, batch: &[(RotateJob, Reply)]) -> Result<Vec<Option<Won>>, StoreError> {
-    let jobs: Vec<&RotateJob> = batch.iter().map(|(job, _)| job).collect();
-    let mut tx = pool.begin().await?;
-    // Dropping `tx` on an error rolls the group back. A group of one takes
-    // the per-rotation statements, which stay prepared (the group's
-    // statements depend on its size and are prepared each time).
-    let outcomes = match jobs.as_slice() {
-        [one] => vec![rotate_sqlite(&mut tx, one).await?],
-        _ => rotate_group_sqlite(&mut tx, &jobs).await?,
-    };
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
-async fn run_one(pool: &SqlitePool, job: &RotateJob) -> Result<Option<Won>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let outcome = rotate_sqlite(&mut tx, job).await?;
-    tx.commit().await?;
-    Ok(outcome)
 }
