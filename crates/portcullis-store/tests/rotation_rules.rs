@@ -108,23 +108,23 @@ const FAILING: Row = Row {
 
 async fn user(s: &SqlStore, name: &str) -> User {
     let new = NewUser {
-        username: name.into(),
+        username: portcullis_domain::Username::parse(name).expect("username"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        scope: "read".into(),
+        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
     };
     s.create_user(&new, NOW).await.expect("create user")
 }
 
 async fn client(s: &SqlStore, id: &str) -> Client {
     let new = NewClient {
-        id: id.into(),
+        id: portcullis_domain::ClientId::parse(id).expect("client id"),
         name: id.into(),
         secret_hash: None,
-        grant_types: "password refresh_token".into(),
-        scope: "read".into(),
-        default_scope: "read".into(),
+        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
+        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
-        web_origins: String::new(),
+        web_origins: portcullis_domain::WebOrigins::default(),
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -161,9 +161,8 @@ fn rotate(presented: &str, client_id: &'static str, child: &str, rule: &str, now
         successor: Some(sealed(child)),
         now,
         audit: Some(NewAuditEvent {
-            action: "refresh".into(),
             detail: Some(rule.into()),
-            ..NewAuditEvent::default()
+            ..NewAuditEvent::new(portcullis_domain::AuditAction::Refresh)
         }),
     }
 }
