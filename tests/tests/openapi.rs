@@ -248,6 +248,10 @@ fn the_answer_check_refuses_what_the_document_does_not_describe() {
     assert!(err.contains("no such operation"), "{err}");
     spec.check("GET", "/things", 200, Some("application/json"), &ok)
         .expect_err("unknown path");
+    spec.check("POST", "/things/42", 405, None, b"")
+        .expect("a bare 405 to an undocumented method");
+    spec.check("POST", "/things", 405, None, b"")
+        .expect_err("a 405 on an undocumented path");
     let err = spec
         .check("GET", "/things/42", 404, Some("application/json"), &ok)
         .expect_err("unknown status");
