@@ -308,8 +308,9 @@ const CHILD: &[&str] = &[
 /// dialect), which counts the members every successful branch evaluated.
 /// A `oneOf` / `anyOf` without sibling `properties` lists whole
 /// alternatives, so each alternative is closed on its own (which also
-/// keeps `oneOf` from matching twice). `not` is left alone: closing it
-/// would let more through, not less.
+/// keeps `oneOf` from matching twice), and so is the target of a lone
+/// `$ref`; the schema holding them gets nothing. `not` is left alone:
+/// closing it would let more through, not less.
 ///
 /// `open` is true for a schema inside such a composition.
 fn close(schema: &Value, open: bool) -> Value {
@@ -317,7 +318,8 @@ fn close(schema: &Value, open: bool) -> Value {
         return schema.clone();
     };
     let has = |k: &str| map.contains_key(k);
-    let composed = has("allOf") || (has("properties") && (IN_PLACE.iter().any(|k| has(k)) || has("$ref")));
+    let applies_others = IN_PLACE.iter().any(|k| has(k)) || has("$ref");
+    let composed = has("allOf") || (has("properties") && applies_others);
     let branches_open = open || composed;
     let mut out = Map::new();
     for (key, value) in map {
@@ -334,7 +336,7 @@ fn close(schema: &Value, open: bool) -> Value {
     if !open && !explicit {
         if composed {
             out.insert("unevaluatedProperties".into(), Value::Bool(false));
-        } else if has("properties") || map.get("type").is_some_and(is_object_type) {
+        } else if !applies_others && (has("properties") || map.get("type").is_some_and(is_object_type)) {
             out.insert("additionalProperties".into(), Value::Bool(false));
         }
     }
