@@ -35,7 +35,7 @@ async fn admin_token(db: &TestDb, app: &App) -> String {
         .to_owned()
 }
 
-async fn get(app: &App, path: &str, token: Option<&str>) -> reqwest::Response {
+async fn get(app: &App, path: &str, token: Option<&str>) -> support::HttpResponse {
     let mut req = app.http.get(format!("{}{path}", app.base));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -43,7 +43,7 @@ async fn get(app: &App, path: &str, token: Option<&str>) -> reqwest::Response {
     req.send().await.expect("request")
 }
 
-async fn send(app: &App, method: reqwest::Method, path: &str, token: &str) -> reqwest::Response {
+async fn send(app: &App, method: reqwest::Method, path: &str, token: &str) -> support::HttpResponse {
     app.http
         .request(method, format!("{}{path}", app.base))
         .bearer_auth(token)

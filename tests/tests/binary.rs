@@ -4,6 +4,8 @@
 //! and check the access token against the served JWKS with an independent
 //! JWT library. On SQLite and on PostgreSQL.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,7 +104,7 @@ fn start(mut cmd: Command) -> (Server, String) {
     (Server(child), format!("http://{addr}"))
 }
 
-async fn token(http: &reqwest::Client, base: &str, body: &str) -> (u16, Value) {
+async fn token(http: &support::Http, base: &str, body: &str) -> (u16, Value) {
     let res = http
         .post(format!("{base}/oauth/token"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -144,10 +146,11 @@ async fn an_operator_signs_a_user_in_and_refreshes_with_the_real_binary(db: &Tes
     assert!(ok, "{err}");
 
     let (_server, base) = serve(db, &["--refresh-retry-window", "0", "--refresh-race-grace", "0"]);
-    let http = reqwest::Client::builder()
+    let http: support::Http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("client");
+        .expect("client")
+        .into();
     let pw = PASSWORD.replace(' ', "+");
     let (status, body) = token(
         &http,
@@ -298,10 +301,11 @@ fn serve_on_the_default_database_creates_portcullis_db_in_the_working_directory(
 
 async fn serve_answers_health_checks_and_stops_on_sigterm(db: &TestDb) {
     let (server, base) = serve(db, &[]);
-    let http = reqwest::Client::builder()
+    let http: support::Http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .expect("client");
+        .expect("client")
+        .into();
     for path in ["/healthz", "/readyz"] {
         let res = http.get(format!("{base}{path}")).send().await.expect("request");
         assert_eq!(res.status(), 200, "{path}");
@@ -355,7 +359,7 @@ async fn json_logs_carry_the_request_span_and_no_secret(db: &TestDb) {
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server logs its address");
-    let http = reqwest::Client::new();
+    let http = support::Http::new();
     let (status, body) = password_grant(&http, &format!("http://{addr}"), (&id, &secret), "alice", PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     let refresh = body["refresh_token"].as_str().expect("rt").to_owned();
@@ -386,13 +390,7 @@ fn ok_json(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
 }
 
-async fn password_grant(
-    http: &reqwest::Client,
-    base: &str,
-    client: (&str, &str),
-    user: &str,
-    pw: &str,
-) -> (u16, Value) {
+async fn password_grant(http: &support::Http, base: &str, client: (&str, &str), user: &str, pw: &str) -> (u16, Value) {
     let res = http
         .post(format!("{base}/oauth/token"))
         .basic_auth(client.0, Some(client.1))
@@ -458,10 +456,11 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
     assert!(users[0].get("password_hash").is_none());
 
     let (_server, base) = serve(db, &[]);
-    let http = reqwest::Client::builder()
+    let http: support::Http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("client");
+        .expect("client")
+        .into();
     let (status, alice) = password_grant(&http, &base, ("web", &old_secret), "alice", PASSWORD).await;
     assert_eq!(status, 200, "{alice}");
     let (status, bob) = password_grant(&http, &base, ("web", &old_secret), "bob", PASSWORD).await;

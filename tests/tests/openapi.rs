@@ -1,14 +1,16 @@
 //! The OpenAPI document: served at `/openapi.json`, OpenAPI 3.1, identical
 //! to the checked-in `docs/openapi.json`, and describing every route the
-//! router has. (Whether the server's answers match it is the API contract
-//! test's job: `tests/api-contract/run.sh`.)
+//! router has. Every answer the end-to-end tests receive is checked against
+//! it (`support/openapi.rs`, tested here); `tests/api-contract/run.sh`
+//! also probes the server with generated requests.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use portcullis_store::testing::TestDb;
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::openapi::Spec;
 use support::*;
 
 /// How to bring `docs/openapi.json` up to date.
@@ -164,4 +166,108 @@ fn count_routes(dir: &Path) -> usize {
         }
     }
     n
+}
+
+/// A made-up document: `GET /things/{id}` answers a `Thing` (200), a
+/// `Pair` (201, an `allOf` of two components) or an empty 204.
+fn made_up() -> Spec {
+    let content =
+        |name: &str| json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}});
+    let doc = json!({
+        "openapi": "3.1.0",
+        "paths": {"/things/{id}": {"get": {"responses": {
+            "200": {"description": "a thing", "content": content("Thing")},
+            "201": {"description": "a pair", "content": content("Pair")},
+            "204": {"description": "nothing"},
+        }}}},
+        "components": {"schemas": {
+            "Thing": {
+                "type": "object",
+                "required": ["id", "tags"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "note": {"type": ["string", "null"]},
+                    "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                },
+            },
+            "Tag": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+            "Pair": {"allOf": [
+                {"$ref": "#/components/schemas/Tag"},
+                {"type": "object", "required": ["size"], "properties": {"size": {"type": "integer"}}},
+            ]},
+        }},
+    });
+    Spec::new(&doc).expect("compiles")
+}
+
+fn check(spec: &Spec, status: u16, body: &Value) -> Result<(), String> {
+    let body = serde_json::to_vec(body).expect("json");
+    spec.check("GET", "/things/42", status, Some("application/json"), &body)
+}
+
+#[test]
+fn the_answer_check_passes_an_answer_the_document_describes() {
+    let spec = made_up();
+    check(&spec, 200, &json!({"id": "42", "tags": [{"name": "a"}]})).expect("a thing");
+    check(&spec, 200, &json!({"id": "42", "note": null, "tags": []})).expect("an optional member");
+    check(&spec, 201, &json!({"name": "a", "size": 3})).expect("members of both allOf branches");
+    spec.check("GET", "/things/42", 204, None, b"")
+        .expect("an empty answer");
+}
+
+#[test]
+fn the_answer_check_refuses_unknown_members_at_any_depth() {
+    let spec = made_up();
+    let err = check(&spec, 200, &json!({"id": "42", "tags": [], "secret": "x"})).expect_err("extra member");
+    assert!(
+        err.starts_with("GET /things/{id} 200: ") && err.contains("secret"),
+        "{err}"
+    );
+    let err = check(&spec, 200, &json!({"id": "42", "tags": [{"name": "a", "x": 1}]})).expect_err("nested");
+    assert!(err.contains("/tags/0") && err.contains("'x'"), "{err}");
+    let err = check(&spec, 201, &json!({"name": "a", "size": 3, "x": 1})).expect_err("allOf");
+    assert!(err.contains("'x'"), "{err}");
+}
+
+#[test]
+fn the_answer_check_refuses_missing_members_and_wrong_types() {
+    let spec = made_up();
+    let err = check(&spec, 200, &json!({"id": "42"})).expect_err("missing member");
+    assert!(err.contains("tags"), "{err}");
+    check(&spec, 200, &json!({"id": 42, "tags": []})).expect_err("a number for a string");
+    check(&spec, 201, &json!({"name": "a"})).expect_err("missing allOf member");
+}
+
+#[test]
+fn the_answer_check_refuses_what_the_document_does_not_describe() {
+    let spec = made_up();
+    let ok = serde_json::to_vec(&json!({"id": "42", "tags": []})).expect("json");
+    let err = spec
+        .check("POST", "/things/42", 200, Some("application/json"), &ok)
+        .expect_err("unknown method");
+    assert!(err.contains("no such operation"), "{err}");
+    spec.check("GET", "/things", 200, Some("application/json"), &ok)
+        .expect_err("unknown path");
+    spec.check("POST", "/things/42", 405, None, b"")
+        .expect("a bare 405 to an undocumented method");
+    spec.check("POST", "/things", 405, None, b"")
+        .expect_err("a 405 on an undocumented path");
+    let err = spec
+        .check("GET", "/things/42", 404, Some("application/json"), &ok)
+        .expect_err("unknown status");
+    assert!(err.contains("status not described"), "{err}");
+    let err = spec
+        .check("GET", "/things/42", 204, Some("application/json"), &ok)
+        .expect_err("a body where none is described");
+    assert!(err.contains("not described"), "{err}");
+    spec.check("GET", "/things/42", 200, Some("text/plain"), b"hi")
+        .expect_err("another media type");
+    spec.check("GET", "/things/42", 200, None, b"")
+        .expect_err("an empty answer where JSON is described");
+}
+
+#[test]
+fn every_response_schema_of_docs_openapi_json_compiles() {
+    // Panics with the operation whose schema does not compile.
+    let _ = support::openapi::checked_in();
 }

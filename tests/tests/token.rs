@@ -814,7 +814,7 @@ async fn behind_a_trusted_proxy_clients_are_throttled_by_their_own_address(db: &
     .await;
     let proxy = http_client(Some("127.0.0.2".parse().expect("ip")));
     let stranger = http_client(Some("127.0.0.3".parse().expect("ip")));
-    let sign_in = |http: &reqwest::Client, forwarded_for: String, pw: &str| {
+    let sign_in = |http: &support::Http, forwarded_for: String, pw: &str| {
         http.post(format!("{}/oauth/token", app.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-forwarded-for", forwarded_for)

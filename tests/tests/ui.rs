@@ -20,7 +20,7 @@ fn assert_protected(headers: &HeaderMap, content_type: &str) {
     assert_eq!(headers["cache-control"], "no-cache");
 }
 
-async fn get(app: &App, path: &str) -> reqwest::Response {
+async fn get(app: &App, path: &str) -> support::HttpResponse {
     app.http
         .get(format!("{}{path}", app.base))
         .send()

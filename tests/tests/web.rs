@@ -39,7 +39,7 @@ async fn call(
     origin: Option<&str>,
     csrf: bool,
     cookie: Option<&str>,
-) -> reqwest::Response {
+) -> support::HttpResponse {
     let mut req = app
         .http
         .post(format!("{}{path}", app.base))
@@ -57,7 +57,7 @@ async fn call(
     req.send().await.expect("request")
 }
 
-async fn sign_in(app: &App, client: &str) -> reqwest::Response {
+async fn sign_in(app: &App, client: &str) -> support::HttpResponse {
     call(
         app,
         "/web/sign-in",
@@ -91,7 +91,7 @@ fn assert_cors(headers: &HeaderMap) {
 
 /// A refused request: 403, the OAuth-style error, no CORS (the page may
 /// not even read the answer), no cookie.
-async fn assert_forbidden(res: reqwest::Response) {
+async fn assert_forbidden(res: support::HttpResponse) {
     assert!(res.headers().get("access-control-allow-origin").is_none());
     assert!(res.headers().get("set-cookie").is_none());
     assert_error(res, 403, "access_denied").await;
@@ -112,7 +112,7 @@ async fn state(db: &TestDb, user_id: &str) -> (usize, Vec<String>) {
     (events, families)
 }
 
-async fn me(app: &App, access: &str) -> reqwest::Response {
+async fn me(app: &App, access: &str) -> support::HttpResponse {
     app.http
         .get(format!("{}/account/v1/me", app.base))
         .bearer_auth(access)

@@ -95,6 +95,7 @@ async fn a_trickled_body_is_cut_off_by_the_body_deadline(db: &TestDb) {
     }
     let answer = crate::read_answer(&mut conn).await;
     let took = started.elapsed();
+    crate::check_raw(b"POST /oauth/token ", &answer);
     assert_eq!(answer.status, 408);
     assert_eq!(answer.headers["cache-control"], "no-store");
     let body: Value = serde_json::from_slice(&answer.body).expect("json");

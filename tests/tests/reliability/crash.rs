@@ -36,14 +36,15 @@ fn lock(l: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn client() -> reqwest::Client {
+fn client() -> Http {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client")
+        .into()
 }
 
-async fn post(http: &reqwest::Client, base: &str, body: String) -> Result<(u16, Value), reqwest::Error> {
+async fn post(http: &Http, base: &str, body: String) -> Result<(u16, Value), reqwest::Error> {
     let res = http
         .post(format!("{base}/oauth/token"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -51,7 +52,9 @@ async fn post(http: &reqwest::Client, base: &str, body: String) -> Result<(u16, 
         .send()
         .await?;
     let status = res.status().as_u16();
-    Ok((status, res.json().await?))
+    // `send` has read the whole body, so only the connection can fail; a
+    // body that is not JSON shows as `null` in the ledger's faults.
+    Ok((status, res.json().await.unwrap_or(Value::Null)))
 }
 
 fn sign_in_body() -> String {
@@ -72,7 +75,7 @@ fn refresh_body(rt: &str) -> String {
 }
 
 /// Signs in, waiting as told while the server is busy (429 or 503).
-async fn sign_in(http: &reqwest::Client, base: &str, ledger: &Shared) -> Option<String> {
+async fn sign_in(http: &Http, base: &str, ledger: &Shared) -> Option<String> {
     loop {
         match post(http, base, sign_in_body()).await {
             Ok((200, body)) => return Some(body["refresh_token"].as_str().expect("rt").to_owned()),

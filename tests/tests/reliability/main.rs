@@ -111,7 +111,7 @@ impl Drop for Server {
 }
 
 /// Polls `GET /readyz` until it answers 200; returns how long that took.
-async fn wait_ready(http: &reqwest::Client, base: &str, within: Duration) -> Duration {
+async fn wait_ready(http: &support::Http, base: &str, within: Duration) -> Duration {
     let start = Instant::now();
     loop {
         if let Ok(res) = http.get(format!("{base}/readyz")).send().await {
@@ -137,7 +137,19 @@ async fn raw_exchange(base: &str, request: &[u8]) -> RawAnswer {
     let addr = base.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     conn.write_all(request).await.expect("write");
-    read_answer(&mut conn).await
+    let answer = read_answer(&mut conn).await;
+    check_raw(request, &answer);
+    answer
+}
+
+/// Checks a raw answer against `docs/openapi.json` like every answer read
+/// through [`support::Http`]; `request` starts with its request line.
+fn check_raw(request: &[u8], answer: &RawAnswer) {
+    let line = String::from_utf8_lossy(request);
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let content_type = answer.headers.get("content-type").map(String::as_str);
+    support::openapi::check_answer(method, target, answer.status, content_type, &answer.body);
 }
 
 /// Reads one HTTP/1.1 answer with a `content-length` (up to 10 s).

@@ -93,7 +93,7 @@ struct Record {
 
 type Shared = Arc<Mutex<Record>>;
 
-async fn send(http: &reqwest::Client, base: &str, body: String, what: &'static str, rec: &Shared) -> Option<Value> {
+async fn send(http: &Http, base: &str, body: String, what: &'static str, rec: &Shared) -> Option<Value> {
     let sent = Instant::now();
     let res = match http
         .post(format!("{base}/oauth/token"))
@@ -151,10 +151,11 @@ async fn the_database_going_away_fails_fast_and_recovers_without_restart(db: &Te
     let app = spawn_settings(&url, |s| s.token.refresh_retry_window = Duration::from_secs(120)).await;
     let rec = Shared::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let http = reqwest::Client::builder()
+    let http: Http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("client");
+        .expect("client")
+        .into();
 
     let mut tasks = Vec::new();
     for _ in 0..4 {

@@ -24,7 +24,7 @@ fn rounds() -> u64 {
 /// Sends `rt` [`REQUESTS`] times from [`CONCURRENCY`] tasks released at
 /// once; returns every answer's status and body. Every answer must carry
 /// the token endpoint's cache headers.
-async fn race(http: &reqwest::Client, base: &str, rt: &str) -> Vec<(u16, Value)> {
+async fn race(http: &Http, base: &str, rt: &str) -> Vec<(u16, Value)> {
     let barrier = Arc::new(tokio::sync::Barrier::new(CONCURRENCY));
     let body = form(&[
         ("grant_type", "refresh_token"),
@@ -65,12 +65,13 @@ async fn race(http: &reqwest::Client, base: &str, rt: &str) -> Vec<(u16, Value)>
     all
 }
 
-fn racing_client() -> reqwest::Client {
+fn racing_client() -> Http {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .expect("client")
+        .into()
 }
 
 fn refresh_token_of(body: &Value) -> String {

@@ -109,6 +109,7 @@ async fn credential_stuffing_is_contained(db: &TestDb) {
                         conn = None;
                         continue;
                     };
+                    crate::check_raw(request.as_bytes(), &answer);
                     let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
                     let retry_after = answer.headers.contains_key("retry-after");
                     let mut s = seen.lock().expect("seen");

@@ -1,7 +1,16 @@
 //! Shared helpers: a server on a fresh database, clients and users, and
 //! requests to the token endpoint.
+//!
+//! Tests talk HTTP through [`Http`] (`App::http`, [`http_client`]): it
+//! checks every answer of the admin, account and token APIs against
+//! `docs/openapi.json` ([`openapi`]).
 
 #![allow(dead_code, unreachable_pub)]
+
+mod http;
+pub mod openapi;
+
+pub use http::{Http, HttpResponse};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -20,7 +29,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running server on a test database.
 pub struct App {
     pub base: String,
-    pub http: reqwest::Client,
+    pub http: Http,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -54,14 +63,14 @@ pub async fn spawn(db: &TestDb) -> App {
 }
 
 /// An HTTP client, optionally bound to a loopback source address.
-pub fn http_client(source: Option<IpAddr>) -> reqwest::Client {
+pub fn http_client(source: Option<IpAddr>) -> Http {
     let mut b = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64);
     if let Some(ip) = source {
         b = b.local_address(ip);
     }
-    b.build().expect("client")
+    b.build().expect("client").into()
 }
 
 /// A confidential client `id` with secret; returns the secret.
@@ -155,12 +164,7 @@ pub fn enc(s: &str) -> String {
 
 impl App {
     /// `POST /oauth/token` with a raw body.
-    pub async fn post_raw(
-        &self,
-        http: &reqwest::Client,
-        body: String,
-        basic: Option<(&str, &str)>,
-    ) -> reqwest::Response {
+    pub async fn post_raw(&self, http: &Http, body: String, basic: Option<(&str, &str)>) -> HttpResponse {
         let mut req = http
             .post(format!("{}/oauth/token", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -174,7 +178,7 @@ impl App {
     }
 
     /// `POST /oauth/token` with form pairs.
-    pub async fn token(&self, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+    pub async fn token(&self, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> HttpResponse {
         self.post_raw(&self.http, form(pairs), basic).await
     }
 
@@ -204,12 +208,7 @@ impl App {
     }
 
     /// `POST` a form to `path` with optional Basic credentials.
-    pub async fn post_form(
-        &self,
-        path: &str,
-        pairs: &[(&str, &str)],
-        basic: Option<(&str, &str)>,
-    ) -> reqwest::Response {
+    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> HttpResponse {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -224,7 +223,7 @@ impl App {
     }
 
     /// Refreshes with the public client `client_id`.
-    pub async fn refresh(&self, client_id: &str, token: &str) -> reqwest::Response {
+    pub async fn refresh(&self, client_id: &str, token: &str) -> HttpResponse {
         self.token(
             &[
                 ("grant_type", "refresh_token"),
@@ -238,14 +237,14 @@ impl App {
 }
 
 /// Asserts the RFC 6749 §5.1 cache headers.
-pub fn assert_no_store(res: &reqwest::Response) {
+pub fn assert_no_store(res: &HttpResponse) {
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(res.headers()["pragma"], "no-cache");
 }
 
 /// Asserts an OAuth error answer: status, `error`, cache headers, and a
 /// short ASCII description.
-pub async fn assert_error(res: reqwest::Response, status: u16, error: &str) -> Value {
+pub async fn assert_error(res: HttpResponse, status: u16, error: &str) -> Value {
     assert_eq!(res.status(), status, "status for {error}");
     assert_no_store(&res);
     assert!(
