@@ -121,22 +121,6 @@ impl ReloadableCert {
     }
 }
 
-/// Size, modification time and (on Unix) inode of the certificate and key
-/// files: a change in any means a file was rewritten or replaced.
-type Stamp = [Option<(u64, Option<SystemTime>, u64)>; 2];
-
-fn stamp(cert: &Path, key: &Path) -> Stamp {
-    fn one(path: &Path) -> Option<(u64, Option<SystemTime>, u64)> {
-        let meta = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        Some((meta.len(), meta.modified().ok(), inode))
-    }
-    [one(cert), one(key)]
-}
-
 impl ResolvesServerCert for ReloadableCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
@@ -178,6 +162,22 @@ fn leaf_fields(der: &[u8]) -> Option<LeafFields> {
         serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
         not_after: tbs.validity().not_after.to_date_time().to_string(),
     })
+}
+
+/// Size, modification time and (on Unix) inode of the certificate and key
+/// files: a change in any means a file was rewritten or replaced.
+type Stamp = [Option<(u64, Option<SystemTime>, u64)>; 2];
+
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    fn one(path: &Path) -> Option<(u64, Option<SystemTime>, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some((meta.len(), meta.modified().ok(), inode))
+    }
+    [one(cert), one(key)]
 }
 
 /// The TLS side of a server: the acceptor for new connections and what
