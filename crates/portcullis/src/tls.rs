@@ -14,10 +14,9 @@ use rustls::sign::CertifiedKey;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use x509_cert::der::Decode as _;
 
 use crate::settings::TlsSettings;
-
-mod der;
 
 /// The crypto provider for TLS: aws-lc-rs, named explicitly because other
 /// dependencies may compile in a second provider.
@@ -122,6 +121,49 @@ impl ReloadableCert {
     }
 }
 
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// Logs which certificate is served: its serial number and expiry, `?`
+/// where they cannot be read (rustls has accepted the certificate already;
+/// this is only for the operator).
+fn log_loaded(message: &str, path: &Path, loaded: &CertifiedKey) {
+    let fields = loaded.cert.first().and_then(|leaf| leaf_fields(leaf));
+    tracing::info!(
+        certificate = %path.display(),
+        serial = fields.as_ref().map_or("?", |f| f.serial.as_str()),
+        not_after = fields.as_ref().map_or("?", |f| f.not_after.as_str()),
+        "{message}"
+    );
+}
+
+/// What the log says about a certificate.
+struct LeafFields {
+    /// Serial number, lowercase hex.
+    serial: String,
+    /// `notAfter`, as `YYYY-MM-DDTHH:MM:SSZ`.
+    not_after: String,
+}
+
+/// Serial number and expiry of a DER certificate; `None` if it does not
+/// decode as an RFC 5280 certificate.
+fn leaf_fields(der: &[u8]) -> Option<LeafFields> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let tbs = cert.tbs_certificate();
+    // A leading zero only keeps a high-bit serial positive.
+    let serial = match tbs.serial_number().as_bytes() {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        s => s,
+    };
+    Some(LeafFields {
+        serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
+        not_after: tbs.validity().not_after.to_date_time().to_string(),
+    })
+}
+
 /// Size, modification time and (on Unix) inode of the certificate and key
 /// files: a change in any means a file was rewritten or replaced.
 type Stamp = [Option<(u64, Option<SystemTime>, u64)>; 2];
@@ -136,23 +178,6 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
         Some((meta.len(), meta.modified().ok(), inode))
     }
     [one(cert), one(key)]
-}
-
-impl ResolvesServerCert for ReloadableCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
-    }
-}
-
-fn log_loaded(message: &str, path: &Path, loaded: &CertifiedKey) {
-    let leaf = loaded.cert.first().map(|c| c.as_ref()).unwrap_or_default();
-    let fields = der::leaf_fields(leaf);
-    tracing::info!(
-        certificate = %path.display(),
-        serial = fields.as_ref().map_or("?", |f| f.serial.as_str()),
-        not_after = fields.as_ref().map_or("?", |f| f.not_after.as_str()),
-        "{message}"
-    );
 }
 
 /// The TLS side of a server: the acceptor for new connections and what
@@ -268,5 +293,40 @@ pub async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream, timeout: Durat
             tracing::debug!("TLS handshake timed out");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, KeyPair, SerialNumber, date_time_ymd};
+
+    use super::*;
+
+    fn cert(serial: &[u8], not_after: (i32, u8, u8)) -> Vec<u8> {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.serial_number = Some(SerialNumber::from_slice(serial));
+        params.not_after = date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("certificate").der().to_vec()
+    }
+
+    #[test]
+    fn serial_and_expiry_are_read_from_a_certificate() {
+        // A high-bit serial (encoded with a leading zero); until 2049 the
+        // expiry is a UTCTime, from 2050 on a GeneralizedTime.
+        let f = leaf_fields(&cert(&[0xbe, 0xef], (2049, 12, 31))).expect("fields");
+        assert_eq!(f.serial, "beef");
+        assert_eq!(f.not_after, "2049-12-31T00:00:00Z");
+        let f = leaf_fields(&cert(&[7], (2106, 2, 7))).expect("fields");
+        assert_eq!(f.serial, "07");
+        assert_eq!(f.not_after, "2106-02-07T00:00:00Z");
+    }
+
+    #[test]
+    fn anything_unexpected_gives_nothing() {
+        assert!(leaf_fields(b"").is_none());
+        assert!(leaf_fields(b"not der at all").is_none());
+        let whole = cert(&[1], (2049, 12, 31));
+        assert!(leaf_fields(&whole[..whole.len() / 2]).is_none());
     }
 }

@@ -1,0 +1,152 @@
+//! Resolving: the loaded configuration checked and turned into the
+//! server's settings, secrets read from their files.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::load::Loaded;
+use crate::Settings;
+use crate::proxy::IpBlock;
+
+impl Loaded {
+    /// Fails when a key holds a value that parses but makes no sense.
+    fn invalid(&self, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("configuration: `{key}` (from {}): {why}", self.source_of(key))
+    }
+
+    /// A secret given inline or in a file (not both).
+    fn secret(&self, key: &str, inline: Option<&String>, file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+        let file_key = format!("{key}_file");
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(anyhow::anyhow!(
+                "configuration: set `{key}` (from {}) or `{file_key}` (from {}), not both",
+                self.source_of(key),
+                self.source_of(&file_key)
+            )),
+            (Some(v), None) => Ok(Some(v.clone())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| self.invalid(&file_key, format!("cannot read {}: {e}", path.display())))?;
+                // Files written by editors and `echo` end with a newline.
+                let v = text.trim_end_matches(['\n', '\r']).to_owned();
+                if v.is_empty() {
+                    return Err(self.invalid(&file_key, format!("{} is empty", path.display())));
+                }
+                Ok(Some(v))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The database URL (inline, from its file, or the default).
+    ///
+    /// # Errors
+    /// When both forms are set or the file cannot be read.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        let c = &self.config;
+        Ok(self
+            .secret("database_url", c.database_url.as_ref(), c.database_url_file.as_ref())?
+            .unwrap_or_else(|| Settings::DEFAULT_DATABASE_URL.to_owned()))
+    }
+
+    /// The password-hashing policy.
+    ///
+    /// # Errors
+    /// When a count is zero.
+    pub fn password_policy(&self) -> anyhow::Result<portcullis_token::password::PasswordPolicy> {
+        let c = &self.config;
+        for (key, v) in [
+            ("hash_queue", c.hash_queue),
+            ("hash_per_address", c.hash_per_address),
+            ("hash_workers", c.hash_workers.unwrap_or(1)),
+        ] {
+            if v == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        let mut p = portcullis_token::password::PasswordPolicy {
+            m_cost_kib: c.argon2_memory_kib,
+            t_cost: c.argon2_iterations,
+            p_cost: c.argon2_parallelism,
+            queue: c.hash_queue,
+            per_address: c.hash_per_address,
+            ..Default::default()
+        };
+        if let Some(w) = c.hash_workers {
+            p.workers = w;
+        }
+        Ok(p)
+    }
+
+    /// The server's settings.
+    ///
+    /// # Errors
+    /// When a value makes no sense (the message names the key and where it
+    /// came from), or a secret file cannot be read.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let c = &self.config;
+        let mut s = Settings::new(c.listen, &self.database_url()?, &c.issuer);
+        if !c.issuer.starts_with("https://") && !c.issuer.starts_with("http://") {
+            return Err(self.invalid("issuer", "must be an http(s) URL"));
+        }
+        for (key, v) in [("header_timeout", c.header_timeout), ("body_timeout", c.body_timeout)] {
+            if v == 0 {
+                return Err(self.invalid(key, "must be at least 1 second"));
+            }
+        }
+        if !matches!(c.log_format.as_str(), "text" | "json") {
+            return Err(self.invalid("log_format", "must be `text` or `json`"));
+        }
+        let t = &mut s.token;
+        if let Some(aud) = &c.audience {
+            t.audience.clone_from(aud);
+        }
+        t.resources.clone_from(&c.resources);
+        t.scopes_supported.clone_from(&c.scopes_supported);
+        t.access_token_ttl = Duration::from_secs(c.access_token_ttl);
+        t.refresh_idle_ttl = Duration::from_secs(c.refresh_idle_ttl);
+        t.refresh_absolute_ttl = Duration::from_secs(c.refresh_absolute_ttl);
+        t.refresh_retry_window = Duration::from_secs(c.refresh_retry_window);
+        t.refresh_race_grace = Duration::from_secs(c.refresh_race_grace);
+        t.audit_refreshes = c.audit_refreshes;
+        t.signing_alg = c.signing_alg.parse().map_err(|e| self.invalid("signing_alg", e))?;
+        t.password = self.password_policy()?;
+        t.refusal_delay = Duration::from_millis(c.refusal_delay_ms);
+        t.key_publish_delay = Duration::from_secs(c.key_publish_delay);
+        t.key_rotation_period = (c.key_rotation_period > 0).then(|| Duration::from_secs(c.key_rotation_period));
+        t.revocation_feed_secret = self
+            .secret(
+                "revocation_feed_secret",
+                c.revocation_feed_secret.as_ref(),
+                c.revocation_feed_secret_file.as_ref(),
+            )?
+            .filter(|x| !x.is_empty());
+        s.behind_tls_proxy = c.behind_tls_proxy;
+        s.trusted_proxies = c
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse::<IpBlock>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.invalid("trusted_proxies", e))?;
+        if c.web_insecure_cookies && !c.listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "web_insecure_cookies",
+                "only for development on a loopback address: a refresh cookie without `Secure` would travel \
+                 over plain HTTP",
+            ));
+        }
+        s.token.web_insecure_cookies = c.web_insecure_cookies;
+        s.demo_client_id = c.demo.then(|| c.demo_client_id.clone());
+        s.admin_console_client_id = c.admin_console.then(|| c.admin_console_client_id.clone());
+        s.header_timeout = Duration::from_secs(c.header_timeout);
+        s.body_timeout = Duration::from_secs(c.body_timeout);
+        s.shutdown_grace = Duration::from_secs(c.shutdown_grace);
+        match (&c.tls.cert, &c.tls.key) {
+            (None, None) => {}
+            (Some(_), None) => return Err(self.invalid("tls.cert", "`tls.key` must be set too")),
+            (None, Some(_)) => return Err(self.invalid("tls.key", "`tls.cert` must be set too")),
+            (Some(cert), Some(key)) => s.tls = Some(crate::TlsSettings::new(cert.clone(), key.clone())),
+        }
+        Ok(s)
+    }
+}
