@@ -5,7 +5,7 @@ use portcullis_domain::{ClientId, GrantTypes, Scopes, WebOrigin, WebOrigins};
 use portcullis_store::SqlStore;
 use serde::Serialize;
 
-use super::{failed, render, scope};
+use super::{failed, lines, render, scope};
 use crate::admin_api::clients::{AuthMethod, Client, ClientRevoked};
 use crate::cli::ClientCreate;
 use crate::ops::clients::NewClientInput;
@@ -115,11 +115,9 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
 pub async fn client_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let clients = ops::clients::list(store).await.map_err(failed("cannot list clients"))?;
     let doc: Vec<Client> = clients.iter().map(Client::from).collect();
-    let text = clients
-        .iter()
-        .map(|c| format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.grant_types, c.scope, c.name))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = lines(&clients, |c| {
+        format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.grant_types, c.scope, c.name)
+    });
     render(&doc, json, text)
 }
 

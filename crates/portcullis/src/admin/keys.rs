@@ -3,7 +3,7 @@
 use portcullis_store::SqlStore;
 use portcullis_token::keys::Alg;
 
-use super::{failed, render};
+use super::{failed, lines, render};
 use crate::admin_api::audit::AuditEvent;
 use crate::admin_api::keys::SigningKey;
 use crate::ops::{self, Actor};
@@ -15,11 +15,9 @@ use crate::ops::{self, Actor};
 pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
     let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
-    let text = keys
-        .iter()
-        .map(|k| format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = lines(&keys, |k| {
+        format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0)
+    });
     render(&doc, json, text)
 }
 
@@ -47,23 +45,19 @@ pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json:
     let events = ops::audit::list(store, before, limit.clamp(1, 10_000))
         .await
         .map_err(failed("cannot read the audit log"))?;
-    let text = events
-        .iter()
-        .map(|e| {
-            let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-            format!(
-                "{}\t{}\t{}\tactor={}\tclient={}\tsubject={}\tip={}",
-                e.id,
-                e.at.0,
-                e.action,
-                or_dash(&e.actor),
-                or_dash(&e.client_id),
-                or_dash(&e.subject),
-                or_dash(&e.ip)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let text = lines(&events, |e| {
+        format!(
+            "{}\t{}\t{}\tactor={}\tclient={}\tsubject={}\tip={}",
+            e.id,
+            e.at.0,
+            e.action,
+            or_dash(&e.actor),
+            or_dash(&e.client_id),
+            or_dash(&e.subject),
+            or_dash(&e.ip)
+        )
+    });
     let doc: Vec<AuditEvent> = events.into_iter().map(AuditEvent::from).collect();
     render(&doc, json, text)
 }

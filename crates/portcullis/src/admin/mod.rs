@@ -40,6 +40,11 @@ fn render(doc: &impl Serialize, json: bool, text: String) -> anyhow::Result<Stri
     }
 }
 
+/// One line per item.
+fn lines<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
+    items.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 /// Parses a `--scope` style argument.
 fn scope(text: &str, what: &str) -> anyhow::Result<Scopes> {
     Scopes::parse(text.trim()).map_err(|_| anyhow::anyhow!("invalid {what} syntax: {text:?} (RFC 6749 §3.3)"))

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use portcullis_store::{SqlStore, StoreError};
 use portcullis_token::TokenService;
+use portcullis_token::keys::RotateError;
 use portcullis_verify::AccessTokenClaims;
 use serde::Serialize;
 use utoipa::openapi::{Ref, RefOr};
@@ -86,7 +87,7 @@ impl From<OpsError> for ApiError {
             | OpsError::NoUser(_)
             | OpsError::NoDevice
             | OpsError::Store(StoreError::NotFound) => Self::not_found(),
-            OpsError::Store(StoreError::Unavailable) => {
+            OpsError::Store(StoreError::Unavailable) | OpsError::Key(RotateError::Store(StoreError::Unavailable)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
             }
             // Refused input; no route here creates clients or users or

@@ -2,8 +2,8 @@
 //! makes to clients, users, devices and keys, each one function that does
 //! the change, the revocations it implies and its audit row together.
 //!
-//! The front ends only parse and render: the CLI ([`crate::admin`]) and
-//! the admin and account APIs ([`crate::admin_api`]) turn their input into
+//! The front ends only parse and render: the CLI (`crate::admin`) and
+//! the admin and account APIs (`crate::admin_api`) turn their input into
 //! typed values ([`portcullis_domain`]), call an operation with the
 //! [`Actor`] they speak for, and render what it returns or map its
 //! [`OpsError`].

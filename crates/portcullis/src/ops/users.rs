@@ -105,19 +105,7 @@ pub async fn by_id(store: &dyn Store, id: &str) -> Result<User, OpsError> {
 /// # Errors
 /// [`OpsError::NoUser`] or a store failure.
 pub async fn disable(store: &dyn Store, actor: &Actor, username: &str) -> Result<SignInsEnded, OpsError> {
-    let update = UserUpdate {
-        status: Some(UserStatus::Disabled),
-        password_hash: None,
-    };
-    change(
-        store,
-        actor,
-        username,
-        &update,
-        RevokeReason::UserRevoked,
-        AuditAction::UserDisable,
-    )
-    .await
+    change(store, actor, username, Change::Disable).await
 }
 
 /// Sets a user's password (hashed with `policy`) and ends every sign-in.
@@ -133,19 +121,8 @@ pub async fn set_password(
     password: &SecretString,
     policy: &PasswordPolicy,
 ) -> Result<SignInsEnded, OpsError> {
-    let update = UserUpdate {
-        status: None,
-        password_hash: Some(hash(password, policy).await?),
-    };
-    change(
-        store,
-        actor,
-        username,
-        &update,
-        RevokeReason::PasswordChanged,
-        AuditAction::UserSetPassword,
-    )
-    .await
+    let hash = hash(password, policy).await?;
+    change(store, actor, username, Change::Password(hash)).await
 }
 
 /// Ends every sign-in of a user (all devices). Audited as
@@ -154,31 +131,54 @@ pub async fn set_password(
 /// # Errors
 /// [`OpsError::NoUser`] or a store failure.
 pub async fn revoke_tokens(store: &dyn Store, actor: &Actor, username: &str) -> Result<SignInsEnded, OpsError> {
-    let update = UserUpdate::default();
-    change(
-        store,
-        actor,
-        username,
-        &update,
-        RevokeReason::UserRevoked,
-        AuditAction::UserRevokeTokens,
-    )
-    .await
+    change(store, actor, username, Change::EndSignIns).await
 }
 
-/// Applies `update` to the user and ends their sign-ins in one write, then
-/// records `action`.
-async fn change(
-    store: &dyn Store,
-    actor: &Actor,
-    username: &str,
-    update: &UserUpdate,
-    reason: RevokeReason,
-    action: AuditAction,
-) -> Result<SignInsEnded, OpsError> {
+/// A change to a user that ends all their sign-ins.
+enum Change {
+    Disable,
+    /// A new password hash.
+    Password(String),
+    EndSignIns,
+}
+
+impl Change {
+    /// The store's update, the reason its revocation records, the audit
+    /// action.
+    fn parts(self) -> (UserUpdate, RevokeReason, AuditAction) {
+        match self {
+            Self::Disable => (
+                UserUpdate {
+                    status: Some(UserStatus::Disabled),
+                    password_hash: None,
+                },
+                RevokeReason::UserRevoked,
+                AuditAction::UserDisable,
+            ),
+            Self::Password(hash) => (
+                UserUpdate {
+                    status: None,
+                    password_hash: Some(hash),
+                },
+                RevokeReason::PasswordChanged,
+                AuditAction::UserSetPassword,
+            ),
+            Self::EndSignIns => (
+                UserUpdate::default(),
+                RevokeReason::UserRevoked,
+                AuditAction::UserRevokeTokens,
+            ),
+        }
+    }
+}
+
+/// Applies the change to the user and ends their sign-ins in one write
+/// (`update_and_revoke_user`), then records it.
+async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change) -> Result<SignInsEnded, OpsError> {
     let user = show(store, username).await?;
+    let (update, reason, action) = change.parts();
     let ended = store
-        .update_and_revoke_user(&user.id, update, reason, UnixTime::now())
+        .update_and_revoke_user(&user.id, &update, reason, UnixTime::now())
         .await
         .map_err(|e| not_found(e, || OpsError::NoUser(username.to_owned())))?;
     record(store, actor, action, &user.id).await;
