@@ -681,7 +681,95 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
     }
 }
 
+/// One audit rule for every front end: `actor` is `cli` or the acting
+/// user, `client_id` the client they acted through (none for the CLI),
+/// `subject` what was acted on. A client revoked from the CLI and one
+/// revoked through the admin API give rows of the same shape; the CLI's
+/// own creations are audited too.
+async fn the_cli_and_the_api_audit_a_client_revoke_alike(db: &TestDb) {
+    for (id, scope) in [("console", "portcullis:admin"), ("by-cli", "read"), ("by-api", "read")] {
+        ok_json(
+            db,
+            &[
+                "client",
+                "create",
+                "--name",
+                id,
+                "--client-id",
+                id,
+                "--public",
+                "--scope",
+                scope,
+                "--json",
+            ],
+            None,
+        );
+    }
+    let root = ok_json(
+        db,
+        &["user", "create", "root", "--password-stdin", "--admin", "--json"],
+        Some(PASSWORD),
+    );
+    let root_id = root["id"].as_str().expect("id").to_owned();
+
+    let (_server, base) = serve(db, &[]);
+    let http = reqwest::Client::new();
+    let pw = PASSWORD.replace(' ', "+");
+    let (status, body) = token(
+        &http,
+        &base,
+        &format!("grant_type=password&client_id=console&username=root&password={pw}&scope=portcullis:admin"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let admin = body["access_token"].as_str().expect("at").to_owned();
+
+    ok_json(db, &["client", "revoke", "by-cli", "--json"], None);
+    let res = http
+        .post(format!("{base}/admin/v1/clients/by-api/revoke"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+
+    let events = ok_json(db, &["audit", "--limit", "100", "--json"], None);
+    let row = |action: &str, subject: &str| {
+        events
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["action"] == action && e["subject"] == subject)
+            .unwrap_or_else(|| panic!("no {action} of {subject} in {events}"))
+            .clone()
+    };
+    let by_cli = row("client.revoke", "by-cli");
+    assert_eq!(
+        (&by_cli["actor"], &by_cli["client_id"]),
+        (&Value::from("cli"), &Value::Null),
+        "the CLI acts through no client: {by_cli}"
+    );
+    let by_api = row("client.revoke", "by-api");
+    assert_eq!(
+        (&by_api["actor"], &by_api["client_id"]),
+        (&Value::from(root_id.as_str()), &Value::from("console")),
+        "the admin, and the client they acted through: {by_api}"
+    );
+    for (action, subject) in [
+        ("client.create", "console"),
+        ("client.create", "by-cli"),
+        ("user.create", root_id.as_str()),
+    ] {
+        let created = row(action, subject);
+        assert_eq!(
+            (&created["actor"], &created["client_id"]),
+            (&Value::from("cli"), &Value::Null)
+        );
+    }
+}
+
 on_both_backends!(
+    the_cli_and_the_api_audit_a_client_revoke_alike,
     admin_commands_manage_clients_users_and_keys,
     serve_answers_health_checks_and_stops_on_sigterm,
     json_logs_carry_the_request_span_and_no_secret,

@@ -145,15 +145,8 @@ impl TokenService {
                 .map(|k| k.created_at)
                 .max();
             if newest.is_some_and(|t| t.plus(config::secs(period)) <= now) {
-                let new = keys::generate(cfg.signing_alg, None)?;
-                self.store.insert_signing_key(&new, now).await?;
+                let new = keys::rotate(self.store.as_ref(), cfg.signing_alg, "schedule", None, now).await?;
                 tracing::info!(kid = %new.kid, "rotated the signing key (rotation period)");
-                let event = portcullis_store::NewAuditEvent {
-                    actor: Some("schedule".into()),
-                    subject: Some(new.kid.clone()),
-                    ..portcullis_store::NewAuditEvent::new(portcullis_domain::AuditAction::KeysRotate)
-                };
-                self.store.record_audit_or_warn(&event, now).await;
             }
         }
         if let Some(signer) = keys::signing_key(&stored, now, delay) {

@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use portcullis_store::HealthStore;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::{no_store, retry_after};
 
 /// How long readiness waits for the database before calling it down.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,14 +23,44 @@ const READY_CACHE: Duration = Duration::from_secs(1);
 /// The store, and the last readiness check: probes share one check a
 /// second, so a flood of them (the endpoint is public) cannot keep the
 /// database's writer, which the check takes, from the requests.
-struct Readiness {
+struct ReadyCheck {
     store: Arc<dyn HealthStore>,
     last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
+/// Liveness.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub(crate) struct Health {
+    status: HealthStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HealthStatus {
+    Ok,
+}
+
+/// Readiness.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    status: ReadyStatus,
+    /// Why not ready: `database`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    reason: Option<&'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ReadyStatus {
+    Ready,
+    Unavailable,
+}
+
 /// `GET /healthz` and `GET /readyz`.
 pub fn router(store: Arc<dyn HealthStore>) -> Router {
-    let state = Arc::new(Readiness {
+    let state = Arc::new(ReadyCheck {
         store,
         last: tokio::sync::Mutex::new(None),
     });
@@ -44,11 +77,14 @@ pub fn router(store: Arc<dyn HealthStore>) -> Router {
     path = "/healthz",
     tag = "operations",
     summary = "Liveness",
-    responses((status = 200, description = "The process serves HTTP.", body = crate::openapi::Health,
+    responses((status = 200, description = "The process serves HTTP.", body = Health,
         headers(("Cache-Control" = String, description = "`no-store`")))),
 )]
 async fn healthz() -> Response {
-    no_store((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
+    let ok = Health {
+        status: HealthStatus::Ok,
+    };
+    no_store((StatusCode::OK, Json(ok)).into_response())
 }
 
 /// Readiness: the database answers within [`READY_TIMEOUT`]; otherwise 503
@@ -59,16 +95,16 @@ async fn healthz() -> Response {
     tag = "operations",
     summary = "Readiness",
     responses(
-        (status = 200, description = "The database answers.", body = crate::openapi::Readiness,
+        (status = 200, description = "The database answers.", body = Readiness,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 503, description = "The database does not answer within 2 s.", body = crate::openapi::Readiness,
+        (status = 503, description = "The database does not answer within 2 s.", body = Readiness,
             headers(
                 ("Cache-Control" = String, description = "`no-store`"),
                 ("Retry-After" = u32, description = "Seconds to wait before retrying (5)."),
             )),
     ),
 )]
-async fn readyz(State(state): State<Arc<Readiness>>) -> Response {
+async fn readyz(State(state): State<Arc<ReadyCheck>>) -> Response {
     let ok = {
         // One check at a time; the others wait for it and take its answer.
         let mut last = state.last.lock().await;
@@ -84,25 +120,19 @@ async fn readyz(State(state): State<Arc<Readiness>>) -> Response {
             }
         }
     };
-    let mut res = if ok {
-        (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
+    if ok {
+        let ready = Readiness {
+            status: ReadyStatus::Ready,
+            reason: None,
+        };
+        no_store((StatusCode::OK, Json(ready)).into_response())
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": "database"})),
-        )
-            .into_response()
-    };
-    if !ok {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let down = Readiness {
+            status: ReadyStatus::Unavailable,
+            reason: Some("database"),
+        };
+        no_store(retry_after(
+            (StatusCode::SERVICE_UNAVAILABLE, Json(down)).into_response(),
+        ))
     }
-    no_store(res)
-}
-
-/// Marks an answer as not cacheable.
-pub(crate) fn no_store(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }

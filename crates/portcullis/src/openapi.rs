@@ -1,13 +1,10 @@
 //! The OpenAPI 3.1 document of the whole HTTP API, served at
 //! `GET /openapi.json` and checked in as `docs/openapi.json`.
 //!
-//! Built from the handlers' `#[utoipa::path]` annotations: those here and
-//! the token service's ([`portcullis_token::openapi`]). The types below
-//! describe JSON the handlers build with `json!`; they are never
-//! constructed.
-#![allow(dead_code, reason = "schema-only types: they describe, the handlers build")]
+//! Gathered from the handlers' `#[utoipa::path]` annotations, whose
+//! bodies are the handlers' own response types: those of this binary and
+//! the token service's ([`portcullis_token::openapi`]).
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::Router;
@@ -17,9 +14,11 @@ use axum::routing::get;
 use portcullis_token::openapi::{integer_header, string_header};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::{admin_api, health, metrics};
+use crate::admin_api::common::{ApiError, ApiErrorCode};
+use crate::admin_api::{account, audit, clients, devices, keys, users};
+use crate::{health, metrics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,21 +36,21 @@ use crate::{admin_api, health, metrics};
         health::readyz,
         metrics::render,
         serve,
-        admin_api::clients,
-        admin_api::client,
-        admin_api::revoke_client,
-        admin_api::users,
-        admin_api::user,
-        admin_api::disable_user,
-        admin_api::revoke_user,
-        admin_api::user_devices,
-        admin_api::user_sign_out_device,
-        admin_api::audit_events,
-        admin_api::keys,
-        admin_api::rotate_key,
-        admin_api::me,
-        admin_api::my_devices,
-        admin_api::my_sign_out_device,
+        clients::clients,
+        clients::client,
+        clients::revoke_client,
+        users::users,
+        users::user,
+        users::disable_user,
+        users::revoke_user,
+        devices::user_devices,
+        devices::user_sign_out_device,
+        audit::audit_events,
+        keys::keys,
+        keys::rotate_key,
+        account::me,
+        account::my_devices,
+        account::my_sign_out_device,
     ),
     components(schemas(ApiError, ApiErrorCode)),
     modifiers(&Shared),
@@ -166,277 +165,4 @@ impl Modify for Shared {
             c.responses.insert(name.to_owned(), RefOr::T(res.build()));
         }
     }
-}
-
-fn refs(entries: &[(&str, &str)]) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-    entries
-        .iter()
-        .map(|(status, name)| ((*status).to_owned(), RefOr::Ref(Ref::from_response_name(*name))))
-        .collect()
-}
-
-/// The errors of every admin route: the token check's and the database's.
-pub(crate) struct AdminErrors;
-
-impl IntoResponses for AdminErrors {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&[
-            ("400", "ApiBadRequest"),
-            ("401", "ApiUnauthorized"),
-            ("403", "ApiForbidden"),
-            ("503", "ApiUnavailable"),
-        ])
-    }
-}
-
-/// The errors of every account route (no scope is required, so no 403).
-pub(crate) struct AccountErrors;
-
-impl IntoResponses for AccountErrors {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&[
-            ("400", "ApiBadRequest"),
-            ("401", "ApiUnauthorized"),
-            ("503", "ApiUnavailable"),
-        ])
-    }
-}
-
-/// A route that names a client, user or device.
-pub(crate) struct NotFound;
-
-impl IntoResponses for NotFound {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&[("404", "ApiNotFound")])
-    }
-}
-
-/// An admin or account API error.
-#[derive(ToSchema)]
-pub(crate) struct ApiError {
-    error: ApiErrorCode,
-}
-
-/// The admin and account APIs' error codes.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum ApiErrorCode {
-    InvalidRequest,
-    NotFound,
-    UnsupportedAlgorithm,
-    TemporarilyUnavailable,
-    ServerError,
-}
-
-/// A registered client (RFC 7591 names; never its secret).
-#[derive(ToSchema)]
-pub(crate) struct Client {
-    client_id: String,
-    client_name: String,
-    grant_types: Vec<GrantType>,
-    /// The scopes it may be granted, space-delimited.
-    scope: String,
-    /// Granted when a request names none.
-    default_scope: String,
-    token_endpoint_auth_method: AuthMethod,
-    /// Whether it may call the introspection endpoint.
-    introspect: bool,
-    status: ClientStatus,
-    created_at: i64,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum GrantType {
-    Password,
-    RefreshToken,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum AuthMethod {
-    None,
-    ClientSecretBasic,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum ClientStatus {
-    Active,
-    Revoked,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct ClientList {
-    clients: Vec<Client>,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct ClientRevoked {
-    client_id: String,
-    status: ClientStatus,
-    /// Sign-ins (refresh families) ended.
-    sign_ins_ended: u64,
-}
-
-/// A user (never their password hash).
-#[derive(ToSchema)]
-pub(crate) struct User {
-    /// Stable id: the `sub` of their tokens.
-    id: String,
-    username: String,
-    /// The scopes they may be granted, space-delimited.
-    scope: String,
-    status: UserStatus,
-    created_at: i64,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum UserStatus {
-    Active,
-    Disabled,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct UserList {
-    /// By username.
-    users: Vec<User>,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct UserDisabled {
-    username: String,
-    status: UserStatus,
-    sign_ins_ended: u64,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct UserTokensRevoked {
-    username: String,
-    sign_ins_ended: u64,
-}
-
-/// A signed-in device: a live refresh family.
-#[derive(ToSchema)]
-pub(crate) struct Device {
-    id: String,
-    /// As given at sign-in.
-    #[schema(required = true)]
-    device_name: Option<String>,
-    client_id: String,
-    scope: String,
-    created_at: i64,
-    last_used_at: i64,
-    expires_at: i64,
-}
-
-/// Who an access token speaks for.
-#[derive(ToSchema)]
-pub(crate) struct Me {
-    /// The user's id (the token's `sub`).
-    sub: String,
-    username: String,
-    /// The client the token was issued to.
-    client_id: String,
-    /// The token's scope.
-    scope: String,
-    /// When the token expires (Unix seconds).
-    exp: i64,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct DeviceList {
-    /// Newest first.
-    devices: Vec<Device>,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct SignedOut {
-    id: String,
-    /// False when it was signed out already.
-    signed_out: bool,
-}
-
-/// An audit-log entry.
-#[derive(ToSchema)]
-pub(crate) struct AuditEvent {
-    id: i64,
-    at: i64,
-    /// E.g. `login.success`, `refresh.reuse`, `client.revoke`.
-    action: String,
-    #[schema(required = true)]
-    actor: Option<String>,
-    #[schema(required = true)]
-    client_id: Option<String>,
-    #[schema(required = true)]
-    subject: Option<String>,
-    #[schema(required = true)]
-    ip: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct AuditEvents {
-    /// Newest first.
-    events: Vec<AuditEvent>,
-}
-
-/// A signing key (its public half is in the JWKS).
-#[derive(ToSchema)]
-pub(crate) struct SigningKey {
-    kid: String,
-    alg: Alg,
-    state: KeyState,
-    created_at: i64,
-    #[schema(required = true)]
-    retired_at: Option<i64>,
-}
-
-/// The signing algorithms.
-#[derive(ToSchema)]
-pub(crate) enum Alg {
-    ES256,
-    EdDSA,
-    RS256,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum KeyState {
-    Active,
-    Retired,
-}
-
-#[derive(ToSchema)]
-pub(crate) struct KeyList {
-    keys: Vec<SigningKey>,
-}
-
-/// Liveness.
-#[derive(ToSchema)]
-#[schema(example = json!({"status": "ok"}))]
-pub(crate) struct Health {
-    status: HealthStatus,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum HealthStatus {
-    Ok,
-}
-
-/// Readiness.
-#[derive(ToSchema)]
-pub(crate) struct Readiness {
-    status: ReadyStatus,
-    /// Why not ready: `database`.
-    #[schema(required = false)]
-    reason: String,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum ReadyStatus {
-    Ready,
-    Unavailable,
 }

@@ -1,0 +1,63 @@
+//! `portcullis keys …` and `portcullis audit`.
+
+use portcullis_store::SqlStore;
+use portcullis_token::keys::Alg;
+
+use super::{failed, lines, render};
+use crate::admin_api::audit::AuditEvent;
+use crate::admin_api::keys::SigningKey;
+use crate::ops::{self, Actor};
+
+/// `portcullis keys list`.
+///
+/// # Errors
+/// A database failure.
+pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+    let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
+    let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
+    let text = lines(&keys, |k| {
+        format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0)
+    });
+    render(&doc, json, text)
+}
+
+/// `portcullis keys rotate`: the running servers pick the key up within
+/// their key reload.
+///
+/// # Errors
+/// Key generation or a database failure.
+pub async fn keys_rotate(store: &SqlStore, alg: Alg, json: bool) -> anyhow::Result<String> {
+    let key = ops::keys::rotate(store, &Actor::Cli, alg, None)
+        .await
+        .map_err(failed("cannot store the key"))?;
+    let text = format!(
+        "new {} key {}: published now, signing once the publication delay has passed",
+        key.alg, key.kid
+    );
+    render(&SigningKey::from(&key), json, text)
+}
+
+/// `portcullis audit`.
+///
+/// # Errors
+/// A database failure.
+pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json: bool) -> anyhow::Result<String> {
+    let events = ops::audit::list(store, before, limit.clamp(1, 10_000))
+        .await
+        .map_err(failed("cannot read the audit log"))?;
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let text = lines(&events, |e| {
+        format!(
+            "{}\t{}\t{}\tactor={}\tclient={}\tsubject={}\tip={}",
+            e.id,
+            e.at.0,
+            e.action,
+            or_dash(&e.actor),
+            or_dash(&e.client_id),
+            or_dash(&e.subject),
+            or_dash(&e.ip)
+        )
+    });
+    let doc: Vec<AuditEvent> = events.into_iter().map(AuditEvent::from).collect();
+    render(&doc, json, text)
+}

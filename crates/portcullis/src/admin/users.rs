@@ -1,0 +1,122 @@
+//! `portcullis user …`
+
+use portcullis_domain::{ADMIN_SCOPE, Scopes, Username};
+use portcullis_store::SqlStore;
+use portcullis_token::password::PasswordPolicy;
+use serde::Serialize;
+
+use super::{failed, lines, read_password, render, scope};
+use crate::admin_api::users::{User, UserDisabled, UserStatus, UserTokensRevoked};
+use crate::cli::{UserCreate, UserSetPassword};
+use crate::ops::users::NewUserInput;
+use crate::ops::{self, Actor};
+
+/// What `user create --json` prints.
+#[derive(Serialize)]
+struct Created<'a> {
+    id: &'a str,
+    username: &'a Username,
+    scope: &'a Scopes,
+    status: UserStatus,
+}
+
+/// What `user set-password --json` prints.
+#[derive(Serialize)]
+struct PasswordSet<'a> {
+    username: &'a Username,
+    password_changed: bool,
+    sign_ins_ended: u64,
+}
+
+/// `portcullis user create`; `policy` is the server's password hashing
+/// (from the configuration).
+///
+/// # Errors
+/// Invalid input, a taken username, or a database failure.
+pub async fn user_create(store: &SqlStore, args: UserCreate, policy: &PasswordPolicy) -> anyhow::Result<String> {
+    let username = Username::parse(&args.username)?;
+    let mut tokens = scope(&args.scope, "scope")?.to_string();
+    if args.admin {
+        tokens = format!("{tokens} {ADMIN_SCOPE}");
+    }
+    let input = NewUserInput {
+        username,
+        scope: scope(tokens.trim(), "scope")?,
+        password: read_password(args.password_stdin)?,
+    };
+    let user = ops::users::create(store, &Actor::Cli, input, policy)
+        .await
+        .map_err(failed("cannot create the user"))?;
+    let doc = Created {
+        id: &user.id,
+        username: &user.username,
+        scope: &user.scope,
+        status: user.status.into(),
+    };
+    let text = format!("id: {}\nusername: {}\nscope: {}\n", user.id, user.username, user.scope);
+    render(&doc, args.json, text)
+}
+
+/// `portcullis user list`.
+///
+/// # Errors
+/// A database failure.
+pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+    let all = ops::users::list_all(store).await.map_err(failed("cannot list users"))?;
+    let doc: Vec<User> = all.iter().map(User::from).collect();
+    let text = lines(&all, |u| format!("{}\t{}\t{}\t{}", u.username, u.status, u.scope, u.id));
+    render(&doc, json, text)
+}
+
+/// `portcullis user disable NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let done = ops::users::disable(store, &Actor::Cli, username)
+        .await
+        .map_err(failed("cannot disable"))?;
+    let text = format!("user {username} disabled; {} sign-ins ended", done.ended);
+    render(&UserDisabled::from(done), json, text)
+}
+
+/// `portcullis user set-password NAME`: also ends every sign-in.
+///
+/// # Errors
+/// An unknown user, a bad password, or a database failure.
+pub async fn user_set_password(
+    store: &SqlStore,
+    args: UserSetPassword,
+    policy: &PasswordPolicy,
+) -> anyhow::Result<String> {
+    // An unknown name fails before the password is asked for.
+    ops::users::show(store, &args.username)
+        .await
+        .map_err(failed("cannot read the user"))?;
+    let password = read_password(args.password_stdin)?;
+    let done = ops::users::set_password(store, &Actor::Cli, &args.username, &password, policy)
+        .await
+        .map_err(failed("cannot set the password"))?;
+    let doc = PasswordSet {
+        username: &done.user.username,
+        password_changed: true,
+        sign_ins_ended: done.ended,
+    };
+    let text = format!(
+        "password of {} changed; {} sign-ins ended",
+        done.user.username, done.ended
+    );
+    render(&doc, args.json, text)
+}
+
+/// `portcullis user revoke-tokens NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_revoke_tokens(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let done = ops::users::revoke_tokens(store, &Actor::Cli, username)
+        .await
+        .map_err(failed("cannot revoke"))?;
+    let text = format!("{} sign-ins of {username} ended", done.ended);
+    render(&UserTokensRevoked::from(done), json, text)
+}

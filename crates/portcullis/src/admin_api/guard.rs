@@ -1,0 +1,74 @@
+//! The token check in front of the admin and account routes: a live
+//! access token of this server, for its own audience, with the scopes the
+//! group of routes requires.
+
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use portcullis_verify::axum::Rejection;
+use portcullis_verify::{AccessTokenClaims, VerifyError, bearer_token, require_scopes};
+
+use super::common::{Api, ApiError, ApiErrorCode};
+
+/// What a group of routes requires: a live token of this server with
+/// these scopes.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub(crate) api: Api,
+    pub(crate) scopes: &'static [&'static str],
+}
+
+async fn authenticate(api: &Api, req: &Parts, scopes: &[&str]) -> Result<AccessTokenClaims, Rejection> {
+    let realm = "portcullis";
+    let token = bearer_token(
+        req.headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        req.uri.query(),
+    )
+    .map_err(|e| Rejection::new(e, realm))?;
+    let claims = api
+        .tokens
+        .verify_live_access_token(token)
+        .await
+        .map_err(|e| Rejection::new(e, realm))?;
+    // Only tokens for this server's own audience, not for other APIs.
+    if !claims.aud.contains(&api.tokens.config().audience) {
+        return Err(Rejection::new(VerifyError::InvalidToken("audience"), realm));
+    }
+    require_scopes(&claims, scopes).map_err(|e| Rejection::new(e, realm))?;
+    Ok(claims)
+}
+
+/// The middleware: the claims go into the request's extensions for the
+/// handlers; every answer is `no-store`.
+pub(crate) async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match authenticate(&guard.api, &parts, guard.scopes).await {
+        Ok(claims) => {
+            parts.extensions.insert(claims);
+            crate::http::no_store(next.run(Request::from_parts(parts, body)).await)
+        }
+        Err(r) => rejection(r),
+    }
+}
+
+/// The RFC 6750 answer to a refused token. A 400 or 503 also carries the
+/// JSON error body that the handlers' answers of the same status carry,
+/// so each status has one shape.
+fn rejection(r: Rejection) -> Response {
+    let code = match r.error.status() {
+        400 => ApiErrorCode::InvalidRequest,
+        503 => ApiErrorCode::TemporarilyUnavailable,
+        _ => return r.into_response(),
+    };
+    let (mut parts, _) = r.into_response().into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::to_string(&ApiError::new(parts.status, code)).unwrap_or_default();
+    Response::from_parts(parts, body.into())
+}

@@ -1,0 +1,55 @@
+//! The admin API (`/admin/v1/…`) and the account API (`/account/v1/…`).
+//!
+//! Both are resource servers of this very server: requests carry one of its
+//! access tokens, checked with `portcullis-verify` and then against the
+//! database (so a revocation takes effect at once on every instance). The
+//! admin API needs the scope `portcullis:admin`; the account API serves the
+//! token's own user.
+//!
+//! Handlers parse the request, call an operation ([`crate::ops`]) as the
+//! token's user, and answer with the typed response beside them, which is
+//! also its OpenAPI schema.
+
+pub(crate) mod account;
+pub(crate) mod audit;
+pub(crate) mod clients;
+pub(crate) mod common;
+pub(crate) mod devices;
+mod guard;
+pub(crate) mod keys;
+pub(crate) mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use portcullis_domain::ADMIN_SCOPE;
+use portcullis_store::SqlStore;
+use portcullis_token::TokenService;
+
+use common::Api;
+use guard::{Guard, require};
+
+/// The admin and account routes.
+pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
+    let api = Api { store, tokens };
+    let admin_only = Guard {
+        api: api.clone(),
+        scopes: &[ADMIN_SCOPE],
+    };
+    let admin = clients::router()
+        .merge(users::router())
+        .merge(devices::router())
+        .merge(keys::router())
+        .merge(audit::router())
+        .layer(from_fn_with_state(admin_only, require));
+    let any_user = Guard {
+        api: api.clone(),
+        scopes: &[],
+    };
+    let account = account::router().layer(from_fn_with_state(any_user, require));
+    Router::new()
+        .nest("/admin/v1", admin)
+        .nest("/account/v1", account)
+        .with_state(api)
+}

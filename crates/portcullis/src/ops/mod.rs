@@ -1,0 +1,144 @@
+//! The operations layer: every change a person, an app or the server
+//! makes to clients, users, devices and keys, each one function that does
+//! the change, the revocations it implies and its audit row together.
+//!
+//! The front ends only parse and render: the CLI (`crate::admin`) and
+//! the admin and account APIs (`crate::admin_api`) turn their input into
+//! typed values ([`portcullis_domain`]), call an operation with the
+//! [`Actor`] they speak for, and render what it returns or map its
+//! [`OpsError`].
+
+pub mod audit;
+pub mod clients;
+pub mod devices;
+pub mod keys;
+pub mod users;
+
+use portcullis_domain::AuditAction;
+use portcullis_store::{NewAuditEvent, Store, StoreError, UnixTime};
+
+/// Who performs an operation.
+///
+/// Every audit row an operation writes follows one rule:
+/// - `actor`: `cli` for the command line, otherwise the acting user's id
+///   (the `sub` of their access token). The rotation schedule, which is no
+///   person, records `schedule`.
+/// - `client_id`: the client through which the actor acted (the client
+///   their access token was issued to); none for the command line.
+/// - `subject`: what was acted on: a client id, a user id, a device
+///   (refresh family) id or a signing key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// An operator at the command line, working straight on the database.
+    Cli,
+    /// An admin through the admin API, with a verified access token that
+    /// holds `portcullis:admin`.
+    Admin {
+        /// The admin's user id.
+        user_id: String,
+        /// The client their token was issued to.
+        client_id: String,
+    },
+    /// A user acting on their own account through the account API.
+    User {
+        /// The user's id.
+        user_id: String,
+        /// The client their token was issued to.
+        client_id: String,
+    },
+}
+
+impl Actor {
+    /// The audit row's `actor`: `cli` or the acting user's id.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Cli => "cli",
+            Self::Admin { user_id, .. } | Self::User { user_id, .. } => user_id,
+        }
+    }
+
+    /// The audit row's `client_id`: the client acted through, if any.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Cli => None,
+            Self::Admin { client_id, .. } | Self::User { client_id, .. } => Some(client_id),
+        }
+    }
+
+    /// The acting user's id, if a user acts.
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::Cli => None,
+            Self::Admin { user_id, .. } | Self::User { user_id, .. } => Some(user_id),
+        }
+    }
+}
+
+/// Records `action` on `subject` by `actor` (see [`Actor`] for the rule).
+/// A failure is logged, not returned: the change is done already.
+async fn record(store: &dyn Store, actor: &Actor, action: AuditAction, subject: &str) {
+    let event = NewAuditEvent {
+        actor: Some(actor.name().to_owned()),
+        client_id: actor.client_id().map(str::to_owned),
+        subject: Some(subject.to_owned()),
+        ..NewAuditEvent::new(action)
+    };
+    store.record_audit_or_warn(&event, UnixTime::now()).await;
+}
+
+/// Why an operation failed. Each front end maps it: the CLI to a message,
+/// the APIs to a status and an error code.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// No client has this id.
+    #[error("no client with id {0:?}")]
+    NoClient(String),
+    /// No user has this name (or id).
+    #[error("no user named {0:?}")]
+    NoUser(String),
+    /// No such device, or not the user's.
+    #[error("no such device")]
+    NoDevice,
+    /// The client id is taken.
+    #[error("a client with id {0:?} exists already")]
+    ClientExists(String),
+    /// The username is taken.
+    #[error("a user named {0:?} exists already")]
+    UserExists(String),
+    /// A public client has no secret to rotate.
+    #[error("client {0:?} is public: it has no secret to rotate")]
+    PublicClient(String),
+    /// The default scope is not within the client's scope.
+    #[error("the default scope must be within the scope")]
+    DefaultScopeTooWide,
+    /// Introspection needs a confidential client (it authenticates with a
+    /// secret).
+    #[error("introspection needs a confidential client")]
+    IntrospectNeedsSecret,
+    /// The password is empty or longer than the policy allows.
+    #[error("the password must be 1 to {0} bytes")]
+    PasswordLength(usize),
+    /// The password hashing settings are refused.
+    #[error("password policy: {0}")]
+    Policy(#[from] portcullis_token::password::InvalidPolicy),
+    /// The hashing pool refused the work.
+    #[error("password hashing failed")]
+    Hashing,
+    /// A signing key could not be created or stored.
+    #[error(transparent)]
+    Key(#[from] portcullis_token::keys::RotateError),
+    /// The store failed (unavailable or a backend fault).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// `NotFound` from the store as the operation's own error.
+fn not_found(e: StoreError, missing: impl FnOnce() -> OpsError) -> OpsError {
+    match e {
+        StoreError::NotFound => missing(),
+        other => OpsError::Store(other),
+    }
+}

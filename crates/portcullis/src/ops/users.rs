@@ -1,0 +1,198 @@
+//! Users: create, list, show, disable, set a password, end every sign-in.
+
+use portcullis_domain::{AuditAction, Scopes, Username};
+use portcullis_store::{NewUser, RevokeReason, Store, StoreError, UnixTime, User, UserStatus, UserUpdate};
+use portcullis_token::password::{PasswordPolicy, Passwords};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::{Actor, OpsError, not_found, record};
+
+/// A user to create.
+#[derive(Debug)]
+pub struct NewUserInput {
+    /// The sign-in name.
+    pub username: Username,
+    /// The password, hashed with the server's policy.
+    pub password: SecretString,
+    /// The scopes they may be granted.
+    pub scope: Scopes,
+}
+
+/// A user after a change that ended their sign-ins.
+#[derive(Debug)]
+pub struct SignInsEnded {
+    /// The user (as looked up, before the change).
+    pub user: User,
+    /// Sign-ins (refresh families) ended.
+    pub ended: u64,
+}
+
+/// Creates a user; audited as `user.create`.
+///
+/// # Errors
+/// [`OpsError::PasswordLength`], [`OpsError::UserExists`], a hashing
+/// failure or a store failure.
+pub async fn create(
+    store: &dyn Store,
+    actor: &Actor,
+    input: NewUserInput,
+    policy: &PasswordPolicy,
+) -> Result<User, OpsError> {
+    let new = NewUser {
+        password_hash: hash(&input.password, policy).await?,
+        username: input.username,
+        scope: input.scope,
+    };
+    let user = store.create_user(&new, UnixTime::now()).await.map_err(|e| match e {
+        StoreError::Conflict => OpsError::UserExists(new.username.to_string()),
+        other => OpsError::Store(other),
+    })?;
+    record(store, actor, AuditAction::UserCreate, &user.id).await;
+    Ok(user)
+}
+
+/// Up to `limit` users after the username `after`, by username.
+///
+/// # Errors
+/// A store failure.
+pub async fn list(store: &dyn Store, after: Option<&str>, limit: u32) -> Result<Vec<User>, OpsError> {
+    Ok(store.list_users(after, limit).await?)
+}
+
+/// Every user, by username.
+///
+/// # Errors
+/// A store failure.
+pub async fn list_all(store: &dyn Store) -> Result<Vec<User>, OpsError> {
+    const PAGE: u32 = 500;
+    let mut all: Vec<User> = Vec::new();
+    loop {
+        let after = all.last().map(|u| u.username.to_string());
+        let page = list(store, after.as_deref(), PAGE).await?;
+        let done = page.len() < PAGE as usize;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// The user named `username`.
+///
+/// # Errors
+/// [`OpsError::NoUser`] or a store failure.
+pub async fn show(store: &dyn Store, username: &str) -> Result<User, OpsError> {
+    store
+        .user_by_username(username)
+        .await
+        .map_err(|e| not_found(e, || OpsError::NoUser(username.to_owned())))
+}
+
+/// The user with id `id`.
+///
+/// # Errors
+/// [`OpsError::NoUser`] or a store failure.
+pub async fn by_id(store: &dyn Store, id: &str) -> Result<User, OpsError> {
+    store
+        .user_by_id(id)
+        .await
+        .map_err(|e| not_found(e, || OpsError::NoUser(id.to_owned())))
+}
+
+/// Disables a user: sign-in refused, every sign-in ended. Audited as
+/// `user.disable`.
+///
+/// # Errors
+/// [`OpsError::NoUser`] or a store failure.
+pub async fn disable(store: &dyn Store, actor: &Actor, username: &str) -> Result<SignInsEnded, OpsError> {
+    change(store, actor, username, Change::Disable).await
+}
+
+/// Sets a user's password (hashed with `policy`) and ends every sign-in.
+/// Audited as `user.set_password`.
+///
+/// # Errors
+/// [`OpsError::NoUser`], [`OpsError::PasswordLength`], a hashing failure
+/// or a store failure.
+pub async fn set_password(
+    store: &dyn Store,
+    actor: &Actor,
+    username: &str,
+    password: &SecretString,
+    policy: &PasswordPolicy,
+) -> Result<SignInsEnded, OpsError> {
+    let hash = hash(password, policy).await?;
+    change(store, actor, username, Change::Password(hash)).await
+}
+
+/// Ends every sign-in of a user (all devices). Audited as
+/// `user.revoke_tokens`.
+///
+/// # Errors
+/// [`OpsError::NoUser`] or a store failure.
+pub async fn revoke_tokens(store: &dyn Store, actor: &Actor, username: &str) -> Result<SignInsEnded, OpsError> {
+    change(store, actor, username, Change::EndSignIns).await
+}
+
+/// A change to a user that ends all their sign-ins.
+enum Change {
+    Disable,
+    /// A new password hash.
+    Password(String),
+    EndSignIns,
+}
+
+impl Change {
+    /// The store's update, the reason its revocation records, the audit
+    /// action.
+    fn parts(self) -> (UserUpdate, RevokeReason, AuditAction) {
+        match self {
+            Self::Disable => (
+                UserUpdate {
+                    status: Some(UserStatus::Disabled),
+                    password_hash: None,
+                },
+                RevokeReason::UserRevoked,
+                AuditAction::UserDisable,
+            ),
+            Self::Password(hash) => (
+                UserUpdate {
+                    status: None,
+                    password_hash: Some(hash),
+                },
+                RevokeReason::PasswordChanged,
+                AuditAction::UserSetPassword,
+            ),
+            Self::EndSignIns => (
+                UserUpdate::default(),
+                RevokeReason::UserRevoked,
+                AuditAction::UserRevokeTokens,
+            ),
+        }
+    }
+}
+
+/// Applies the change to the user and ends their sign-ins in one write
+/// (`update_and_revoke_user`), then records it.
+async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change) -> Result<SignInsEnded, OpsError> {
+    let user = show(store, username).await?;
+    let (update, reason, action) = change.parts();
+    let ended = store
+        .update_and_revoke_user(&user.id, &update, reason, UnixTime::now())
+        .await
+        .map_err(|e| not_found(e, || OpsError::NoUser(username.to_owned())))?;
+    record(store, actor, action, &user.id).await;
+    Ok(SignInsEnded { user, ended })
+}
+
+/// Checks a new password's length and hashes it with the server's policy.
+async fn hash(password: &SecretString, policy: &PasswordPolicy) -> Result<String, OpsError> {
+    let password = password.expose_secret();
+    if password.is_empty() || password.len() > policy.max_bytes {
+        return Err(OpsError::PasswordLength(policy.max_bytes));
+    }
+    Passwords::new(policy)?
+        .hash(password)
+        .await
+        .map_err(|_| OpsError::Hashing)
+}
