@@ -36,11 +36,13 @@ use std::sync::Arc;
 
 use argon2::Params;
 
-use phc::{HasherPool, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST, hash_blocking, needs_rehash, random_password, verify_blocking};
+use phc::{
+    HasherPool, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST, hash_blocking, needs_rehash, random_password, verify_blocking,
+};
 pub use pool::Busy;
 use pool::Workers;
-pub use slots::{Slot, SlotError};
 use slots::Places;
+pub use slots::{Slot, SlotError};
 
 /// How passwords are hashed and how much hashing may run at once.
 #[derive(Debug, Clone)]
@@ -76,7 +78,6 @@ impl Default for PasswordPolicy {
         }
     }
 }
-
 
 /// The outcome of [`Passwords::verify`].
 #[derive(Debug, PartialEq, Eq)]
@@ -135,8 +136,8 @@ impl Passwords {
         let hashers = Arc::new(pool()?);
         // On a pool of its own, dropped at once: an idle server holds no
         // hashing memory until the first sign-in.
-        let dummy = hash_blocking(&pool()?, &params, &random_password())
-            .map_err(|_| InvalidPolicy("hashing failed".into()))?;
+        let dummy =
+            hash_blocking(&pool()?, &params, &random_password()).map_err(|_| InvalidPolicy("hashing failed".into()))?;
         let workers = policy.workers.max(1);
         Ok(Self {
             dummy: dummy.into(),
@@ -181,7 +182,6 @@ impl Passwords {
         self.places.reserve(ip)
     }
 
-
     /// Checks `password` against `stored` (`None`: unknown user, checked
     /// against the dummy hash so that it takes as long).
     ///
@@ -205,19 +205,19 @@ impl Passwords {
             None => (self.dummy.clone(), false),
         };
         let (dummy, hashers) = (self.dummy.clone(), self.hashers.clone());
-        self.workers.run_in(slot, move || {
-            let ok = verify_blocking(&hashers, &password, &target, &dummy);
-            if !(ok && real) {
-                return Verdict::Invalid;
-            }
-            let rehash = needs_rehash(&target, &params)
-                .then(|| hash_blocking(&hashers, &params, &password).ok())
-                .flatten();
-            Verdict::Valid { rehash }
-        })
-        .await
+        self.workers
+            .run_in(slot, move || {
+                let ok = verify_blocking(&hashers, &password, &target, &dummy);
+                if !(ok && real) {
+                    return Verdict::Invalid;
+                }
+                let rehash = needs_rehash(&target, &params)
+                    .then(|| hash_blocking(&hashers, &params, &password).ok())
+                    .flatten();
+                Verdict::Valid { rehash }
+            })
+            .await
     }
-
 
     /// Runs `f` on a hashing thread once one is free.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {

@@ -26,8 +26,7 @@ pub(super) struct HasherPool {
 
 impl HasherPool {
     pub(super) fn new(params: &Params) -> Result<Self, portcullis_argon2::Error> {
-        let params = portcullis_argon2::Params::new(params.m_cost(), params.t_cost(), params.p_cost())
-            ?;
+        let params = portcullis_argon2::Params::new(params.m_cost(), params.t_cost(), params.p_cost())?;
         Ok(Self {
             params,
             backend: portcullis_argon2::Backend::detect(),
