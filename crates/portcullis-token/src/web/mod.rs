@@ -32,7 +32,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{options, post};
 use axum::{Json, Router};
 use portcullis_domain::GrantType;
 use portcullis_store::{Client, UnixTime};
@@ -58,9 +58,12 @@ use crate::{GrantError, TokenService, client_auth};
 /// The routes.
 pub(crate) fn router() -> Router<Arc<TokenService>> {
     Router::new()
-        .route("/web/sign-in", post(sign_in).options(preflight_sign_in))
-        .route("/web/refresh", post(refresh).options(preflight_refresh))
-        .route("/web/sign-out", post(sign_out).options(preflight_sign_out))
+        .route("/web/sign-in", post(sign_in))
+        .route("/web/refresh", post(refresh))
+        .route("/web/sign-out", post(sign_out))
+        .route("/web/sign-in", options(preflight_sign_in))
+        .route("/web/refresh", options(preflight_refresh))
+        .route("/web/sign-out", options(preflight_sign_out))
         .layer(map_response(no_store_layer))
 }
 
@@ -81,7 +84,7 @@ pub(crate) struct WebTokens {
 
 /// `{}`
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SignedOut {}
+pub(crate) struct Empty {}
 
 /// A checked cookie-endpoint request: its form, the web client, the origin,
 /// the refresh cookie and the caller's address.
@@ -261,7 +264,7 @@ pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) 
         ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
     ),
     responses(
-        (status = 200, description = "Signed out (or was not signed in).", body = SignedOut, headers(
+        (status = 200, description = "Signed out (or was not signed in).", body = Empty, headers(
             ("Set-Cookie" = String, description = "Clears the refresh cookie (`Max-Age=0`)."),
             ("Cache-Control" = String, description = "`no-store`"),
             ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
@@ -281,7 +284,7 @@ pub(crate) async fn sign_out(State(svc): State<Arc<TokenService>>, req: Request)
             return allow(e.into_response(), &web.origin);
         }
     }
-    let mut res = Json(SignedOut {}).into_response();
+    let mut res = Json(Empty {}).into_response();
     res.headers_mut().append(header::SET_COOKIE, cookie::set(&svc, None));
     allow(res, &web.origin)
 }
