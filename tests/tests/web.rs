@@ -446,15 +446,6 @@ async fn preflights_are_answered_for_registered_origins_only(db: &TestDb) {
     }
 }
 
-on_both_backends!(
-    web_sign_in_refresh_and_sign_out,
-    a_replayed_cookie_is_reuse_and_ends_the_sign_in,
-    the_retry_window_gives_a_retried_refresh_the_same_cookie,
-    forged_requests_are_refused_and_change_nothing,
-    only_web_clients_use_the_cookie_endpoints_and_only_them,
-    preflights_are_answered_for_registered_origins_only,
-);
-
 /// The refusals counted at `/metrics`, by reason.
 async fn refusals(app: &App, reason: &str) -> f64 {
     let body = app
@@ -510,7 +501,15 @@ async fn a_throttled_web_sign_in_is_counted_as_a_refusal(db: &TestDb) {
     assert!(after >= before + 1.0, "refusals before {before}, after {after}");
 }
 
-on_both_backends!(a_throttled_web_sign_in_is_counted_as_a_refusal);
+on_both_backends!(
+    web_sign_in_refresh_and_sign_out,
+    a_replayed_cookie_is_reuse_and_ends_the_sign_in,
+    the_retry_window_gives_a_retried_refresh_the_same_cookie,
+    forged_requests_are_refused_and_change_nothing,
+    only_web_clients_use_the_cookie_endpoints_and_only_them,
+    preflights_are_answered_for_registered_origins_only,
+    a_throttled_web_sign_in_is_counted_as_a_refusal,
+);
 
 /// Development over plain HTTP: no `Secure`, so no `__Host-` prefix; the
 /// path keeps the cookie to the cookie endpoints.
