@@ -56,13 +56,7 @@ pub(crate) async fn revoke_token(
         match store.refresh_token_by_hash(TokenHash::of(token.as_bytes())).await {
             Ok((_, family)) => {
                 if family.client_id == client.id && store.revoke_family(&family.id, RevokeReason::Revoked, now).await? {
-                    let event = NewAuditEvent {
-                        actor: Some(family.user_id.clone()),
-                        client_id: Some(client.id.clone()),
-                        subject: Some(family.id.clone()),
-                        ..NewAuditEvent::new(portcullis_domain::AuditAction::TokenRevoke)
-                    };
-                    store.record_audit_or_warn(&event, now).await;
+                    audit(svc, client, family.user_id, family.id, now).await;
                 }
                 return Ok(());
             }
@@ -73,16 +67,21 @@ pub(crate) async fn revoke_token(
     if let Ok(claims) = svc.keys().own.verify(token).await {
         if claims.client_id == client.id && store.revoked_at(RevocationKind::Jti, &claims.jti).await?.is_none() {
             store.append_revocation(RevocationKind::Jti, &claims.jti, now).await?;
-            let event = NewAuditEvent {
-                actor: Some(claims.sub.clone()),
-                client_id: Some(client.id.clone()),
-                subject: Some(claims.jti.clone()),
-                ..NewAuditEvent::new(portcullis_domain::AuditAction::TokenRevoke)
-            };
-            store.record_audit_or_warn(&event, now).await;
+            audit(svc, client, claims.sub, claims.jti, now).await;
         }
     }
     Ok(())
+}
+
+/// Records that `client` revoked `subject` (a family or a `jti`) of `user_id`.
+async fn audit(svc: &TokenService, client: &Client, user_id: String, subject: String, now: UnixTime) {
+    let event = NewAuditEvent {
+        actor: Some(user_id),
+        client_id: Some(client.id.clone()),
+        subject: Some(subject),
+        ..NewAuditEvent::new(portcullis_domain::AuditAction::TokenRevoke)
+    };
+    svc.store().record_audit_or_warn(&event, now).await;
 }
 
 /// A revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1) request,
