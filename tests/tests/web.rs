@@ -446,6 +446,61 @@ async fn preflights_are_answered_for_registered_origins_only(db: &TestDb) {
     }
 }
 
+/// The refusals counted at `/metrics`, by reason.
+async fn refusals(app: &App, reason: &str) -> f64 {
+    let body = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let label = format!(r#"reason="{reason}""#);
+    body.lines()
+        .filter(|l| l.starts_with("portcullis_sign_in_refusals_total{") && l.contains(&label))
+        .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A sign-in refused at `/web/sign-in` for throttling is counted like one
+/// at the token endpoint (and held by the refusal delay).
+async fn a_throttled_web_sign_in_is_counted_as_a_refusal(db: &TestDb) {
+    web_client(db, "spa", ORIGIN).await;
+    user(db, "alice", "read").await;
+    let app = spawn_with(db, |c| {
+        c.throttle.per_user_and_address.max = 1;
+        c.refusal_delay = std::time::Duration::from_millis(10);
+    })
+    .await;
+    let before = refusals(&app, "throttled").await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let res = call(
+            &app,
+            "/web/sign-in",
+            &[
+                ("client_id", "spa"),
+                ("username", "alice"),
+                ("password", &format!("wrong {i}")),
+            ],
+            Some(ORIGIN),
+            true,
+            None,
+        )
+        .await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert_error(res, 429, "temporarily_unavailable").await;
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let after = refusals(&app, "throttled").await;
+    assert!(after >= before + 1.0, "refusals before {before}, after {after}");
+}
+
 on_both_backends!(
     web_sign_in_refresh_and_sign_out,
     a_replayed_cookie_is_reuse_and_ends_the_sign_in,
@@ -453,6 +508,7 @@ on_both_backends!(
     forged_requests_are_refused_and_change_nothing,
     only_web_clients_use_the_cookie_endpoints_and_only_them,
     preflights_are_answered_for_registered_origins_only,
+    a_throttled_web_sign_in_is_counted_as_a_refusal,
 );
 
 /// Development over plain HTTP: no `Secure`, so no `__Host-` prefix; the

@@ -78,10 +78,50 @@ impl From<StoreError> for GrantError {
     }
 }
 
-#[derive(Serialize)]
-struct Body {
-    error: &'static str,
-    error_description: &'static str,
+/// An error answer (RFC 6749 §5.2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_grant", "error_description": "the grant is invalid, expired or revoked"}))]
+pub(crate) struct OAuthError {
+    /// The error code.
+    pub(crate) error: ErrorCode,
+    /// Short fixed English text; it reveals no internals.
+    #[schema(value_type = String)]
+    pub(crate) error_description: &'static str,
+}
+
+/// The error codes the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    TemporarilyUnavailable,
+    ServerError,
+    /// A cookie endpoint's CSRF rules refused the request (403).
+    AccessDenied,
+}
+
+impl ErrorCode {
+    /// The code as it appears in the answer (and in metrics labels).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::ServerError => "server_error",
+            Self::AccessDenied => "access_denied",
+        }
+    }
 }
 
 impl GrantError {
@@ -96,58 +136,59 @@ impl GrantError {
     /// The RFC 6749 §5.2 `error` code of the answer.
     #[must_use]
     pub fn code(&self) -> &'static str {
-        self.parts().1
+        self.parts().1.as_str()
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    fn parts(&self) -> (StatusCode, ErrorCode, &'static str) {
+        use ErrorCode as C;
         use StatusCode as S;
         match self {
-            Self::InvalidRequest(why) => (S::BAD_REQUEST, "invalid_request", why),
-            Self::InvalidClient { .. } => (S::UNAUTHORIZED, "invalid_client", "client authentication failed"),
+            Self::InvalidRequest(why) => (S::BAD_REQUEST, C::InvalidRequest, why),
+            Self::InvalidClient { .. } => (S::UNAUTHORIZED, C::InvalidClient, "client authentication failed"),
             Self::InvalidGrant => (
                 S::BAD_REQUEST,
-                "invalid_grant",
+                C::InvalidGrant,
                 "the grant is invalid, expired or revoked",
             ),
             Self::UnauthorizedClient => (
                 S::BAD_REQUEST,
-                "unauthorized_client",
+                C::UnauthorizedClient,
                 "the client may not use this grant type",
             ),
-            Self::UnsupportedGrantType => (S::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
+            Self::UnsupportedGrantType => (S::BAD_REQUEST, C::UnsupportedGrantType, "unsupported grant_type"),
             Self::NotPermitted => (
                 S::FORBIDDEN,
-                "unauthorized_client",
+                C::UnauthorizedClient,
                 "the client may not use this endpoint",
             ),
             Self::InvalidScope => (
                 S::BAD_REQUEST,
-                "invalid_scope",
+                C::InvalidScope,
                 "the requested scope is invalid or not allowed",
             ),
-            Self::InvalidTarget => (S::BAD_REQUEST, "invalid_target", "the requested resource is not known"),
+            Self::InvalidTarget => (S::BAD_REQUEST, C::InvalidTarget, "the requested resource is not known"),
             Self::Throttled { .. } => (
                 S::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
+                C::TemporarilyUnavailable,
                 "too many failed attempts; retry later",
             ),
             Self::AddressBusy => (
                 S::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
+                C::TemporarilyUnavailable,
                 "too many sign-ins at once from this address; retry later",
             ),
             Self::Unavailable | Self::Saturated => (
                 S::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+                C::TemporarilyUnavailable,
                 "the server is busy; retry later",
             ),
-            Self::TooLarge => (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large"),
+            Self::TooLarge => (S::PAYLOAD_TOO_LARGE, C::InvalidRequest, "the request body is too large"),
             Self::Timeout => (
                 S::REQUEST_TIMEOUT,
-                "invalid_request",
+                C::InvalidRequest,
                 "the request body was not sent in time",
             ),
-            Self::Internal => (S::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
+            Self::Internal => (S::INTERNAL_SERVER_ERROR, C::ServerError, "internal error"),
         }
     }
 }
@@ -157,7 +198,7 @@ impl IntoResponse for GrantError {
         let (status, error, error_description) = self.parts();
         let mut res = (
             status,
-            axum::Json(Body {
+            axum::Json(OAuthError {
                 error,
                 error_description,
             }),

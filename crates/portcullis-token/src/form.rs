@@ -69,9 +69,10 @@ impl Form {
         Ok(Self { params })
     }
 
-    /// Sets a parameter, replacing any value the body gave it.
-    pub(crate) fn set(&mut self, name: &str, value: &str) {
-        self.params.insert(name.to_owned(), value.to_owned());
+    /// Takes a parameter's value out of the form, without copying it; an
+    /// empty value counts as absent.
+    pub(crate) fn take(&mut self, name: &str) -> Option<String> {
+        self.params.remove(name).filter(|v| !v.is_empty())
     }
 
     /// A parameter's value; an empty value counts as absent.

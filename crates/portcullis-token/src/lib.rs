@@ -4,8 +4,15 @@
 //!   refresh_token grant (§6) with rotation, reuse detection and a retry
 //!   window; client authentication by `client_secret_basic`,
 //!   `client_secret_post` or `none` (public clients).
+//! - `POST /oauth/revoke`: token revocation (RFC 7009).
+//! - `POST /oauth/introspect`: token introspection (RFC 7662), for clients
+//!   allowed to introspect.
+//! - `GET /oauth/revocations`: the revocation feed resource servers poll.
 //! - `GET /.well-known/jwks.json`: the public signing keys.
 //! - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata.
+//! - `POST /web/sign-in`, `/web/refresh`, `/web/sign-out` (and their CORS
+//!   preflights): the same grants for browser clients, with the refresh
+//!   token in an HttpOnly cookie ([`web`]).
 //!
 //! Access tokens are RFC 9068 JWTs (ES256 by default, EdDSA or RS256),
 //! signed with keys kept in the store. Start with [`TokenService::start`],
@@ -13,17 +20,20 @@
 
 pub mod client_auth;
 pub mod config;
+mod discovery;
+mod edge;
 mod error;
 pub mod form;
 mod grants;
-mod introspection;
 pub mod keys;
 pub mod openapi;
 pub mod password;
-mod routes;
+mod responses;
+mod revocation;
 pub mod secret;
 mod successor;
 pub mod throttle;
+mod token;
 pub mod web;
 
 use std::sync::{Arc, RwLock};
@@ -48,6 +58,8 @@ pub struct TokenService {
 /// from its published keys (for revocation and introspection).
 pub(crate) struct Loaded {
     pub(crate) set: KeySet,
+    /// The published keys, as `/.well-known/jwks.json` answers them.
+    pub(crate) jwks: discovery::Jwks,
     pub(crate) own: portcullis_verify::Verifier,
 }
 
@@ -98,7 +110,12 @@ impl TokenService {
 
     /// The HTTP routes.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        routes::router(self.clone())
+        axum::Router::new()
+            .merge(token::router())
+            .merge(revocation::router())
+            .merge(discovery::router())
+            .merge(web::router())
+            .with_state(self.clone())
     }
 
     /// Reloads the signing keys from the store (after a rotation).
@@ -184,7 +201,7 @@ impl TokenService {
         token: &str,
     ) -> Result<portcullis_verify::AccessTokenClaims, portcullis_verify::VerifyError> {
         let claims = self.keys().own.verify(token).await?;
-        match introspection::access_token_live(self, &claims).await {
+        match revocation::access_token_live(self, &claims).await {
             Ok(true) => Ok(claims),
             Ok(false) => Err(portcullis_verify::VerifyError::InvalidToken("revoked")),
             Err(_) => Err(portcullis_verify::VerifyError::KeysUnavailable),
@@ -234,6 +251,7 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
     }
     let set = KeySet::from_stored(&stored, now, keep, config::secs(config.key_publish_delay))?;
     let jwks: serde_json::Value = serde_json::from_str(&set.jwks).map_err(|_| keys::KeyError::internal("JWKS"))?;
+    let published = serde_json::from_value(jwks.clone()).map_err(|_| keys::KeyError::internal("JWKS"))?;
     let mut own = portcullis_verify::Verifier::builder(&config.issuer)
         .jwks(jwks)
         // A little leeway: instances' clocks differ slightly.
@@ -243,5 +261,9 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
         own = own.audience(r);
     }
     let own = own.build().map_err(|_| keys::KeyError::internal("verifier"))?;
-    Ok(Loaded { set, own })
+    Ok(Loaded {
+        set,
+        jwks: published,
+        own,
+    })
 }

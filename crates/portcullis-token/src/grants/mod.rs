@@ -1,24 +1,27 @@
-//! The grants: functions of a parsed request and an authenticated client,
-//! with no HTTP types, returning a token response or a [`GrantError`].
+//! The grants: functions of a parsed request ([`PasswordGrant`],
+//! [`RefreshGrant`]) and an authenticated client, with no HTTP types,
+//! returning a token response or a [`GrantError`]. [`run`] is the one way
+//! in, for `/oauth/token` and the `/web/` endpoints alike.
 
 mod password;
 mod refresh;
+mod request;
 
 use std::net::IpAddr;
 
-use portcullis_store::{Client, UnixTime};
+use portcullis_domain::{GrantType, Scopes};
+use portcullis_store::{Client, StoreError, UnixTime};
 use portcullis_verify::{AccessTokenClaims, Audience};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::config::secs;
-use crate::form::Form;
+use crate::password::{Slot, SlotError};
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService};
-use portcullis_domain::Scopes;
 
-pub(crate) use password::{password, reserve};
-pub(crate) use refresh::{prefetch_refresh, refresh};
+pub(crate) use refresh::{Context, prefetch};
+pub(crate) use request::{MAX_REFRESH_TOKEN, PasswordGrant, RefreshGrant};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -45,32 +48,116 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// A token request after parsing and client authentication.
+/// A token request of one grant type, parsed at the HTTP edge, with what
+/// was prepared for it before its client was authenticated. A parse error
+/// is carried, not returned at once: it is answered only after client
+/// authentication, and counted like any other outcome of the grant.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per request and moved into `run`; boxing the refresh context would add an allocation to the refresh path"
+)]
+pub(crate) enum Grant {
+    /// The password grant, with its place in the hashing pool.
+    Password(Result<PasswordGrant, GrantError>, Slot),
+    /// The refresh grant, with its token's context if it was read already
+    /// (see [`prefetch`]).
+    Refresh(Result<RefreshGrant, GrantError>, Option<Result<Context, StoreError>>),
+}
+
+impl Grant {
+    fn grant_type(&self) -> GrantType {
+        match self {
+            Self::Password(..) => GrantType::Password,
+            Self::Refresh(..) => GrantType::RefreshToken,
+        }
+    }
+}
+
+/// Runs `grant` for `client` (authenticated, and allowed the grant type),
+/// calling from `ip`. Every outcome is counted in
+/// `portcullis_grants_total`; a refusal is also counted and held (see
+/// [`refused`]).
+///
+/// # Errors
+/// The grant's [`GrantError`].
+pub(crate) async fn run(
+    svc: &TokenService,
+    grant: Grant,
+    client: &Client,
+    ip: Option<IpAddr>,
+) -> Result<TokenResponse, GrantError> {
+    let grant_type = grant.grant_type();
+    let req = Request {
+        client,
+        ip,
+        now: UnixTime::now(),
+    };
+    let outcome = match grant {
+        Grant::Password(Ok(g), slot) => password::password(svc, g, &req, slot).await,
+        Grant::Refresh(Ok(g), context) => refresh::refresh(svc, &g, &req, context).await,
+        Grant::Password(Err(e), _) | Grant::Refresh(Err(e), _) => Err(e),
+    };
+    let result = outcome.as_ref().map_or_else(GrantError::code, |_| "success");
+    metrics::counter!("portcullis_grants_total", "grant_type" => grant_type.as_str(), "result" => result).increment(1);
+    if let Err(e) = &outcome {
+        refused(svc, e).await;
+    }
+    outcome
+}
+
+/// Takes a place in the hashing pool for a sign-in from `ip`, first of
+/// all: an attempt refused for want of one (a flood) costs no database
+/// read or write and is not counted against the account it names, so a
+/// flood can neither slow the server down with lookups nor lock an
+/// account's owner out. A refusal is counted and held (see [`refused`]).
+///
+/// # Errors
+/// [`GrantError::Saturated`] when the pool is full,
+/// [`GrantError::AddressBusy`] when `ip` holds its share of it.
+pub(crate) async fn reserve(svc: &TokenService, ip: Option<IpAddr>) -> Result<Slot, GrantError> {
+    let reserved = svc.passwords().reserve(ip).map_err(|e| match e {
+        SlotError::Busy => GrantError::Saturated,
+        SlotError::Address => GrantError::AddressBusy,
+    });
+    if let Err(e) = &reserved {
+        refused(svc, e).await;
+    }
+    reserved
+}
+
+/// For a refusal of a sign-in (429, 503 for load): counts it in
+/// `portcullis_sign_in_refusals_total` and holds the answer for the
+/// refusal delay. A tarpit: a client that retries at once (a flood's closed
+/// loop) is held to one attempt per delay per connection, so refusing it
+/// costs almost nothing.
+async fn refused(svc: &TokenService, e: &GrantError) {
+    if !e.is_refusal() {
+        return;
+    }
+    let reason = match e {
+        GrantError::AddressBusy => "address_busy",
+        GrantError::Saturated => "saturated",
+        _ => "throttled",
+    };
+    metrics::counter!("portcullis_sign_in_refusals_total", "reason" => reason).increment(1);
+    tokio::time::sleep(svc.config().refusal_delay).await;
+}
+
+/// A token request's client, address and time.
 pub(crate) struct Request<'a> {
-    pub(crate) form: &'a Form,
     pub(crate) client: &'a Client,
     pub(crate) ip: Option<IpAddr>,
     pub(crate) now: UnixTime,
 }
 
-impl Request<'_> {
-    /// The requested scope, if any, parsed.
-    pub(crate) fn scope(&self) -> Result<Option<Scopes>, GrantError> {
-        self.form
-            .get("scope")
-            .map(|s| Scopes::parse(s).map_err(|_| GrantError::InvalidScope))
-            .transpose()
-    }
-
-    /// The audience: the configured default, or an RFC 8707 `resource` the
-    /// server knows.
-    pub(crate) fn audience(&self, svc: &TokenService) -> Result<String, GrantError> {
-        let cfg = svc.config();
-        match self.form.get("resource") {
-            None => Ok(cfg.audience.clone()),
-            Some(r) if r == cfg.audience || cfg.resources.iter().any(|k| k == r) => Ok(r.to_owned()),
-            Some(_) => Err(GrantError::InvalidTarget),
-        }
+/// The audience: the configured default, or an RFC 8707 `resource` the
+/// server knows.
+fn audience(svc: &TokenService, resource: Option<&str>) -> Result<String, GrantError> {
+    let cfg = svc.config();
+    match resource {
+        None => Ok(cfg.audience.clone()),
+        Some(r) if r == cfg.audience || cfg.resources.iter().any(|k| k == r) => Ok(r.to_owned()),
+        Some(_) => Err(GrantError::InvalidTarget),
     }
 }
 

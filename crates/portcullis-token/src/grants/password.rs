@@ -2,66 +2,43 @@
 
 use portcullis_store::{NewAuditEvent, NewFamily, SignInRecord, StoreError, UserStatus};
 
-use super::{Request, TokenResponse};
+use secrecy::ExposeSecret as _;
+
+use super::{PasswordGrant, Request, TokenResponse};
 use crate::config::secs;
-use crate::password::{Slot, SlotError, Verdict};
+use crate::password::{Slot, Verdict};
 use crate::secret::OpaqueSecret;
 use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
 use portcullis_domain::GrantType;
 
-/// Takes a place in the hashing pool for a sign-in from `ip`, first of
-/// all: an attempt refused for want of one (a flood) costs no database
-/// read or write and is not counted against the account it names, so a
-/// flood can neither slow the server down with lookups nor lock an
-/// account's owner out.
-pub(crate) fn reserve(svc: &TokenService, ip: Option<std::net::IpAddr>) -> Result<Slot, GrantError> {
-    svc.passwords().reserve(ip).map_err(|e| match e {
-        SlotError::Busy => GrantError::Saturated,
-        SlotError::Address => GrantError::AddressBusy,
-    })
-}
-
-/// Longest accepted username, in bytes.
-const MAX_USERNAME: usize = 256;
-/// Longest accepted device label, in characters.
-const MAX_DEVICE_NAME: usize = 100;
-
 /// Signs a user in: checks the password, starts a refresh family (one per
 /// sign-in / device) and issues the first tokens.
 ///
 /// `slot` is the request's place in the hashing pool, taken (see
-/// [`reserve`]) before the client was authenticated.
-pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) -> Result<TokenResponse, GrantError> {
-    let form = req.form;
-    let username = form
-        .get("username")
-        .ok_or(GrantError::InvalidRequest("username is required"))?;
-    let password = form
-        .get("password")
-        .ok_or(GrantError::InvalidRequest("password is required"))?;
-    if username.len() > MAX_USERNAME {
-        return Err(GrantError::InvalidRequest("username is too long"));
-    }
-    // Refused before any hashing: a long password must not buy CPU time.
-    if !svc.passwords().acceptable_length(password) {
-        return Err(GrantError::InvalidRequest("password is too long"));
-    }
-    let device = form.get("device_name");
-    if device.is_some_and(|d| d.chars().count() > MAX_DEVICE_NAME || d.chars().any(char::is_control)) {
-        return Err(GrantError::InvalidRequest(
-            "device_name is too long or has control characters",
-        ));
-    }
+/// [`reserve`](super::reserve)) before the client was authenticated.
+pub(crate) async fn password(
+    svc: &TokenService,
+    grant: PasswordGrant,
+    req: &Request<'_>,
+    slot: Slot,
+) -> Result<TokenResponse, GrantError> {
+    let PasswordGrant {
+        username,
+        password,
+        scope: requested,
+        resource,
+        device_name,
+    } = grant;
+    let username = username.as_str();
     // What can be refused without the user is refused before the password
     // is checked; what depends on the user, only after (it would otherwise
     // tell whether the account exists).
     let client_scope = req.client.scope.clone();
-    let requested = req.scope()?;
     if requested.as_ref().is_some_and(|r| !r.is_subset_of(&client_scope)) {
         return Err(GrantError::InvalidScope);
     }
-    let audience = req.audience(svc)?;
+    let audience = super::audience(svc, resource.as_deref())?;
 
     let store = svc.store();
     let throttle = &svc.config().throttle;
@@ -74,7 +51,11 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
     };
     let verdict = svc
         .passwords()
-        .verify_reserved(slot, password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .verify_reserved(
+            slot,
+            password.expose_secret(),
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
         .await;
     let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
     let (user, checked_hash) = match (verdict, user) {
@@ -127,7 +108,7 @@ pub(crate) async fn password(svc: &TokenService, req: &Request<'_>, slot: Slot) 
         user_id: user.id.clone(),
         client_id: req.client.id.clone(),
         scope: granted.to_string(),
-        device_label: device.map(str::to_owned),
+        device_label: device_name,
         expires_at: req.now.plus(secs(cfg.refresh_absolute_ttl)),
         first_token: refresh.hash(),
         first_token_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),

@@ -6,44 +6,38 @@ use portcullis_store::{
     User, UserStatus,
 };
 
-use super::{Request, TokenResponse};
+use secrecy::ExposeSecret as _;
+
+use super::{RefreshGrant, Request, TokenResponse};
 use crate::config::secs;
-use crate::form::Form;
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService, successor};
 use portcullis_domain::Scopes;
-
-/// Longest refresh token looked up.
-const MAX_REFRESH_TOKEN: usize = 512;
 
 /// What a refresh reads before it rotates: the token, its family, the
 /// family's user and client.
 pub(crate) type Context = (RefreshToken, RefreshFamily, User, Client);
 
-/// For a `refresh_token` request, the token's context, read in one query
-/// (`None` for other requests, or a token too long to look up).
-pub(crate) async fn prefetch_refresh(svc: &TokenService, form: &Form) -> Option<Result<Context, StoreError>> {
-    if form.get("grant_type") != Some("refresh_token") {
-        return None;
-    }
-    let presented = form.get("refresh_token").filter(|t| t.len() <= MAX_REFRESH_TOKEN)?;
-    Some(svc.store().refresh_context(TokenHash::of(presented.as_bytes())).await)
+/// The token's context, read in one query with its client's row; the
+/// token endpoint reads it before the client is authenticated.
+///
+/// # Errors
+/// The store's.
+pub(crate) async fn prefetch(svc: &TokenService, grant: &RefreshGrant) -> Result<Context, StoreError> {
+    svc.store()
+        .refresh_context(TokenHash::of(grant.refresh_token.expose_secret().as_bytes()))
+        .await
 }
 
 /// Exchanges a refresh token for new tokens, rotating it. `context` is
-/// the token's context if [`prefetch_refresh`] read it already.
+/// the token's context if [`prefetch`] read it already.
 pub(crate) async fn refresh(
     svc: &TokenService,
+    grant: &RefreshGrant,
     req: &Request<'_>,
     context: Option<Result<Context, StoreError>>,
 ) -> Result<TokenResponse, GrantError> {
-    let presented = req
-        .form
-        .get("refresh_token")
-        .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
-    if presented.len() > MAX_REFRESH_TOKEN {
-        return Err(GrantError::InvalidGrant);
-    }
+    let presented = grant.refresh_token.expose_secret();
     let store = svc.store();
     let hash = TokenHash::of(presented.as_bytes());
 
@@ -64,14 +58,14 @@ pub(crate) async fn refresh(
         return Err(GrantError::InvalidGrant);
     }
     if token.used_at.is_some() {
-        return spent(svc, presented, &family, &token, user, req).await;
+        return spent(svc, grant, &family, &token, user, req).await;
     }
     if !family.is_live(req.now) || req.now >= token.expires_at {
         return Err(GrantError::InvalidGrant);
     }
     // Then checks that change nothing, so a refused request leaves the
     // token as it was: a widened scope, an unknown resource, a disabled user.
-    let (user, scope, audience) = grant_for(svc, &family, user, req)?;
+    let (user, scope, audience) = grant_for(svc, grant, &family, user, req)?;
     let cfg = svc.config();
     let next = OpaqueSecret::generate();
     let rotate = Rotate {
@@ -96,7 +90,7 @@ pub(crate) async fn refresh(
             Ok(svc.respond(access, Some(&next), &scope))
         }
         // A concurrent request consumed it between the read and the write.
-        Rotation::Spent { family, token } => spent(svc, presented, &family, &token, user, req).await,
+        Rotation::Spent { family, token } => spent(svc, grant, &family, &token, user, req).await,
         Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
     }
 }
@@ -104,18 +98,19 @@ pub(crate) async fn refresh(
 /// The scope, user and audience of a refresh of `family`, or why not.
 fn grant_for(
     svc: &TokenService,
+    grant: &RefreshGrant,
     family: &RefreshFamily,
     user: User,
     req: &Request<'_>,
 ) -> Result<(User, Scopes, String), GrantError> {
     let original = Scopes::trusted(&family.scope);
-    let scope = match req.scope()? {
+    let scope = match &grant.scope {
         // §6: the scope may narrow, never widen.
-        Some(r) if r.is_subset_of(&original) => r,
-        Some(_) => return Err(GrantError::InvalidScope),
-        None => original,
+        Ok(Some(r)) if r.is_subset_of(&original) => r.clone(),
+        Ok(Some(_)) | Err(_) => return Err(GrantError::InvalidScope),
+        Ok(None) => original,
     };
-    let audience = req.audience(svc)?;
+    let audience = super::audience(svc, grant.resource.as_deref())?;
     if user.status != UserStatus::Active || user.id != family.user_id {
         return Err(GrantError::InvalidGrant);
     }
@@ -130,20 +125,20 @@ fn grant_for(
 /// within the window, otherwise reuse, which revokes the family.
 async fn spent(
     svc: &TokenService,
-    presented: &str,
+    grant: &RefreshGrant,
     family: &RefreshFamily,
     token: &RefreshToken,
     user: User,
     req: &Request<'_>,
 ) -> Result<TokenResponse, GrantError> {
-    let Some(same) = retry(svc, presented, family, token, req).await? else {
+    let Some(same) = retry(svc, grant.refresh_token.expose_secret(), family, token, req).await? else {
         if lost_race(svc, token, req) {
             return Err(GrantError::InvalidGrant);
         }
         reuse_detected(svc, family, req).await?;
         return Err(GrantError::InvalidGrant);
     };
-    let (user, scope, audience) = grant_for(svc, family, user, req)?;
+    let (user, scope, audience) = grant_for(svc, grant, family, user, req)?;
     // The family may have been revoked while the successor was looked up.
     if !svc.store().family_by_id(&family.id).await?.is_live(req.now) {
         return Err(GrantError::InvalidGrant);

@@ -1,0 +1,125 @@
+//! Token requests, parsed at the HTTP edge: `/oauth/token` builds them
+//! from its form, the `/web/` endpoints from theirs and the refresh cookie.
+//! Values are moved out of the form, not copied.
+
+use portcullis_domain::{MalformedScope, Scopes, Username};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::GrantError;
+use crate::form::Form;
+use crate::password::Passwords;
+
+/// Longest accepted device label, in characters.
+const MAX_DEVICE_NAME: usize = 100;
+/// Longest refresh token looked up.
+pub(crate) const MAX_REFRESH_TOKEN: usize = 512;
+
+/// A password grant request (RFC 6749 §4.3.2). `Debug` shows no password.
+#[derive(Debug)]
+pub(crate) struct PasswordGrant {
+    /// The name as sent, looked up as it is. Only its length is checked
+    /// ([`Username::MAX_LEN`]): a name [`Username::parse`] would refuse is
+    /// merely unknown, and gets the answer of a wrong password (after the
+    /// dummy hash), so the answer never tells what names can exist.
+    pub(crate) username: String,
+    /// The password, at most the policy's length.
+    pub(crate) password: SecretString,
+    /// The requested scope (by default the client's default scope).
+    pub(crate) scope: Option<Scopes>,
+    /// RFC 8707 `resource`: the access token's audience, if not the default.
+    pub(crate) resource: Option<String>,
+    /// A label for the device: at most 100 characters, no control
+    /// characters.
+    pub(crate) device_name: Option<String>,
+}
+
+impl PasswordGrant {
+    /// Takes the grant's parameters out of `form`.
+    ///
+    /// # Errors
+    /// [`GrantError::InvalidRequest`] for a missing username or password,
+    /// an overlong username or password (refused before any hashing: a
+    /// long password must not buy CPU time) or a bad device name;
+    /// [`GrantError::InvalidScope`] for a malformed scope.
+    pub(crate) fn from_form(form: &mut Form, passwords: &Passwords) -> Result<Self, GrantError> {
+        let username = form
+            .take("username")
+            .ok_or(GrantError::InvalidRequest("username is required"))?;
+        let password = SecretString::from(
+            form.take("password")
+                .ok_or(GrantError::InvalidRequest("password is required"))?,
+        );
+        if username.len() > Username::MAX_LEN {
+            return Err(GrantError::InvalidRequest("username is too long"));
+        }
+        if !passwords.acceptable_length(password.expose_secret()) {
+            return Err(GrantError::InvalidRequest("password is too long"));
+        }
+        let device_name = form.take("device_name");
+        if device_name
+            .as_deref()
+            .is_some_and(|d| d.chars().count() > MAX_DEVICE_NAME || d.chars().any(char::is_control))
+        {
+            return Err(GrantError::InvalidRequest(
+                "device_name is too long or has control characters",
+            ));
+        }
+        let scope = requested_scope(form).map_err(|_| GrantError::InvalidScope)?;
+        Ok(Self {
+            username,
+            password,
+            scope,
+            resource: form.take("resource"),
+            device_name,
+        })
+    }
+}
+
+/// A refresh_token grant request (RFC 6749 §6). `Debug` shows no token.
+#[derive(Debug)]
+pub(crate) struct RefreshGrant {
+    /// The refresh token presented (from the body, or a `/web/` cookie),
+    /// at most [`MAX_REFRESH_TOKEN`] bytes.
+    pub(crate) refresh_token: SecretString,
+    /// The requested scope. A malformed one is refused only once the token
+    /// is known to be live and unspent: a spent token sent with any scope
+    /// still sets off reuse detection.
+    pub(crate) scope: Result<Option<Scopes>, MalformedScope>,
+    /// RFC 8707 `resource`: the access token's audience, if not the default.
+    pub(crate) resource: Option<String>,
+}
+
+impl RefreshGrant {
+    /// Takes the grant's parameters, the refresh token included, out of
+    /// `form`.
+    ///
+    /// # Errors
+    /// See [`RefreshGrant::with_token`];
+    /// [`GrantError::InvalidRequest`] when there is no refresh token.
+    pub(crate) fn from_form(form: &mut Form) -> Result<Self, GrantError> {
+        let token = form
+            .take("refresh_token")
+            .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
+        Self::with_token(token, form)
+    }
+
+    /// The grant of `token`, with the scope and resource of `form`.
+    ///
+    /// # Errors
+    /// [`GrantError::InvalidGrant`] for a token too long to be one of ours.
+    pub(crate) fn with_token(token: String, form: &mut Form) -> Result<Self, GrantError> {
+        if token.len() > MAX_REFRESH_TOKEN {
+            return Err(GrantError::InvalidGrant);
+        }
+        Ok(Self {
+            refresh_token: SecretString::from(token),
+            scope: requested_scope(form),
+            resource: form.take("resource"),
+        })
+    }
+}
+
+/// The form's `scope`, parsed, if it has one.
+fn requested_scope(form: &mut Form) -> Result<Option<Scopes>, MalformedScope> {
+    form.take("scope").map(|s| Scopes::parse(&s)).transpose()
+}

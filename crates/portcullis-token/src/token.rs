@@ -1,0 +1,215 @@
+//! `POST /oauth/token`: the password and refresh_token grants, answered
+//! as RFC 6749 §5.1 / §5.2 say.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::map_response;
+use axum::routing::post;
+use axum::{Json, Router};
+use portcullis_domain::GrantType;
+use utoipa::ToSchema;
+use utoipa::openapi::{Ref, RefOr};
+
+use crate::edge::{form_request, no_store_layer, peer};
+use crate::grants::{self, Grant, PasswordGrant, RefreshGrant};
+use crate::responses::{FormErrors, Throttled};
+use crate::{GrantError, TokenResponse, TokenService, client_auth};
+
+/// The route.
+pub(crate) fn router() -> Router<Arc<TokenService>> {
+    // The layer covers every answer of the path, 405 and 413 included.
+    Router::new().route("/oauth/token", post(token).layer(map_response(no_store_layer)))
+}
+
+/// `POST /oauth/token`. Parameters come from the form body only; the query
+/// string is never read (RFC 6749 §3.2).
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    summary = "Sign in (password grant) or refresh (refresh_token grant)",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "The tokens (RFC 6749 §5.1).", body = TokenResponse, headers(
+            ("Cache-Control" = String, description = "`no-store`"),
+            ("Pragma" = String, description = "`no-cache`"),
+        )),
+        FormErrors,
+        Throttled,
+    ),
+)]
+pub(crate) async fn token(
+    State(svc): State<Arc<TokenService>>,
+    req: Request,
+) -> Result<Json<TokenResponse>, GrantError> {
+    token_inner(&svc, req).await.map(Json)
+}
+
+async fn token_inner(svc: &TokenService, req: Request) -> Result<TokenResponse, GrantError> {
+    let (parts, mut form) = form_request(svc, req).await?;
+    let ip = peer(&parts.extensions);
+    let grant_type = form.get("grant_type").map(str::parse::<GrantType>);
+    // Before the client is known, each grant does what must come first.
+    // The password grant takes its place in the hashing pool (a flood is
+    // refused before any database read). A refresh reads its token with
+    // the family, user and client in one query; the client row is then
+    // used for the authentication (when it is the client presented), and
+    // the rest by the grant. No answer depends on the token before the
+    // client is authenticated; only the timing can tell an unauthenticated
+    // caller holding a real token of a confidential client that it exists
+    // (one read fewer), which does not let it use the token. Parse errors
+    // are answered after client authentication.
+    let slot = match grant_type {
+        Some(Ok(GrantType::Password)) => Some(grants::reserve(svc, ip).await?),
+        _ => None,
+    };
+    let presented = client_auth::presented(&parts.headers, &form)?;
+    let grant = match (grant_type, slot) {
+        (_, Some(slot)) => Some(Grant::Password(
+            PasswordGrant::from_form(&mut form, svc.passwords()),
+            slot,
+        )),
+        (Some(Ok(GrantType::RefreshToken)), None) => {
+            let grant = RefreshGrant::from_form(&mut form);
+            let context = match &grant {
+                Ok(g) => Some(grants::prefetch(svc, g).await),
+                Err(_) => None,
+            };
+            Some(Grant::Refresh(grant, context))
+        }
+        _ => None,
+    };
+    let known = match &grant {
+        Some(Grant::Refresh(_, Some(Ok(context)))) => Some(context.3.clone()),
+        _ => None,
+    };
+    let client = client_auth::authenticate(svc.store(), presented, known).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    let grant_type = grant_type
+        .ok_or(GrantError::InvalidRequest("grant_type is required"))?
+        .map_err(|_| GrantError::UnsupportedGrantType)?;
+    // A browser client's refresh token lives in an HttpOnly cookie set by
+    // the /web/ endpoints; this endpoint would hand it to page scripts.
+    if !client.grant_types.allows(grant_type) || !client.web_origins.is_empty() {
+        return Err(GrantError::UnauthorizedClient);
+    }
+    let grant = grant.ok_or(GrantError::Internal)?;
+    grants::run(svc, grant, &client, ip).await
+}
+
+/// A token request, as form parameters: the password grant (RFC 6749
+/// §4.3.2) or the refresh_token grant (§6), told apart by `grant_type`. A
+/// parameter sent empty counts as absent; a repeated one is an error.
+struct TokenRequest;
+
+impl utoipa::PartialSchema for TokenRequest {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let mapping = [
+            ("password", "#/components/schemas/PasswordGrant"),
+            ("refresh_token", "#/components/schemas/RefreshGrant"),
+        ];
+        let mut discriminator = utoipa::openapi::Discriminator::new("grant_type");
+        discriminator.mapping = mapping.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(Ref::from_schema_name("PasswordGrant"))
+            .item(Ref::from_schema_name("RefreshGrant"))
+            .discriminator(Some(discriminator))
+            .description(Some(
+                "The password grant or the refresh_token grant, told apart by `grant_type`. A \
+                 parameter sent empty counts as absent; a repeated one is an error.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TokenRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<utoipa::openapi::schema::Schema>)>) {
+        for (name, schema) in [
+            ("PasswordGrant", <PasswordForm as utoipa::PartialSchema>::schema()),
+            ("RefreshGrant", <RefreshForm as utoipa::PartialSchema>::schema()),
+        ] {
+            schemas.push((name.to_owned(), schema));
+        }
+        <PasswordForm as ToSchema>::schemas(schemas);
+        <RefreshForm as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Sign-in with a username and password (RFC 6749 §4.3.2).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "grant_type": "password", "username": "alice", "password": "a long passphrase", "scope": "read",
+    "device_name": "Alice's phone"
+}))]
+#[allow(
+    dead_code,
+    reason = "a request-body schema: the handler parses the form into grants::PasswordGrant"
+)]
+struct PasswordForm {
+    #[schema(inline)]
+    grant_type: PasswordType,
+    /// The user's name.
+    #[schema(min_length = 1)]
+    username: String,
+    /// The user's password (at most 1024 bytes).
+    #[schema(min_length = 1, format = Password)]
+    password: String,
+    /// Space-delimited scopes (by default the client's default scope).
+    #[schema(required = false)]
+    scope: String,
+    /// RFC 8707 resource: the audience of the access token.
+    #[schema(required = false)]
+    resource: String,
+    /// A name for the device, shown in the device list.
+    #[schema(required = false, max_length = 100)]
+    device_name: String,
+    /// `client_secret_post` and public clients.
+    #[schema(required = false)]
+    client_id: String,
+    /// `client_secret_post`.
+    #[schema(required = false, format = Password)]
+    client_secret: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a request-body schema")]
+enum PasswordType {
+    Password,
+}
+
+/// A refresh (RFC 6749 §6): a new access token and a new refresh token.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "a request-body schema: the handler parses the form into grants::RefreshGrant"
+)]
+struct RefreshForm {
+    #[schema(inline)]
+    grant_type: RefreshType,
+    /// The refresh token; it is spent by the refresh.
+    #[schema(min_length = 1)]
+    refresh_token: String,
+    /// Space-delimited scopes, at most the sign-in's (by default the
+    /// sign-in's).
+    #[schema(required = false)]
+    scope: String,
+    /// RFC 8707 resource: the audience of the access token.
+    #[schema(required = false)]
+    resource: String,
+    /// `client_secret_post` and public clients.
+    #[schema(required = false)]
+    client_id: String,
+    /// `client_secret_post`.
+    #[schema(required = false, format = Password)]
+    client_secret: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a request-body schema")]
+enum RefreshType {
+    RefreshToken,
+}
