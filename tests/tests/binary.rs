@@ -713,7 +713,7 @@ async fn the_cli_and_the_api_audit_a_client_revoke_alike(db: &TestDb) {
     let root_id = root["id"].as_str().expect("id").to_owned();
 
     let (_server, base) = serve(db, &[]);
-    let http = reqwest::Client::new();
+    let http = support::Http::new();
     let pw = PASSWORD.replace(' ', "+");
     let (status, body) = token(
         &http,
