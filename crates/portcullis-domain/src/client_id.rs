@@ -1,7 +1,5 @@
 //! Client identifiers (RFC 6749 §2.2).
 
-use std::fmt;
-
 /// A `client_id` as registered: 1 to 64 characters of `A-Z a-z 0-9 - _ .`,
 /// so it is safe in URLs, logs and cookie names.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -33,25 +31,9 @@ impl ClientId {
             Err(InvalidClientId)
         }
     }
-
-    /// The id.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ClientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientId({:?})", self.0)
-    }
-}
+crate::text_value!(ClientId);
 
 #[cfg(test)]
 mod tests {

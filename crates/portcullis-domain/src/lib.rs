@@ -7,6 +7,39 @@
 //! Each type's `parse` is the only place its rules are written; the store
 //! reads stored text back with the same parsers.
 
+/// The accessors every text value shares: `as_str`, `Display` (the text
+/// itself) and a `Debug` that names the type.
+macro_rules! text_value {
+    ($name:ident) => {
+        impl $name {
+            /// The text.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), self.0)
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+pub(crate) use text_value;
+
 mod audit;
 mod client_id;
 mod grant;

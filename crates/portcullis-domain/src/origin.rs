@@ -65,25 +65,9 @@ impl WebOrigin {
             _ => format!("{scheme}://{host}"),
         }))
     }
-
-    /// The origin.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for WebOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for WebOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WebOrigin({:?})", self.0)
-    }
-}
+crate::text_value!(WebOrigin);
 
 /// The origins of a browser client, in registration order without repeats;
 /// empty for every other client. Stored space-delimited, shown as a JSON

@@ -1,7 +1,5 @@
 //! Usernames.
 
-use std::fmt;
-
 /// A username as accounts are created with: 1 to [`Username::MAX_LEN`]
 /// bytes, no control characters, no surrounding white space.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -31,31 +29,9 @@ impl Username {
         }
         Ok(Self(name.to_owned()))
     }
-
-    /// The username.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Username({:?})", self.0)
-    }
-}
-
-impl PartialEq<&str> for Username {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+crate::text_value!(Username);
 
 #[cfg(test)]
 mod tests {

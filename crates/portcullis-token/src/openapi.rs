@@ -34,7 +34,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         web::preflight_refresh,
         web::preflight_sign_out,
     ),
-    components(schemas(OAuthError, ErrorCode)),
+    components(schemas(OAuthError, ErrorCode, web::WebTokens)),
     modifiers(&Shared),
     tags(
         (name = "oauth", description = "The OAuth 2.0 endpoints (RFC 6749, 7009, 7662, 8414)"),

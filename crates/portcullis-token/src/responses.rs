@@ -138,6 +138,47 @@ impl IntoResponses for WebErrors {
     }
 }
 
+/// A cookie endpoint's success: the tokens for the page, the refresh
+/// token in the cookie, readable by the registered origin.
+fn web_tokens(description: &str) -> BTreeMap<String, RefOr<Response>> {
+    let res = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("WebTokens"))),
+        )
+        .header(
+            "Set-Cookie",
+            string_header(
+                "The refresh token: `__Host-portcullis-refresh=…; Path=/; Secure; HttpOnly; \
+                 SameSite=Strict; Max-Age=…`.",
+            ),
+        )
+        .header("Cache-Control", string_header("`no-store`"))
+        .header("Access-Control-Allow-Origin", string_header("The registered origin."))
+        .header("Access-Control-Allow-Credentials", string_header("`true`"))
+        .build();
+    BTreeMap::from([("200".to_owned(), RefOr::T(res))])
+}
+
+/// `POST /web/sign-in`'s success.
+pub(crate) struct SignedIn;
+
+impl IntoResponses for SignedIn {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        web_tokens("Signed in.")
+    }
+}
+
+/// `POST /web/refresh`'s success.
+pub(crate) struct Refreshed;
+
+impl IntoResponses for Refreshed {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        web_tokens("Refreshed.")
+    }
+}
+
 /// Sign-in refusals (429).
 pub(crate) struct Throttled;
 

@@ -27,8 +27,7 @@ use crate::{health, metrics};
         description = "An OAuth 2.0 authorization server for first-party apps: the token \
             endpoint (password and refresh_token grants), revocation, introspection, the JWKS and \
             metadata, the revocation feed, the admin and account APIs, probes and metrics. \
-            Any endpoint may also answer 500 (an internal fault, logged with its cause) or 431 \
-            (request headers over 32 KiB).",
+            Any endpoint may also answer 500 (an internal fault, logged with its cause).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -65,7 +64,38 @@ struct ApiDoc;
 /// The whole document.
 #[must_use]
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi().merge_from(portcullis_token::openapi::openapi())
+    let mut doc = ApiDoc::openapi().merge_from(portcullis_token::openapi::openapi());
+    headers_too_large(&mut doc);
+    doc
+}
+
+/// Every operation may answer 431: the server refuses request heads over
+/// 32 KiB before routing (`startup.rs`), whatever the path.
+fn headers_too_large(doc: &mut utoipa::openapi::OpenApi) {
+    const NAME: &str = "RequestHeadersTooLarge";
+    let response = ResponseBuilder::new()
+        .description("The request head is over 32 KiB: refused unread, with no body.")
+        .build();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(NAME.to_owned(), RefOr::T(response));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.responses
+                .responses
+                .insert("431".to_owned(), RefOr::Ref(Ref::from_response_name(NAME)));
+        }
+    }
 }
 
 /// The document as served and checked in: pretty-printed JSON.

@@ -51,7 +51,7 @@ use forms::{WebClient, WebSignIn};
 use crate::edge::{form_request, no_store_layer, peer};
 use crate::form::Form;
 use crate::grants::{self, Grant, PasswordGrant, RefreshGrant, TokenResponse};
-use crate::responses::{Throttled, WebErrors};
+use crate::responses::{Refreshed, SignedIn, Throttled, WebErrors};
 use crate::revocation::revoke_token;
 use crate::{GrantError, TokenService, client_auth};
 
@@ -179,13 +179,7 @@ async fn respond(svc: &TokenService, web: &WebRequest, grant: Grant) -> Response
         ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
     ),
     responses(
-        (status = 200, description = "Signed in.", body = WebTokens, headers(
-            ("Set-Cookie" = String, description = "The refresh token: `__Host-portcullis-refresh=…; Path=/; \
-                Secure; HttpOnly; SameSite=Strict; Max-Age=…`."),
-            ("Cache-Control" = String, description = "`no-store`"),
-            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
-            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
-        )),
+        SignedIn,
         WebErrors,
         Throttled,
     ),
@@ -221,13 +215,7 @@ pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) 
         ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
     ),
     responses(
-        (status = 200, description = "Refreshed.", body = WebTokens, headers(
-            ("Set-Cookie" = String, description = "The refresh token: `__Host-portcullis-refresh=…; Path=/; \
-                Secure; HttpOnly; SameSite=Strict; Max-Age=…`."),
-            ("Cache-Control" = String, description = "`no-store`"),
-            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
-            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
-        )),
+        Refreshed,
         WebErrors,
     ),
 )]
