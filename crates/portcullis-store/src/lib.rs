@@ -48,7 +48,8 @@ pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::StoreError;
 pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
 pub use refresh::{
-    NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed, SignInRecord,
+    CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
+    Sealed, SignInRecord, TokenKey,
 };
 pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpdate};
 pub use throttle::{ThrottleCount, ThrottleStore};
