@@ -369,7 +369,10 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
         .rotate_refresh(&rotate("gen-1", "selector-3", "gen-2", NOW.plus(2)))
         .await
         .expect("next");
-    assert!(matches!(&got, Rotation::Rotated(f) if f.current.generation == 2), "{got:?}");
+    assert!(
+        matches!(&got, Rotation::Rotated(f) if f.current.generation == 2),
+        "{got:?}"
+    );
     assert_eq!(
         s.family_by_token(&TokenKey::Selector(hash("selector-1")))
             .await

@@ -368,7 +368,9 @@ async fn rotate_at_once(
 
 /// The id of the family a token names.
 fn r_family(ids: &Ids, token: &str) -> String {
-    ids.get(family_of(token)).cloned().unwrap_or_else(|| NO_FAMILY.to_owned())
+    ids.get(family_of(token))
+        .cloned()
+        .unwrap_or_else(|| NO_FAMILY.to_owned())
 }
 
 /// Sets up the world, reads each presented token's family, runs the rows
@@ -406,9 +408,17 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
                 let f = after.clone().expect("the winner's family");
                 assert_eq!(family, f, "{rule}: as the winner left it");
                 let previous = family.previous.clone().expect("previous");
-                assert_eq!((previous.hash, previous.used_at), (hash(row.presented), T), "{rule}: within the race grace");
+                assert_eq!(
+                    (previous.hash, previous.used_at),
+                    (hash(row.presented), T),
+                    "{rule}: within the race grace"
+                );
                 assert!(family.is_live(T), "{rule}");
-                assert_ne!(family.current.hash, Some(hash(row.child)), "{rule}: the loser's child is not written");
+                assert_ne!(
+                    family.current.hash,
+                    Some(hash(row.child)),
+                    "{rule}: the loser's child is not written"
+                );
                 race.1 += 1;
             }
             (
@@ -440,9 +450,17 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
                 assert_eq!(e, StoreError::Conflict, "{rule}");
                 assert_eq!(&after, before, "{rule}: its family is as it was");
                 let f = after.expect("set up");
-                assert_eq!((f.current.generation, f.current.hash), (0, Some(hash(row.presented))), "{rule}");
+                assert_eq!(
+                    (f.current.generation, f.current.hash),
+                    (0, Some(hash(row.presented))),
+                    "{rule}"
+                );
                 let owner = s.family_by_token(&TokenKey::Selector(row.selector())).await;
-                assert_ne!(owner.expect("the selector's family").id, f.id, "{rule}: selector not taken over");
+                assert_ne!(
+                    owner.expect("the selector's family").id,
+                    f.id,
+                    "{rule}: selector not taken over"
+                );
             }
             (expect, got) => panic!("{rule}: expected {expect:?}, got {got:?}"),
         }

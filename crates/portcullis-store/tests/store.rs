@@ -665,7 +665,8 @@ async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
         .expect("newest");
     assert_eq!(newest, Rotation::Refused(Refusal::FamilyRevoked));
     assert_eq!(
-        s.rotate_refresh(&rotate(&fam.id, "rt-1", "app", "x", NOW.plus(2))).await,
+        s.rotate_refresh(&rotate(&fam.id, "rt-1", "app", "x", NOW.plus(2)))
+            .await,
         Ok(Rotation::Spent(got.clone()))
     );
     // Another family of the same user is untouched.
@@ -1133,7 +1134,10 @@ async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
             .rotate_refresh(&rotate(&f.id, first, &f.client_id, "next", NOW.plus(300)))
             .await
             .expect("rotate");
-        assert!(matches!(&got, Rotation::Rotated(f) if successor(f).is_some()), "{got:?}");
+        assert!(
+            matches!(&got, Rotation::Rotated(f) if successor(f).is_some()),
+            "{got:?}"
+        );
     }
     s.revoke_user(&bob.id, RevokeReason::UserRevoked, NOW.plus(301))
         .await
@@ -1236,7 +1240,9 @@ async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_
         ids.push(family(s, &alice, &app, &format!("dev{d}-0")).await.id);
     }
     let odd = family(s, &alice, &app, "odd-0").await;
-    s.forget_family_selector(&odd.id).await.expect("from before constant state");
+    s.forget_family_selector(&odd.id)
+        .await
+        .expect("from before constant state");
     let odd = s.family_by_id(&odd.id).await.expect("odd");
     let ids = std::sync::Arc::new(ids);
     for step in 0..5 {
@@ -1247,7 +1253,8 @@ async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_
                 tokio::spawn(async move {
                     let (old, new) = (format!("dev{d}-{step}"), format!("dev{d}-{}", step + 1));
                     barrier.wait().await;
-                    s.rotate_refresh(&rotate(&ids[d], &old, "app", &new, NOW.plus(step))).await
+                    s.rotate_refresh(&rotate(&ids[d], &old, "app", &new, NOW.plus(step)))
+                        .await
                 })
             })
             .collect();
@@ -1280,7 +1287,11 @@ async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_
             assert_eq!(f.current.generation, step + 2);
             assert!(f.revoked_at.is_none());
         }
-        assert_eq!(s.family_by_id(&odd.id).await.expect("odd"), odd, "the odd one wrote nothing");
+        assert_eq!(
+            s.family_by_id(&odd.id).await.expect("odd"),
+            odd,
+            "the odd one wrote nothing"
+        );
     }
     assert_eq!(
         s.family_by_token(&TokenKey::Selector(selector("dev0-0")))
@@ -1436,7 +1447,8 @@ async fn a_rotation_racing_a_family_revoke_gives_no_child() {
         .await
         .expect("revoke");
     let (store, id) = (s.clone(), fam.id.clone());
-    let rotation = tokio::spawn(async move { store.rotate_refresh(&rotate(&id, "t1", "app", "t2", NOW.plus(1))).await });
+    let rotation =
+        tokio::spawn(async move { store.rotate_refresh(&rotate(&id, "t1", "app", "t2", NOW.plus(1))).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     tx.commit().await.expect("commit revoke");
     let got = rotation.await.expect("task").expect("rotate");

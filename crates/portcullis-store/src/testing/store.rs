@@ -177,11 +177,9 @@ impl TestingStore for SqlStore {
 
     async fn refresh_row_counts(&self) -> Result<RefreshRowCounts, StoreError> {
         let (families, tokens): (i64, i64) = with_pool!(&self.read, |c| {
-            sqlx::query_as(
-                "SELECT (SELECT count(*) FROM refresh_families), (SELECT count(*) FROM refresh_tokens)",
-            )
-            .fetch_one(c)
-            .await?
+            sqlx::query_as("SELECT (SELECT count(*) FROM refresh_families), (SELECT count(*) FROM refresh_tokens)")
+                .fetch_one(c)
+                .await?
         });
         Ok(RefreshRowCounts { families, tokens })
     }
