@@ -26,7 +26,7 @@ CREATE UNIQUE INDEX refresh_families_selector ON refresh_families (selector_hash
 UPDATE refresh_families SET token_hash = t.token_hash, token_expires_at = t.expires_at
 FROM refresh_tokens AS t
 WHERE t.family_id = refresh_families.id AND t.used_at IS NULL;
-UPDATE refresh_families SET prev_hash = p.token_hash, prev_used_at = p.used_at, successor = p.successor
+UPDATE refresh_families SET prev_hash = p.token_hash, prev_used_at = p.used_at, successor = CASE WHEN refresh_families.revoked_at IS NULL THEN p.successor END
 FROM refresh_tokens AS t JOIN refresh_tokens AS p ON p.id = t.parent_id
 WHERE t.family_id = refresh_families.id AND t.used_at IS NULL;
 UPDATE refresh_tokens SET successor = NULL WHERE successor IS NOT NULL;
