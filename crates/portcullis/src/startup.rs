@@ -266,6 +266,10 @@ impl Application {
 /// - forget sealed refresh successors whose retry window is over (with a
 ///   minute's margin for clock skew between instances), so a copy of the
 ///   database plus an old refresh token cannot reveal a live one;
+/// - fold the latency samples recorded since the last round into the
+///   Prometheus histograms: the recorder keeps every sample until then
+///   (or until a scrape), so without this the memory of an unscraped
+///   server would grow with every request;
 /// - maintain the signing keys (rotation period, retiring superseded keys)
 ///   and reload them, so that a key created by another instance or the
 ///   CLI is published, and used once its publication delay has passed;
@@ -281,6 +285,7 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
     for round in 0u64.. {
         tick.tick().await;
         let now = UnixTime::now();
+        crate::metrics::handle().run_upkeep();
         if let Err(e) = store.clear_successors(now.plus(-window.saturating_add(60))).await {
             tracing::warn!(error = %e, "housekeeping: clearing refresh successors failed");
         }
