@@ -24,6 +24,14 @@ pub use store::TestingStore;
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// Applies the migrations up to `version`, or all of them.
+async fn migrate(store: &SqlStore, version: Option<i64>) {
+    match version {
+        None => store.migrate().await.expect("migrate"),
+        Some(v) => store.migrate_to(v).await.expect("migrate to an earlier version"),
+    }
+}
+
 /// A database that exists for one test.
 pub struct TestDb {
     /// The store on it.
@@ -54,12 +62,21 @@ impl TestDb {
     /// # Panics
     /// When the file cannot be created or migrated.
     pub async fn sqlite() -> Self {
+        Self::sqlite_at(None).await
+    }
+
+    /// A fresh SQLite file with the migrations up to `version` applied
+    /// (all of them for `None`).
+    ///
+    /// # Panics
+    /// When the file cannot be created or migrated.
+    pub async fn sqlite_at(version: Option<i64>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open SQLite");
-        store.migrate().await.expect("migrate SQLite");
+        migrate(&store, version).await;
         Self {
             store,
             url,
@@ -74,6 +91,15 @@ impl TestDb {
     /// When the server is unreachable (unless skipped), or under `CI=true`
     /// when skipped.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_at(None).await
+    }
+
+    /// A fresh PostgreSQL database with the migrations up to `version`
+    /// applied (all of them for `None`); `None` as [`TestDb::postgres`].
+    ///
+    /// # Panics
+    /// As [`TestDb::postgres`].
+    pub async fn postgres_at(version: Option<i64>) -> Option<Self> {
         let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
         if admin_url == "skip" {
             assert!(
@@ -105,7 +131,7 @@ impl TestDb {
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open PostgreSQL");
-        store.migrate().await.expect("migrate PostgreSQL");
+        migrate(&store, version).await;
         Some(Self {
             store,
             url,
@@ -114,6 +140,14 @@ impl TestDb {
                 name,
             }),
         })
+    }
+
+    /// The versions of the migrations the database has applied.
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn applied_migrations(&self) -> Vec<i64> {
+        self.store.applied_migrations().await.expect("applied migrations")
     }
 
     /// SQLite's `PRAGMA integrity_check`, on a connection of its own
@@ -263,14 +297,25 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
 /// Runs each named `async fn(&SqlStore)` (or `async fn(&TestDb)`) on a fresh
 /// SQLite database and on a fresh PostgreSQL database: one test body, two
 /// backends.
+///
+/// `on_both_backends!(migrated_to = 4; name, …)` starts each database with
+/// the migrations up to 4 only, for tests of a later migration.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@at None; $($name),*);
+    };
+    (migrated_to = $v:expr; $($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@at Some($v); $($name),*);
+    };
+    (@at $at:expr; $($name:ident),*) => {
+        /// The migrations each test's database starts with (`None`: all).
+        const ON_BOTH_BACKENDS_MIGRATED_TO: Option<i64> = $at;
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::testing::TestDb::sqlite().await;
+                    let db = $crate::testing::TestDb::sqlite_at(super::ON_BOTH_BACKENDS_MIGRATED_TO).await;
                     super::$name(&db).await;
                     db.finish().await;
                 }
@@ -280,7 +325,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = $crate::testing::TestDb::postgres().await else { return };
+                    let Some(db) = $crate::testing::TestDb::postgres_at(super::ON_BOTH_BACKENDS_MIGRATED_TO).await else { return };
                     super::$name(&db).await;
                     db.finish().await;
                 }
