@@ -9,4 +9,4 @@
 -- column right after it (crates/portcullis-store/src/usernames.rs). A row
 -- whose key is still NULL is keyed at the next start.
 ALTER TABLE users ADD COLUMN username_key TEXT;
-CREATE UNIQUE INDEX users_username_key ON users (username_key);
+CREATE UNIQUE INDEX users_key_unique ON users (username_key);

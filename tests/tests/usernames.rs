@@ -8,7 +8,7 @@ mod support;
 
 use base64::Engine as _;
 use portcullis_store::testing::{TestDb, TestingStore as _};
-use portcullis_store::{AuditStore as _, ClientStore as _, NewClient, UnixTime, on_both_backends};
+use portcullis_store::{AuditStore as _, UnixTime, on_both_backends};
 use serde_json::Value;
 use support::*;
 
@@ -36,6 +36,11 @@ fn sub(access: &Value) -> String {
     )
     .expect("claims");
     claims["sub"].as_str().expect("sub").to_owned()
+}
+
+/// Failed sign-ins counted on the throttle key `key` this hour.
+async fn failures(db: &TestDb, key: &str) -> i64 {
+    db.throttle_count(key, 3600, UnixTime::now()).await.expect("count").count
 }
 
 fn password_grant<'a>(username: &'a str, password: &'a str) -> [(&'a str, &'a str); 4] {
@@ -79,11 +84,7 @@ async fn sign_in_in_another_case_or_width_reaches_the_same_account(db: &TestDb) 
     // A wrong password in another case counts against the same account.
     let res = app.token(&password_grant("ALICE", "not the passphrase at all"), None).await;
     assert_error(res, 400, "invalid_grant").await;
-    let count = db
-        .throttle_count("pw:u:alice", 3600, UnixTime::now())
-        .await
-        .expect("count");
-    assert_eq!(count.count, 1);
+    assert_eq!(failures(db, "pw:u:alice").await, 1);
 }
 
 async fn refused_usernames_are_invalid_requests_that_change_nothing(db: &TestDb) {
@@ -95,34 +96,21 @@ async fn refused_usernames_are_invalid_requests_that_change_nothing(db: &TestDb)
         let res = app.token(&password_grant(bad, PASSWORD), None).await;
         let body = assert_error(res, 400, "invalid_request").await;
         assert_eq!(body["error_description"], "username is not valid", "{bad:?}");
-        let count = db
-            .throttle_count(&format!("pw:u:{bad}"), 3600, UnixTime::now())
-            .await
-            .expect("count");
-        assert_eq!(count.count, 0, "{bad:?}");
+        assert_eq!(failures(db, &format!("pw:u:{bad}")).await, 0, "{bad:?}");
     }
     assert_eq!(db.audit_events(None, 500).await.expect("audit").len(), events);
-    let count = db
-        .throttle_count("pw:u:alice", 3600, UnixTime::now())
-        .await
-        .expect("count");
-    assert_eq!(count.count, 0);
+    assert_eq!(failures(db, "pw:u:alice").await, 0);
     assert_eq!(sub(&app.sign_in("mobile", "alice").await), alice);
 }
 
 async fn the_web_sign_in_refuses_the_same_names(db: &TestDb) {
     const ORIGIN: &str = "https://app.example";
-    let spa = NewClient {
-        id: portcullis_domain::ClientId::parse("spa").expect("client id"),
-        name: "spa".into(),
-        secret_hash: None,
-        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
-        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        introspect: false,
-        web_origins: portcullis_domain::WebOrigins::parse(ORIGIN).expect("origins"),
-    };
-    db.create_client(&spa, UnixTime::now()).await.expect("client");
+    let (ok, _, err) = cli(
+        db,
+        &["client", "create", "--name", "SPA", "--client-id", "spa", "--scope", "read", "--web", "--origin", ORIGIN],
+        None,
+    );
+    assert!(ok, "{err}");
     user(db, "alice", "read").await;
     let app = spawn(db).await;
     let web = |username: &'static str| {

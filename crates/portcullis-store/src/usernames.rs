@@ -5,6 +5,10 @@
 //! any key is written: a name the rules refuse, or names that would become
 //! one account, stop the upgrade with a list of them. Accounts are never
 //! merged and names never changed here; that is the operator's decision.
+//!
+//! Should a newer `precis-profiles` (newer Unicode tables) ever map some
+//! stored name to another key, a migration that sets `username_key` to
+//! NULL makes the next start key every user again, with the same check.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,7 +70,7 @@ fn check(rows: Vec<(String, String)>) -> Result<Vec<(String, String)>, UsernameC
         })
         .collect();
     if !refused.is_empty() || !collisions.is_empty() {
-        refused.sort();
+        refused.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         return Err(UsernameConflicts { refused, collisions });
     }
     Ok(by_key

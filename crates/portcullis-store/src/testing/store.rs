@@ -122,7 +122,7 @@ impl TestingStore for SqlStore {
             .bind(hash)
             .bind(now.0)
             .execute(c)
-            .await?
+            .await?;
         });
         Ok(())
     }
