@@ -125,6 +125,7 @@ async fn the_web_sign_in_refuses_the_same_names(db: &TestDb) {
     for bad in REFUSED {
         let res = web(bad).await.expect("request");
         assert!(res.headers().get("set-cookie").is_none(), "{bad:?}");
+        assert_eq!(res.headers()["access-control-allow-origin"], ORIGIN);
         let body = assert_error(res, 400, "invalid_request").await;
         assert_eq!(body["error_description"], "username is not valid", "{bad:?}");
     }
