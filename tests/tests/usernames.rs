@@ -40,7 +40,10 @@ fn sub(access: &Value) -> String {
 
 /// Failed sign-ins counted on the throttle key `key` this hour.
 async fn failures(db: &TestDb, key: &str) -> i64 {
-    db.throttle_count(key, 3600, UnixTime::now()).await.expect("count").count
+    db.throttle_count(key, 3600, UnixTime::now())
+        .await
+        .expect("count")
+        .count
 }
 
 fn password_grant<'a>(username: &'a str, password: &'a str) -> [(&'a str, &'a str); 4] {
@@ -60,7 +63,11 @@ async fn look_alikes_cannot_be_created_with_the_cli(db: &TestDb) {
         assert!(!ok, "{look_alike}");
         assert!(err.contains("exists already"), "{err}");
     }
-    let (ok, _, err) = cli(db, &["user", "create", "ali\u{200b}ce", "--password-stdin"], Some(PASSWORD));
+    let (ok, _, err) = cli(
+        db,
+        &["user", "create", "ali\u{200b}ce", "--password-stdin"],
+        Some(PASSWORD),
+    );
     assert!(!ok);
     assert!(err.contains("U+200B"), "{err}");
     let (ok, out, err) = cli(db, &["user", "list", "--json"], None);
@@ -82,7 +89,9 @@ async fn sign_in_in_another_case_or_width_reaches_the_same_account(db: &TestDb) 
         assert_eq!(sub(&app.sign_in("mobile", typed).await), alice, "{typed}");
     }
     // A wrong password in another case counts against the same account.
-    let res = app.token(&password_grant("ALICE", "not the passphrase at all"), None).await;
+    let res = app
+        .token(&password_grant("ALICE", "not the passphrase at all"), None)
+        .await;
     assert_error(res, 400, "invalid_grant").await;
     assert_eq!(failures(db, "pw:u:alice").await, 1);
 }
@@ -107,7 +116,19 @@ async fn the_web_sign_in_refuses_the_same_names(db: &TestDb) {
     const ORIGIN: &str = "https://app.example";
     let (ok, _, err) = cli(
         db,
-        &["client", "create", "--name", "SPA", "--client-id", "spa", "--scope", "read", "--web", "--origin", ORIGIN],
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--client-id",
+            "spa",
+            "--scope",
+            "read",
+            "--web",
+            "--origin",
+            ORIGIN,
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -119,7 +140,11 @@ async fn the_web_sign_in_refuses_the_same_names(db: &TestDb) {
             .header("content-type", "application/x-www-form-urlencoded")
             .header("origin", ORIGIN)
             .header("x-portcullis-csrf", "1")
-            .body(form(&[("client_id", "spa"), ("username", username), ("password", PASSWORD)]))
+            .body(form(&[
+                ("client_id", "spa"),
+                ("username", username),
+                ("password", PASSWORD),
+            ]))
             .send()
     };
     for bad in REFUSED {

@@ -151,7 +151,11 @@ mod tests {
         // NFC: a decomposed é is the precomposed one.
         assert_eq!(key("Jose\u{301}"), key("José"));
         assert_eq!(key("ΑΛΙΚΗ"), "αλικη");
-        assert!(Username::parse("Alice").expect("valid").same_as(&Username::parse("alice").expect("valid")));
+        assert!(
+            Username::parse("Alice")
+                .expect("valid")
+                .same_as(&Username::parse("alice").expect("valid"))
+        );
         assert_eq!(key("alice@example.com"), "alice@example.com");
     }
 

@@ -48,7 +48,10 @@ impl SqlStore {
         if applied.contains(&USERS) && !applied.contains(&USERNAME_KEYS) {
             crate::usernames::check_stored(self).await?;
         }
-        with_pool!(&self.write, |c, d| migrator(d).run(c).await.map_err(StoreError::from)?);
+        with_pool!(&self.write, |c, d| migrator(d)
+            .run(c)
+            .await
+            .map_err(StoreError::from)?);
         crate::usernames::fill_missing_keys(self).await
     }
 

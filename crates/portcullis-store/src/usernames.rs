@@ -160,13 +160,24 @@ mod tests {
         assert_eq!(
             err.refused,
             vec![
-                ("4".to_owned(), "ali\u{200b}ce".to_owned(), InvalidUsername::CodePoint(0x200b)),
-                ("6".to_owned(), "Carol Smith".to_owned(), InvalidUsername::CodePoint(0x20)),
+                (
+                    "4".to_owned(),
+                    "ali\u{200b}ce".to_owned(),
+                    InvalidUsername::CodePoint(0x200b)
+                ),
+                (
+                    "6".to_owned(),
+                    "Carol Smith".to_owned(),
+                    InvalidUsername::CodePoint(0x20)
+                ),
             ]
         );
         let text = err.to_string();
         assert!(text.contains(r#"user 4 "ali\u{200b}ce""#), "{text}");
-        assert!(text.contains(r#"sign in as "alice": 1 "alice", 2 "Alice", 3 "ａｌｉｃｅ""#), "{text}");
+        assert!(
+            text.contains(r#"sign in as "alice": 1 "alice", 2 "Alice", 3 "ａｌｉｃｅ""#),
+            "{text}"
+        );
         assert!(text.contains("nothing was changed"), "{text}");
     }
 

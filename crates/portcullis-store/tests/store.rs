@@ -71,9 +71,12 @@ async fn users_are_created_and_found_by_id_and_username(s: &SqlStore) {
     assert_eq!(alice.status, UserStatus::Active);
     assert_eq!(alice.created_at, NOW);
     assert_eq!(s.user_by_id(&alice.id).await.expect("by id"), alice);
-    assert_eq!(s.user_by_username(&portcullis_domain::Username::parse("ALICE").expect("username"))
+    assert_eq!(
+        s.user_by_username(&portcullis_domain::Username::parse("ALICE").expect("username"))
             .await
-            .expect("by name, in any case"), alice);
+            .expect("by name, in any case"),
+        alice
+    );
 }
 
 async fn duplicate_username_is_a_conflict(s: &SqlStore) {

@@ -19,7 +19,9 @@ fn name(raw: &str) -> Username {
 
 async fn legacy(db: &TestDb, users: &[(&str, &str)]) {
     for (id, username) in users {
-        db.insert_unkeyed_user(id, username, HASH, NOW).await.expect("legacy user");
+        db.insert_unkeyed_user(id, username, HASH, NOW)
+            .await
+            .expect("legacy user");
     }
 }
 
@@ -109,7 +111,10 @@ async fn without_look_alikes_every_account_stays_usable(db: &TestDb) {
         password_hash: HASH.into(),
         scope: Scopes::empty(),
     };
-    assert_eq!(db.create_user(&again, NOW).await.expect_err("taken"), StoreError::Conflict);
+    assert_eq!(
+        db.create_user(&again, NOW).await.expect_err("taken"),
+        StoreError::Conflict
+    );
     db.migrate().await.expect("running again changes nothing");
 }
 

@@ -58,13 +58,18 @@ async fn users_are_listed_in_key_order(s: &SqlStore) {
         create(s, raw).await.expect(raw);
     }
     let names = |v: Vec<User>| v.into_iter().map(|u| u.username.to_string()).collect::<Vec<_>>();
-    assert_eq!(names(s.list_users(None, 2).await.expect("page 1")), ["ａｌｉｃｅ", "Bob"]);
+    assert_eq!(
+        names(s.list_users(None, 2).await.expect("page 1")),
+        ["ａｌｉｃｅ", "Bob"]
+    );
     assert_eq!(names(s.list_users(Some("bob"), 2).await.expect("page 2")), ["carol"]);
 }
 
 async fn a_user_written_without_a_key_is_keyed_at_the_next_migration(s: &SqlStore) {
     // As an instance of the previous version would during a rolling update.
-    s.insert_unkeyed_user("u-dave", "Dave", HASH, NOW).await.expect("insert");
+    s.insert_unkeyed_user("u-dave", "Dave", HASH, NOW)
+        .await
+        .expect("insert");
     assert_eq!(
         s.user_by_username(&name("dave")).await.expect_err("no key yet"),
         StoreError::NotFound
@@ -77,7 +82,9 @@ async fn a_user_written_without_a_key_is_keyed_at_the_next_migration(s: &SqlStor
 
 async fn an_unkeyed_look_alike_stops_the_next_migration(s: &SqlStore) {
     let erin = create(s, "erin").await.expect("erin");
-    s.insert_unkeyed_user("u-erin2", "ERIN", HASH, NOW).await.expect("insert");
+    s.insert_unkeyed_user("u-erin2", "ERIN", HASH, NOW)
+        .await
+        .expect("insert");
     let Err(MigrationError::Usernames(found)) = s.migrate().await else {
         panic!("the migration must stop on look-alikes")
     };
@@ -85,7 +92,10 @@ async fn an_unkeyed_look_alike_stops_the_next_migration(s: &SqlStore) {
         found.collisions,
         vec![(
             "erin".to_owned(),
-            vec![(erin.id.clone(), "erin".to_owned()), ("u-erin2".to_owned(), "ERIN".to_owned())]
+            vec![
+                (erin.id.clone(), "erin".to_owned()),
+                ("u-erin2".to_owned(), "ERIN".to_owned())
+            ]
         )]
     );
     assert!(found.refused.is_empty());

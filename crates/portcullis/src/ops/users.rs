@@ -89,10 +89,7 @@ pub async fn list_all(store: &dyn Store) -> Result<Vec<User>, OpsError> {
 pub async fn show(store: &dyn Store, username: &str) -> Result<User, OpsError> {
     let no_user = || OpsError::NoUser(username.to_owned());
     let name = Username::parse(username).map_err(|_| no_user())?;
-    store
-        .user_by_username(&name)
-        .await
-        .map_err(|e| not_found(e, no_user))
+    store.user_by_username(&name).await.map_err(|e| not_found(e, no_user))
 }
 
 /// The user with id `id`.
