@@ -6,38 +6,16 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portcullis_store::on_both_backends;
 use portcullis_store::testing::TestDb;
 use serde_json::Value;
+use support::{BIN, cli};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis-e2e");
 const PASSWORD: &str = "a long and correct passphrase";
-
-fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("PORTCULLIS_DATABASE_URL", &db.url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A running `portcullis serve`, killed when dropped.
 struct Server(Child);

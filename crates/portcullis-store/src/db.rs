@@ -306,21 +306,6 @@ impl SqlStore {
         ))
     }
 
-    /// Applies the embedded migrations that the database has not seen yet.
-    /// Safe to run from several instances at once (the migrator takes a
-    /// lock).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the database cannot be reached,
-    /// [`StoreError::Backend`] when a migration fails or the database holds
-    /// a migration this build does not know.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        with_pool!(&self.write, |c, d| {
-            crate::migrations::migrator(d).run(c).await?;
-            Ok(())
-        })
-    }
-
     /// Which database this store talks to.
     #[must_use]
     pub fn backend(&self) -> Backend {

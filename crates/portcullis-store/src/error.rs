@@ -84,3 +84,19 @@ fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
     }
     false
 }
+
+/// Why [`crate::SqlStore::migrate`] stopped.
+///
+/// Unlike [`StoreError`], [`MigrationError::Usernames`] names users (ids
+/// and usernames): it is for the operator running the migration, never an
+/// HTTP answer.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum MigrationError {
+    /// The database failed or refused a migration.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored usernames that the username rules refuse or that would become
+    /// one account; nothing was changed.
+    #[error(transparent)]
+    Usernames(#[from] crate::UsernameConflicts),
+}

@@ -10,7 +10,7 @@
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), portcullis_store::StoreError> {
+//! # async fn demo() -> Result<(), portcullis_store::MigrationError> {
 //! use portcullis_store::{SqlStore, UserStore};
 //! let store = SqlStore::connect("sqlite://portcullis.db").await?;
 //! store.migrate().await?;
@@ -35,6 +35,7 @@ mod refresh;
 mod revocations;
 mod throttle;
 mod types;
+mod usernames;
 mod users;
 
 #[cfg(feature = "testing")]
@@ -45,7 +46,7 @@ use async_trait::async_trait;
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use clients::{Client, ClientStatus, ClientStore, NewClient};
 pub use db::{Backend, ConnectOptions, SqlStore};
-pub use error::StoreError;
+pub use error::{MigrationError, StoreError};
 pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
@@ -54,6 +55,7 @@ pub use refresh::{
 pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpdate};
 pub use throttle::{ThrottleCount, ThrottleStore};
 pub use types::{TokenHash, UnixTime};
+pub use usernames::UsernameConflicts;
 pub use users::{NewUser, User, UserStatus, UserStore};
 
 /// Whether the database answers (for readiness probes).

@@ -17,12 +17,20 @@ use sqlx::ConnectOptions as _;
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use crate::{ConnectOptions, SqlStore, StoreError};
+use crate::{ConnectOptions, SqlStore};
 
 mod store;
 pub use store::{LegacyFamily, LegacyToken, RefreshRowCounts, TestingStore};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Applies the migrations up to `version`, or all of them.
+async fn migrate(store: &SqlStore, version: Option<i64>) {
+    match version {
+        None => store.migrate().await.expect("migrate"),
+        Some(v) => store.migrate_to(v).await.expect("migrate to an earlier version"),
+    }
+}
 
 /// A database that exists for one test.
 pub struct TestDb {
@@ -54,9 +62,7 @@ impl TestDb {
     /// # Panics
     /// When the file cannot be created or migrated.
     pub async fn sqlite() -> Self {
-        let db = Self::sqlite_unmigrated().await;
-        db.store.migrate().await.expect("migrate SQLite");
-        db
+        Self::sqlite_at(None).await
     }
 
     /// A fresh SQLite file with no migration applied (see
@@ -65,11 +71,21 @@ impl TestDb {
     /// # Panics
     /// When the file cannot be created.
     pub async fn sqlite_unmigrated() -> Self {
+        Self::sqlite_at(Some(0)).await
+    }
+
+    /// A fresh SQLite file with the migrations up to `version` applied
+    /// (all of them for `None`).
+    ///
+    /// # Panics
+    /// When the file cannot be created or migrated.
+    pub async fn sqlite_at(version: Option<i64>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open SQLite");
+        migrate(&store, version).await;
         Self {
             store,
             url,
@@ -84,9 +100,7 @@ impl TestDb {
     /// When the server is unreachable (unless skipped), or under `CI=true`
     /// when skipped.
     pub async fn postgres() -> Option<Self> {
-        let db = Self::postgres_unmigrated().await?;
-        db.store.migrate().await.expect("migrate PostgreSQL");
-        Some(db)
+        Self::postgres_at(None).await
     }
 
     /// A fresh database on the test PostgreSQL server with no migration
@@ -96,6 +110,15 @@ impl TestDb {
     /// # Panics
     /// As [`TestDb::postgres`].
     pub async fn postgres_unmigrated() -> Option<Self> {
+        Self::postgres_at(Some(0)).await
+    }
+
+    /// A fresh PostgreSQL database with the migrations up to `version`
+    /// applied (all of them for `None`); `None` as [`TestDb::postgres`].
+    ///
+    /// # Panics
+    /// As [`TestDb::postgres`].
+    pub async fn postgres_at(version: Option<i64>) -> Option<Self> {
         let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
         if admin_url == "skip" {
             assert!(
@@ -127,6 +150,7 @@ impl TestDb {
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open PostgreSQL");
+        migrate(&store, version).await;
         Some(Self {
             store,
             url,
@@ -135,6 +159,14 @@ impl TestDb {
                 name,
             }),
         })
+    }
+
+    /// The versions of the migrations the database has applied.
+    ///
+    /// # Panics
+    /// When the database cannot be read.
+    pub async fn applied_migrations(&self) -> Vec<i64> {
+        self.store.applied_migrations().await.expect("applied migrations")
     }
 
     /// SQLite's `PRAGMA integrity_check`, on a connection of its own
@@ -215,35 +247,6 @@ impl TestDb {
     }
 }
 
-impl SqlStore {
-    /// Applies the embedded migrations up to `version` (included) that the
-    /// database has not seen yet, and no later one: a database as an
-    /// earlier version left it, to test a later migration on.
-    /// [`SqlStore::migrate`] then applies the rest.
-    ///
-    /// # Errors
-    /// As [`SqlStore::migrate`].
-    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
-        use sqlx::migrate::Migrate as _;
-        crate::db::with_pool!(&self.write, |c, d| {
-            let mut conn = c.acquire().await?;
-            conn.ensure_migrations_table().await?;
-            let applied: Vec<i64> = conn
-                .list_applied_migrations()
-                .await?
-                .into_iter()
-                .map(|m| m.version)
-                .collect();
-            for m in crate::migrations::migrator(d).iter() {
-                if m.version <= version && !m.migration_type.is_down_migration() && !applied.contains(&m.version) {
-                    conn.apply(m).await?;
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
 /// SQLite's write lock, held by a connection outside the store.
 pub struct SqliteWriteLock(sqlx::SqliteConnection);
 
@@ -313,14 +316,25 @@ async fn drop_stale_databases(admin: &mut PgConnection) {
 /// Runs each named `async fn(&SqlStore)` (or `async fn(&TestDb)`) on a fresh
 /// SQLite database and on a fresh PostgreSQL database: one test body, two
 /// backends.
+///
+/// `on_both_backends!(migrated_to = 4; name, …)` starts each database with
+/// the migrations up to 4 only, for tests of a later migration.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@at None; $($name),*);
+    };
+    (migrated_to = $v:expr; $($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@at Some($v); $($name),*);
+    };
+    (@at $at:expr; $($name:ident),*) => {
+        /// The migrations each test's database starts with (`None`: all).
+        const ON_BOTH_BACKENDS_MIGRATED_TO: Option<i64> = $at;
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::testing::TestDb::sqlite().await;
+                    let db = $crate::testing::TestDb::sqlite_at(super::ON_BOTH_BACKENDS_MIGRATED_TO).await;
                     super::$name(&db).await;
                     db.finish().await;
                 }
@@ -330,7 +344,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = $crate::testing::TestDb::postgres().await else { return };
+                    let Some(db) = $crate::testing::TestDb::postgres_at(super::ON_BOTH_BACKENDS_MIGRATED_TO).await else { return };
                     super::$name(&db).await;
                     db.finish().await;
                 }

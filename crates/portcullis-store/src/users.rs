@@ -25,7 +25,8 @@ text_enum! {
 pub struct User {
     /// Stable id (UUIDv7), used as the token `sub`.
     pub id: String,
-    /// The unique sign-in name.
+    /// The sign-in name, as typed when the user was created; unique by its
+    /// [`key`](Username::key).
     pub username: Username,
     /// Argon2id hash in PHC string format.
     pub password_hash: String,
@@ -80,7 +81,8 @@ pub trait UserStore: Send + Sync {
     /// Creates an active user.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the username is taken.
+    /// [`StoreError::Conflict`] when the username's key is taken (by the
+    /// same name in any case or width).
     async fn create_user(&self, new: &NewUser, now: UnixTime) -> Result<User, StoreError>;
 
     /// The user with this id.
@@ -89,13 +91,15 @@ pub trait UserStore: Send + Sync {
     /// [`StoreError::NotFound`] when there is none.
     async fn user_by_id(&self, id: &str) -> Result<User, StoreError>;
 
-    /// The user with this username (exact match).
+    /// The user whose username has the key of `username` (`ALICE` finds
+    /// `alice`).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is none.
-    async fn user_by_username(&self, username: &str) -> Result<User, StoreError>;
+    async fn user_by_username(&self, username: &Username) -> Result<User, StoreError>;
 
-    /// Up to `limit` users ordered by username, starting after `after`.
+    /// Up to `limit` users ordered by username key, starting after the key
+    /// `after`.
     ///
     /// # Errors
     /// Only database failures.
@@ -174,8 +178,8 @@ impl UserStore for SqlStore {
     async fn create_user(&self, new: &NewUser, now: UnixTime) -> Result<User, StoreError> {
         let row: UserRow = with_pool!(&self.write, |c| {
             sqlx::query_as(
-                "INSERT INTO users (id, username, password_hash, status, scope, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                "INSERT INTO users (id, username, username_key, password_hash, status, scope, created_at, updated_at) \
+                 VALUES ($1, $2, $7, $3, $4, $5, $6, $6) \
                  RETURNING id, username, password_hash, status, scope, created_at, updated_at",
             )
             .bind(new_id())
@@ -184,6 +188,7 @@ impl UserStore for SqlStore {
             .bind(UserStatus::Active.as_str())
             .bind(new.scope.to_string())
             .bind(now.0)
+            .bind(new.username.key())
             .fetch_one(c)
             .await?
         });
@@ -196,14 +201,16 @@ impl UserStore for SqlStore {
         row.try_into()
     }
 
-    async fn user_by_username(&self, username: &str) -> Result<User, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
-        let row: UserRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(username).fetch_one(c).await?);
+    async fn user_by_username(&self, username: &Username) -> Result<User, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key = $1");
+        let row: UserRow = with_pool!(&self.read, |c| {
+            sqlx::query_as(&sql).bind(username.key()).fetch_one(c).await?
+        });
         row.try_into()
     }
 
     async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM users WHERE username > $1 ORDER BY username LIMIT $2");
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key > $1 ORDER BY username_key LIMIT $2");
         let rows: Vec<UserRow> = with_pool!(&self.read, |c| {
             sqlx::query_as(&sql)
                 .bind(after.unwrap_or(""))

@@ -84,7 +84,12 @@ async fn users_are_created_and_found_by_id_and_username(s: &SqlStore) {
     assert_eq!(alice.status, UserStatus::Active);
     assert_eq!(alice.created_at, NOW);
     assert_eq!(s.user_by_id(&alice.id).await.expect("by id"), alice);
-    assert_eq!(s.user_by_username("alice").await.expect("by name"), alice);
+    assert_eq!(
+        s.user_by_username(&portcullis_domain::Username::parse("ALICE").expect("username"))
+            .await
+            .expect("by name, in any case"),
+        alice
+    );
 }
 
 async fn duplicate_username_is_a_conflict(s: &SqlStore) {
@@ -103,7 +108,9 @@ async fn duplicate_username_is_a_conflict(s: &SqlStore) {
 async fn unknown_user_is_not_found(s: &SqlStore) {
     assert_eq!(s.user_by_id("nope").await.expect_err("id"), StoreError::NotFound);
     assert_eq!(
-        s.user_by_username("nope").await.expect_err("name"),
+        s.user_by_username(&portcullis_domain::Username::parse("nope").expect("username"))
+            .await
+            .expect_err("name"),
         StoreError::NotFound
     );
     assert_eq!(

@@ -150,7 +150,10 @@ impl ToSchema for TokenRequest {
 struct PasswordForm {
     #[schema(inline)]
     grant_type: PasswordType,
-    /// The user's name.
+    /// The user's name, compared in its RFC 8265 UsernameCaseMapped form
+    /// (`ALICE` and fullwidth `ａｌｉｃｅ` are `alice`). A name with a
+    /// space, a control, zero-width or bidi character, or over 256 bytes,
+    /// is `invalid_request`.
     #[schema(min_length = 1)]
     username: String,
     /// The user's password (at most 1024 bytes).

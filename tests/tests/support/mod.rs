@@ -25,6 +25,8 @@ use serde_json::Value;
 
 pub const ISSUER: &str = "http://127.0.0.1";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The real `portcullis` binary, built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis-e2e");
 
 /// A running server on a test database.
 pub struct App {
@@ -268,4 +270,28 @@ pub async fn assert_error(res: HttpResponse, status: u16, error: &str) -> Value 
     let description = body["error_description"].as_str().expect("description");
     assert!(description.is_ascii() && description.len() < 100, "{description}");
     body
+}
+
+/// Runs the `portcullis` binary on `db` with `args` and `stdin`: (success,
+/// stdout, stderr).
+pub fn cli(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .env("PORTCULLIS_DATABASE_URL", &db.url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        std::io::Write::write_all(&mut input, text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

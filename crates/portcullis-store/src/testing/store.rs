@@ -39,6 +39,20 @@ pub trait TestingStore: Send + Sync {
     /// Only database failures.
     async fn throttle_count(&self, key: &str, window_secs: i64, now: UnixTime) -> Result<ThrottleCount, StoreError>;
 
+    /// Inserts an active user as an earlier release did: the name stored
+    /// as given, unchecked, without a username key. Works on a database
+    /// migrated to any version.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the id or the exact name is taken.
+    async fn insert_unkeyed_user(&self, id: &str, username: &str, hash: &str, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Renames a user the way docs/operations.md tells an operator to
+    /// resolve a username conflict: the name only, unchecked.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such user.
+    async fn rename_user_unchecked(&self, id: &str, username: &str) -> Result<(), StoreError>;
     /// How many rows the refresh tables hold (to check that a family's
     /// state stays constant in size).
     ///
@@ -188,6 +202,34 @@ impl TestingStore for SqlStore {
         let done = with_pool!(&self.write, |c| {
             sqlx::query("UPDATE refresh_families SET selector_hash = NULL, generation = 0 WHERE id = $1")
                 .bind(family_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        one_row(done)
+    }
+
+    async fn insert_unkeyed_user(&self, id: &str, username: &str, hash: &str, now: UnixTime) -> Result<(), StoreError> {
+        with_pool!(&self.write, |c| {
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, status, scope, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'active', 'read', $4, $4)",
+            )
+            .bind(id)
+            .bind(username)
+            .bind(hash)
+            .bind(now.0)
+            .execute(c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn rename_user_unchecked(&self, id: &str, username: &str) -> Result<(), StoreError> {
+        let done = with_pool!(&self.write, |c| {
+            sqlx::query("UPDATE users SET username = $1 WHERE id = $2")
+                .bind(username)
+                .bind(id)
                 .execute(c)
                 .await?
                 .rows_affected()

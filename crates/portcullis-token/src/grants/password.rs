@@ -29,7 +29,8 @@ pub(crate) async fn password(
         resource,
         device_name,
     } = grant;
-    let username = username.as_str();
+    // Attempts are counted per account, whatever case or width they use.
+    let key = username.key();
     // What can be refused without the user is refused before the password
     // is checked; what depends on the user, only after (it would otherwise
     // tell whether the account exists).
@@ -41,9 +42,9 @@ pub(crate) async fn password(
 
     let store = svc.store();
     let throttle = &svc.config().throttle;
-    throttle.admit(store, username, req.ip, req.now).await?;
+    throttle.admit(store, key, req.ip, req.now).await?;
 
-    let user = match store.user_by_username(username).await {
+    let user = match store.user_by_username(&username).await {
         Ok(u) => Some(u),
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
@@ -90,7 +91,7 @@ pub(crate) async fn password(
         Some(r) if r.is_subset_of(&user_scope) => r,
         Some(_) => {
             // The password was right: the attempt does not count.
-            throttle.succeeded(store, username, req.ip).await;
+            throttle.succeeded(store, key, req.ip).await;
             return Err(GrantError::InvalidScope);
         }
         None => req
@@ -119,7 +120,7 @@ pub(crate) async fn password(
         // The throttle bookkeeping and the audit event of the sign-in, in
         // the family's own transaction.
         sign_in: Some({
-            let (clear_counter, forgive_counter) = ThrottlePolicy::success_counters(username, req.ip);
+            let (clear_counter, forgive_counter) = ThrottlePolicy::success_counters(key, req.ip);
             SignInRecord {
                 clear_counter,
                 forgive_counter,
@@ -133,7 +134,7 @@ pub(crate) async fn password(
         Ok(family) => family,
         // The user or client was disabled since the checks above.
         Err(StoreError::NotFound) => {
-            throttle.succeeded(store, username, req.ip).await;
+            throttle.succeeded(store, key, req.ip).await;
             return Err(GrantError::InvalidGrant);
         }
         Err(e) => return Err(e.into()),

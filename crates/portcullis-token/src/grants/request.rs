@@ -2,7 +2,7 @@
 //! from its form, the `/web/` endpoints from theirs and the refresh cookie.
 //! Values are moved out of the form, not copied.
 
-use portcullis_domain::{MalformedScope, Scopes, Username};
+use portcullis_domain::{InvalidUsername, MalformedScope, Scopes, Username};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::GrantError;
@@ -17,11 +17,12 @@ pub(crate) const MAX_REFRESH_TOKEN: usize = 512;
 /// A password grant request (RFC 6749 §4.3.2). `Debug` shows no password.
 #[derive(Debug)]
 pub(crate) struct PasswordGrant {
-    /// The name as sent, looked up as it is. Only its length is checked
-    /// ([`Username::MAX_LEN`]): a name [`Username::parse`] would refuse is
-    /// merely unknown, and gets the answer of a wrong password (after the
-    /// dummy hash), so the answer never tells what names can exist.
-    pub(crate) username: String,
+    /// The name as sent, parsed: looked up (and throttled) by its key, so
+    /// `ALICE` and fullwidth `ａｌｉｃｅ` are `alice`. A name the rules
+    /// refuse (spaces, control or format characters, …) cannot belong to
+    /// any account: it is refused at once with `invalid_request`, which
+    /// tells nothing about who exists, and changes nothing.
+    pub(crate) username: Username,
     /// The password, at most the policy's length.
     pub(crate) password: SecretString,
     /// The requested scope (by default the client's default scope).
@@ -38,8 +39,9 @@ impl PasswordGrant {
     ///
     /// # Errors
     /// [`GrantError::InvalidRequest`] for a missing username or password,
-    /// an overlong username or password (refused before any hashing: a
-    /// long password must not buy CPU time) or a bad device name;
+    /// an overlong password (refused before any hashing: a long password
+    /// must not buy CPU time), a username [`Username::parse`] refuses or a
+    /// bad device name;
     /// [`GrantError::InvalidScope`] for a malformed scope.
     pub(crate) fn from_form(form: &mut Form, passwords: &Passwords) -> Result<Self, GrantError> {
         let username = form
@@ -49,9 +51,11 @@ impl PasswordGrant {
             form.take("password")
                 .ok_or(GrantError::InvalidRequest("password is required"))?,
         );
-        if username.len() > Username::MAX_LEN {
-            return Err(GrantError::InvalidRequest("username is too long"));
-        }
+        let username = match Username::parse(&username) {
+            Ok(name) => name,
+            Err(InvalidUsername::TooLong) => return Err(GrantError::InvalidRequest("username is too long")),
+            Err(_) => return Err(GrantError::InvalidRequest("username is not valid")),
+        };
         if !passwords.acceptable_length(password.expose_secret()) {
             return Err(GrantError::InvalidRequest("password is too long"));
         }

@@ -11,7 +11,9 @@ pub(crate) struct WebSignIn {
     /// The browser client (a public client with registered origins).
     #[schema(min_length = 1)]
     client_id: String,
-    /// The user's name.
+    /// The user's name, as at `/oauth/token`: compared in its RFC 8265
+    /// form (`ALICE` is `alice`); one the username rules refuse is
+    /// `invalid_request`.
     #[schema(min_length = 1)]
     username: String,
     /// The user's password (at most 1024 bytes).

@@ -106,7 +106,7 @@ pub enum OpsError {
     #[error("a client with id {0:?} exists already")]
     ClientExists(String),
     /// The username is taken.
-    #[error("a user named {0:?} exists already")]
+    #[error("a user named {0:?} exists already (usernames are compared ignoring case and width)")]
     UserExists(String),
     /// A public client has no secret to rotate.
     #[error("client {0:?} is public: it has no secret to rotate")]

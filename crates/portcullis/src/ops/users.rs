@@ -51,12 +51,16 @@ pub async fn create(
     Ok(user)
 }
 
-/// Up to `limit` users after the username `after`, by username.
+/// Up to `limit` users after the username `after`, by username key (the
+/// order of their compared form: `alice`, `Bob`, `carol`).
 ///
 /// # Errors
 /// A store failure.
 pub async fn list(store: &dyn Store, after: Option<&str>, limit: u32) -> Result<Vec<User>, OpsError> {
-    Ok(store.list_users(after, limit).await?)
+    // A name the rules refuse belongs to no user, but still marks a place
+    // in the order.
+    let after = after.map(|a| Username::parse(a).map_or_else(|_| a.to_owned(), |u| u.key().to_owned()));
+    Ok(store.list_users(after.as_deref(), limit).await?)
 }
 
 /// Every user, by username.
@@ -77,15 +81,15 @@ pub async fn list_all(store: &dyn Store) -> Result<Vec<User>, OpsError> {
     }
 }
 
-/// The user named `username`.
+/// The user named `username`, in any case or width (`ALICE` is `alice`).
 ///
 /// # Errors
-/// [`OpsError::NoUser`] or a store failure.
+/// [`OpsError::NoUser`] (also for a name the rules refuse: no user has
+/// it) or a store failure.
 pub async fn show(store: &dyn Store, username: &str) -> Result<User, OpsError> {
-    store
-        .user_by_username(username)
-        .await
-        .map_err(|e| not_found(e, || OpsError::NoUser(username.to_owned())))
+    let no_user = || OpsError::NoUser(username.to_owned());
+    let name = Username::parse(username).map_err(|_| no_user())?;
+    store.user_by_username(&name).await.map_err(|e| not_found(e, no_user))
 }
 
 /// The user with id `id`.
