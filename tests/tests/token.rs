@@ -1278,8 +1278,12 @@ async fn a_token_issued_before_constant_state_refreshes_once_after_the_migration
     use portcullis_store::{TokenHash, UnixTime};
     db.migrate_to(4).await.expect("migrate to version 4");
     public(db, "mobile", "read").await;
-    let alice = user(db, "alice", "read").await;
     let now = UnixTime::now();
+    // A user as version 4 stored one (no username key).
+    let alice = "alice-id".to_owned();
+    db.insert_unkeyed_user(&alice, "alice", "unused", now)
+        .await
+        .expect("user");
     db.insert_legacy_family(&LegacyFamily {
         id: "legacy-family".into(),
         user_id: alice,

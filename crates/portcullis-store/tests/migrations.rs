@@ -199,15 +199,8 @@ fn hash(label: &str) -> TokenHash {
 async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
     let s: &SqlStore = db;
     s.migrate_to(4).await.expect("migrate to version 4");
-    let alice = s
-        .create_user(
-            &NewUser {
-                username: portcullis_domain::Username::parse("alice").expect("username"),
-                password_hash: "h".into(),
-                scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-            },
-            NOW.plus(-2000),
-        )
+    // A user as version 4 stored one (no username key).
+    s.insert_unkeyed_user("alice-id", "alice", "h", NOW.plus(-2000))
         .await
         .expect("user");
     let app = NewClient {
@@ -223,7 +216,7 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
     let app = s.create_client(&app, NOW.plus(-2000)).await.expect("client");
     s.insert_legacy_family(&LegacyFamily {
         id: "fam-1".into(),
-        user_id: alice.id.clone(),
+        user_id: "alice-id".into(),
         client_id: "app".into(),
         scope: "read".into(),
         created_at: NOW.plus(-1000),
@@ -279,7 +272,7 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
         .refresh_context(&TokenKey::Legacy(hash("current")))
         .await
         .expect("legacy context");
-    assert_eq!((u.id.as_str(), c), (alice.id.as_str(), app));
+    assert_eq!((u.id.as_str(), c), ("alice-id", app));
     assert_eq!(fam.id, "fam-1");
     assert_eq!(
         fam.current,
