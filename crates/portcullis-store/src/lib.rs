@@ -29,6 +29,7 @@ mod audit;
 mod clients;
 mod db;
 mod error;
+mod files;
 mod keys;
 mod migrations;
 mod refresh;
@@ -46,7 +47,8 @@ pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use clients::{Client, ClientStatus, ClientStore, NewClient};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::StoreError;
-pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
+pub use files::{database_files, exposed_files};
+pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use refresh::{
     NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed, SignInRecord,
 };

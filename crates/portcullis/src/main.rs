@@ -113,10 +113,22 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             print(out?)
         }
         Command::Keys(cmd) => {
+            let kek = loaded.key_encryption_key()?;
             let store = open(&database_url).await?;
             let out = match cmd {
                 KeysCommand::List(a) => admin::keys_list(&store, a.json).await,
-                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, a.json).await,
+                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, kek.as_ref(), a.json).await,
+                KeysCommand::Encrypt(a) => match &kek {
+                    Some(k) => admin::keys_wrap(&store, Some(k), k, a.json).await,
+                    None => Err(anyhow::anyhow!(
+                        "keys encrypt needs a key-encryption key: set `key_encryption_key_file` \
+                         (PORTCULLIS_KEY_ENCRYPTION_KEY_FILE)"
+                    )),
+                },
+                KeysCommand::Rewrap(a) => match portcullis_token::keys::Kek::from_file(&a.new_key_file) {
+                    Ok(new) => admin::keys_wrap(&store, kek.as_ref(), &new, a.json).await,
+                    Err(e) => Err(anyhow::anyhow!("--new-key-file: {e}")),
+                },
             };
             store.close().await;
             print(out?)

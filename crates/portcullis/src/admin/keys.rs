@@ -1,7 +1,8 @@
 //! `portcullis keys …` and `portcullis audit`.
 
 use portcullis_store::SqlStore;
-use portcullis_token::keys::Alg;
+use portcullis_token::keys::{Alg, Kek, kek};
+use serde::Serialize;
 
 use super::{failed, lines, render};
 use crate::admin_api::audit::AuditEvent;
@@ -16,7 +17,8 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
     let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
     let text = lines(&keys, |k| {
-        format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0)
+        let stored = if kek::is_sealed(&k.private_key) { "encrypted" } else { "plaintext" };
+        format!("{}\t{}\t{}\tcreated {}\t{stored}", k.kid, k.alg, k.state, k.created_at.0)
     });
     render(&doc, json, text)
 }
@@ -26,8 +28,8 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// Key generation or a database failure.
-pub async fn keys_rotate(store: &SqlStore, alg: Alg, json: bool) -> anyhow::Result<String> {
-    let key = ops::keys::rotate(store, &Actor::Cli, alg, None)
+pub async fn keys_rotate(store: &SqlStore, alg: Alg, kek: Option<&Kek>, json: bool) -> anyhow::Result<String> {
+    let key = ops::keys::rotate(store, &Actor::Cli, alg, kek, None)
         .await
         .map_err(failed("cannot store the key"))?;
     let text = format!(
@@ -35,6 +37,31 @@ pub async fn keys_rotate(store: &SqlStore, alg: Alg, json: bool) -> anyhow::Resu
         key.alg, key.kid
     );
     render(&SigningKey::from(&key), json, text)
+}
+
+/// The keys `keys encrypt` or `keys rewrap` changed.
+#[derive(Serialize)]
+struct Wrapped {
+    /// Their ids.
+    wrapped: Vec<String>,
+}
+
+/// `portcullis keys encrypt` (`old` is `new`) and `portcullis keys rewrap
+/// --new-key-file` (`old` is the configured KEK, if any).
+///
+/// # Errors
+/// A key that opens under neither KEK, or a database failure.
+pub async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -> anyhow::Result<String> {
+    let wrapped = ops::keys::wrap(store, &Actor::Cli, old, new)
+        .await
+        .map_err(failed("cannot store the encrypted keys"))?;
+    let text = format!(
+        "{} signing key(s) now encrypted under the key-encryption key{}{}",
+        wrapped.len(),
+        if wrapped.is_empty() { "" } else { ": " },
+        wrapped.join(" ")
+    );
+    render(&Wrapped { wrapped }, json, text)
 }
 
 /// `portcullis audit`.
