@@ -39,12 +39,12 @@ pub fn exposed_files(files: impl IntoIterator<Item = PathBuf>) -> Vec<(PathBuf, 
 /// The database file of a `sqlite:` URL, or `None` for other URLs and
 /// in-memory databases.
 fn sqlite_path(url: &str) -> Option<PathBuf> {
-    use std::str::FromStr as _;
     if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
         return None;
     }
     #[cfg(feature = "sqlite")]
     {
+        use std::str::FromStr as _;
         let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
         Some(opts.get_filename().to_path_buf())
     }

@@ -118,17 +118,8 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             let out = match cmd {
                 KeysCommand::List(a) => admin::keys_list(&store, a.json).await,
                 KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, kek.as_ref(), a.json).await,
-                KeysCommand::Encrypt(a) => match &kek {
-                    Some(k) => admin::keys_wrap(&store, Some(k), k, a.json).await,
-                    None => Err(anyhow::anyhow!(
-                        "keys encrypt needs a key-encryption key: set `key_encryption_key_file` \
-                         (PORTCULLIS_KEY_ENCRYPTION_KEY_FILE)"
-                    )),
-                },
-                KeysCommand::Rewrap(a) => match portcullis_token::keys::Kek::from_file(&a.new_key_file) {
-                    Ok(new) => admin::keys_wrap(&store, kek.as_ref(), &new, a.json).await,
-                    Err(e) => Err(anyhow::anyhow!("--new-key-file: {e}")),
-                },
+                KeysCommand::Encrypt(a) => admin::keys_encrypt(&store, kek.as_ref(), a.json).await,
+                KeysCommand::Rewrap(a) => admin::keys_rewrap(&store, kek.as_ref(), &a.new_key_file, a.json).await,
             };
             store.close().await;
             print(out?)

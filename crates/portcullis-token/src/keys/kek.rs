@@ -140,7 +140,7 @@ pub(super) fn plaintext<'a>(key: &'a SigningKey, kek: Option<&Kek>) -> Result<Co
 }
 
 /// A new key as it is stored: encrypted when a KEK is configured.
-pub(super) fn seal_new(mut new: NewSigningKey, kek: Option<&Kek>) -> Result<NewSigningKey, KeyError> {
+pub(crate) fn seal_new(mut new: NewSigningKey, kek: Option<&Kek>) -> Result<NewSigningKey, KeyError> {
     if let Some(kek) = kek {
         new.private_key = kek.seal(&new.kid, &new.private_key)?;
     }

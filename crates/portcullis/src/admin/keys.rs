@@ -1,5 +1,7 @@
 //! `portcullis keys …` and `portcullis audit`.
 
+use std::path::Path;
+
 use portcullis_store::SqlStore;
 use portcullis_token::keys::{Alg, Kek, kek};
 use serde::Serialize;
@@ -46,12 +48,33 @@ struct Wrapped {
     wrapped: Vec<String>,
 }
 
-/// `portcullis keys encrypt` (`old` is `new`) and `portcullis keys rewrap
-/// --new-key-file` (`old` is the configured KEK, if any).
+/// `portcullis keys encrypt`: the plaintext keys under the configured KEK.
 ///
 /// # Errors
-/// A key that opens under neither KEK, or a database failure.
-pub async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -> anyhow::Result<String> {
+/// No KEK configured, a key encrypted under another KEK, or a database
+/// failure.
+pub async fn keys_encrypt(store: &SqlStore, kek: Option<&Kek>, json: bool) -> anyhow::Result<String> {
+    let Some(kek) = kek else {
+        anyhow::bail!(
+            "keys encrypt needs a key-encryption key: set `key_encryption_key_file` (PORTCULLIS_KEY_ENCRYPTION_KEY_FILE)"
+        );
+    };
+    keys_wrap(store, Some(kek), kek, json).await
+}
+
+/// `portcullis keys rewrap --new-key-file FILE`: every key under the KEK in
+/// `FILE`, from the configured one (if any).
+///
+/// # Errors
+/// An unusable file, a key that opens under neither KEK, or a database
+/// failure.
+pub async fn keys_rewrap(store: &SqlStore, old: Option<&Kek>, file: &Path, json: bool) -> anyhow::Result<String> {
+    let new = Kek::from_file(file).map_err(|e| anyhow::anyhow!("--new-key-file: {e}"))?;
+    keys_wrap(store, old, &new, json).await
+}
+
+/// Leaves every key encrypted under `new`, from `old`.
+async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -> anyhow::Result<String> {
     let wrapped = ops::keys::wrap(store, &Actor::Cli, old, new)
         .await
         .map_err(failed("cannot store the encrypted keys"))?;
