@@ -116,7 +116,13 @@ fn a_database_open_to_others_is_a_warning_and_with_strict_permissions_an_error()
         .expect("run");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("strict_permissions"), "{}", stderr(&out));
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // SQLite gave the -wal and -shm the database file's mode 0644: they
+    // are named too, until they are fixed with it.
+    let exposed = portcullis_store::exposed_files(portcullis_store::database_files(&url));
+    assert!(exposed.len() > 1, "{exposed:?}");
+    for (file, _) in exposed {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let (started, log) = serve_briefly(&url, &["--strict-permissions"], None);
     assert!(started, "owner-only files start: {log}");
     assert!(!log.contains("open to group or others"), "{log}");
