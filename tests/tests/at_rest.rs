@@ -55,7 +55,10 @@ fn serve_briefly(url: &str, extra: &[&str], kek_file: Option<&Path>) -> (bool, S
         .expect("spawn");
     let mut log = String::new();
     let mut started = false;
-    for line in BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok) {
+    for line in BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+    {
         log.push_str(&line);
         log.push('\n');
         if line.contains("address=") {
@@ -84,7 +87,15 @@ async fn a_fresh_database_and_its_wal_and_shm_are_readable_by_the_owner_only() {
     let url = format!("sqlite://{}", db.display());
     // While the server runs, SQLite keeps its -wal and -shm beside the file.
     let app = spawn_settings(&url, |_| {}).await;
-    assert_eq!(app.http.get(format!("{}/healthz", app.base)).send().await.expect("health").status(), 200);
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .expect("health")
+            .status(),
+        200
+    );
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", db.display()));
         assert!(file.exists(), "{} exists", file.display());
@@ -156,25 +167,51 @@ async fn signing_keys_are_encrypted_under_the_kek_and_need_it_to_start(db: &Test
     assert_eq!(doc["wrapped"].as_array().expect("list").len(), 1);
     // Run again: nothing left to do.
     let out = run(url, &["keys", "encrypt", "--json"], Some(&first));
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("json")["wrapped"], serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")["wrapped"],
+        serde_json::json!([])
+    );
     // No plaintext key is added beside encrypted ones.
     let out = run(url, &["keys", "rotate"], None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("key_encryption_key_file"), "{}", stderr(&out));
     // New keys are stored encrypted.
-    assert!(run(url, &["keys", "rotate", "--alg", "EdDSA"], Some(&first)).status.success());
+    assert!(
+        run(url, &["keys", "rotate", "--alg", "EdDSA"], Some(&first))
+            .status
+            .success()
+    );
     assert_eq!(all_encrypted(db).await.len(), 2);
 
     let (started, log) = serve_briefly(url, &[], None);
     assert!(!started);
-    assert!(log.contains("key_encryption_key_file") && log.contains("PORTCULLIS_KEY_ENCRYPTION_KEY_FILE"), "{log}");
+    assert!(
+        log.contains("key_encryption_key_file") && log.contains("PORTCULLIS_KEY_ENCRYPTION_KEY_FILE"),
+        "{log}"
+    );
     let (started, log) = serve_briefly(url, &[], Some(&first));
     assert!(started, "{log}");
 
     // A new KEK: every key moves to it; the old one no longer opens them.
-    let out = run(url, &["keys", "rewrap", "--new-key-file", second.to_str().expect("path"), "--json"], Some(&first));
+    let out = run(
+        url,
+        &[
+            "keys",
+            "rewrap",
+            "--new-key-file",
+            second.to_str().expect("path"),
+            "--json",
+        ],
+        Some(&first),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("json")["wrapped"].as_array().expect("list").len(), 2);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")["wrapped"]
+            .as_array()
+            .expect("list")
+            .len(),
+        2
+    );
     all_encrypted(db).await;
     let (started, log) = serve_briefly(url, &[], Some(&first));
     assert!(!started && log.contains("does not decrypt"), "{log}");

@@ -104,7 +104,9 @@ async fn an_admin_whose_admin_scope_was_removed_is_refused_at_once(db: &TestDb) 
     );
     // The account API needs no admin right: the same token still works.
     assert_eq!(get(&app, "/account/v1/me", &at).await.status(), 200);
-    db.set_user_scope(&id, ADMIN_SCOPE, UnixTime::now()).await.expect("restore");
+    db.set_user_scope(&id, ADMIN_SCOPE, UnixTime::now())
+        .await
+        .expect("restore");
     assert_eq!(get(&app, "/admin/v1/keys", &at).await.status(), 200);
 }
 

@@ -41,7 +41,10 @@ async fn private_keys_are_replaced_together_or_not_at_all(s: &SqlStore) {
     let (a, b) = (key(s, "a").await, key(s, "b").await);
     // The second change expects bytes that are not stored: nothing changes.
     let stale = [change("a", &a, "sealed a"), change("b", b"something else", "sealed b")];
-    assert!(matches!(s.replace_private_keys(&stale).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        s.replace_private_keys(&stale).await,
+        Err(StoreError::Conflict)
+    ));
     assert_eq!(stored(s).await, [("a".into(), a.clone()), ("b".into(), b.clone())]);
     let gone = [change("a", &a, "sealed a"), change("nope", b"x", "y")];
     assert!(matches!(s.replace_private_keys(&gone).await, Err(StoreError::Conflict)));

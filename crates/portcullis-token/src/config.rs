@@ -90,7 +90,10 @@ impl std::fmt::Debug for TokenConfig {
             .field("refresh_race_grace", &self.refresh_race_grace)
             .field("audit_refreshes", &self.audit_refreshes)
             .field("signing_alg", &self.signing_alg)
-            .field("key_encryption_key", &self.key_encryption_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "key_encryption_key",
+                &self.key_encryption_key.as_ref().map(|_| "[redacted]"),
+            )
             .field(
                 "revocation_feed_secret",
                 &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),

@@ -30,8 +30,16 @@ async fn a_header_with_crit_is_refused_whatever_it_names() {
     let key = TestKey::es256("k1");
     let v = verifier(&key, None);
     let c = claims(json!({}));
-    v.verify(&key.token_with(&key.header(), &c)).await.expect("no crit: valid");
-    for crit in [json!(["exp"]), json!(["b64"]), json!(["urn:example:unknown"]), json!([]), json!(null)] {
+    v.verify(&key.token_with(&key.header(), &c))
+        .await
+        .expect("no crit: valid");
+    for crit in [
+        json!(["exp"]),
+        json!(["b64"]),
+        json!(["urn:example:unknown"]),
+        json!([]),
+        json!(null),
+    ] {
         let mut header = key.header();
         header["crit"] = crit.clone();
         if crit.is_array() && !crit.as_array().expect("array").is_empty() {
@@ -56,7 +64,10 @@ async fn max_lifetime_refuses_tokens_that_claim_to_live_longer() {
     lenient.verify(&long).await.expect("no limit configured");
     let strict = verifier(&key, Some(Duration::from_secs(900)));
     strict.verify(&usual).await.expect("exactly the lifetime");
-    invalid(strict.verify(&long).await, "a day-long token against a 15-minute lifetime");
+    invalid(
+        strict.verify(&long).await,
+        "a day-long token against a 15-minute lifetime",
+    );
     // Within the leeway (60 s by default) still passes; beyond does not.
     let skewed = key.token(json!({"iat": t, "nbf": t, "exp": t + 900 + 60}));
     strict.verify(&skewed).await.expect("within the leeway");

@@ -102,7 +102,13 @@ impl Kek {
         getrandom::fill(&mut nonce).map_err(|_| KeyError("random source"))?;
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: kid.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: kid.as_bytes(),
+                },
+            )
             .map_err(|_| KeyError("encrypt"))?;
         Ok([SEALED_V1, &nonce, &sealed].concat())
     }
@@ -119,7 +125,13 @@ impl Kek {
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: kid.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: kid.as_bytes(),
+                },
+            )
             .map_err(|_| KeyError(WRONG_KEK))
     }
 }
@@ -185,7 +197,12 @@ mod tests {
         assert!(Kek::from_bytes(&raw).is_ok());
         assert!(Kek::from_bytes(format!("{b64}\n").as_bytes()).is_ok());
         assert!(Kek::from_bytes(b64.trim_end_matches('=').as_bytes()).is_ok());
-        for bad in [&b"short"[..], &[7u8; 31], &[7u8; 33], b"not base64 at all, not at all!!"] {
+        for bad in [
+            &b"short"[..],
+            &[7u8; 31],
+            &[7u8; 33],
+            b"not base64 at all, not at all!!",
+        ] {
             assert!(matches!(Kek::from_bytes(bad), Err(KekError::Format)));
         }
         assert_eq!(format!("{:?}", Kek::from_bytes(&raw).expect("kek")), "Kek([redacted])");
@@ -204,6 +221,9 @@ mod tests {
         let mut flipped = blob.clone();
         *flipped.last_mut().expect("byte") ^= 1;
         assert!(kek.open("kid-a", &flipped).is_err());
-        assert_ne!(kek.seal("kid-a", b"x").expect("seal"), kek.seal("kid-a", b"x").expect("seal"));
+        assert_ne!(
+            kek.seal("kid-a", b"x").expect("seal"),
+            kek.seal("kid-a", b"x").expect("seal")
+        );
     }
 }

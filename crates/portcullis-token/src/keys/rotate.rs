@@ -3,7 +3,7 @@
 use portcullis_domain::AuditAction;
 use portcullis_store::{AuditStore, KeyStore, NewAuditEvent, SigningKey, StoreError, UnixTime};
 
-use super::{Alg, KeyError, Kek, generate, kek};
+use super::{Alg, Kek, KeyError, generate, kek};
 
 /// A key rotation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,13 @@ pub async fn rotate<S: KeyStore + AuditStore + ?Sized>(
     (actor, client_id): (&str, Option<&str>),
     now: UnixTime,
 ) -> Result<SigningKey, RotateError> {
-    if kek.is_none() && store.signing_keys().await?.iter().any(|k| kek::is_sealed(&k.private_key)) {
+    if kek.is_none()
+        && store
+            .signing_keys()
+            .await?
+            .iter()
+            .any(|k| kek::is_sealed(&k.private_key))
+    {
         // Never add a plaintext key beside encrypted ones: a CLI run
         // without the KEK would undo the protection unnoticed.
         return Err(RotateError::Key(KeyError(kek::NO_KEK)));

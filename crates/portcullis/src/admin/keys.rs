@@ -19,8 +19,15 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
     let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
     let text = lines(&keys, |k| {
-        let stored = if kek::is_sealed(&k.private_key) { "encrypted" } else { "plaintext" };
-        format!("{}\t{}\t{}\tcreated {}\t{stored}", k.kid, k.alg, k.state, k.created_at.0)
+        let stored = if kek::is_sealed(&k.private_key) {
+            "encrypted"
+        } else {
+            "plaintext"
+        };
+        format!(
+            "{}\t{}\t{}\tcreated {}\t{stored}",
+            k.kid, k.alg, k.state, k.created_at.0
+        )
     });
     render(&doc, json, text)
 }

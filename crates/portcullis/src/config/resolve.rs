@@ -58,8 +58,8 @@ impl Loaded {
         let Some(path) = &self.config.key_encryption_key_file else {
             return Ok(None);
         };
-        let kek = portcullis_token::keys::Kek::from_file(path)
-            .map_err(|e| self.invalid("key_encryption_key_file", e))?;
+        let kek =
+            portcullis_token::keys::Kek::from_file(path).map_err(|e| self.invalid("key_encryption_key_file", e))?;
         // Group-readable is how Kubernetes hands a Secret to a pod's group.
         for (file, mode) in portcullis_store::exposed_files([path.clone()]) {
             if mode & 0o007 != 0 {

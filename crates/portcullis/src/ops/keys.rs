@@ -56,7 +56,8 @@ pub async fn rotate(
 /// [`OpsError::Wrap`] when a stored key opens under neither KEK (nothing
 /// is changed), or a store failure.
 pub async fn wrap(store: &dyn Store, actor: &Actor, old: Option<&Kek>, new: &Kek) -> Result<Vec<String>, OpsError> {
-    let changes = portcullis_token::keys::kek::rewrap(&store.signing_keys().await?, old, new).map_err(OpsError::Wrap)?;
+    let changes =
+        portcullis_token::keys::kek::rewrap(&store.signing_keys().await?, old, new).map_err(OpsError::Wrap)?;
     store.replace_private_keys(&changes).await?;
     for change in &changes {
         super::record(store, actor, AuditAction::KeysWrap, &change.kid).await;
