@@ -37,7 +37,11 @@ async fn a_password_grant_returns_tokens_that_are_not_cached(db: &TestDb) {
     assert_eq!(body["scope"], "read write", "default scope, sorted");
     assert_eq!(body["access_token"].as_str().expect("access").split('.').count(), 3);
     let refresh = body["refresh_token"].as_str().expect("refresh");
-    assert_eq!(refresh.len(), 43, "256 bits, base64url");
+    let parts: Vec<&str> = refresh.split('.').collect();
+    assert_eq!(parts.len(), 3, "selector.generation.secret: {refresh}");
+    assert_eq!(parts[0].len(), 22, "a 128-bit selector, base64url");
+    assert_eq!(parts[1], "1", "the first generation");
+    assert_eq!(parts[2].len(), 43, "a 256-bit secret, base64url");
     assert_eq!(body.as_object().expect("object").len(), 5, "{body}");
 }
 
@@ -702,6 +706,92 @@ async fn a_retry_inside_the_window_gets_the_same_token_and_after_it_kills_the_fa
     assert_error(app.refresh("mobile", newest).await, 400, "invalid_grant").await;
 }
 
+/// Reuse detection holds for a token from any number of refreshes back,
+/// with no row kept per refresh.
+async fn a_token_from_many_refreshes_back_ends_the_family(db: &TestDb) {
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn(db).await;
+    let mut tokens = vec![app.sign_in_refresh_token("mobile", "alice").await];
+    for _ in 0..30 {
+        let res = app.refresh("mobile", tokens.last().expect("token")).await;
+        assert_eq!(res.status(), 200);
+        tokens.push(
+            res.json::<Value>().await.expect("json")["refresh_token"]
+                .as_str()
+                .expect("rt")
+                .to_owned(),
+        );
+    }
+    let newest = tokens.last().expect("newest").clone();
+    let family = family_of(db, &newest).await;
+    assert_eq!(family.current.generation, 31);
+    assert!(family.is_live(portcullis_store::UnixTime::now()));
+
+    let err = assert_error(app.refresh("mobile", &tokens[4]).await, 400, "invalid_grant").await;
+    assert_eq!(err["error"], "invalid_grant");
+    let family = family_of(db, &newest).await;
+    assert_eq!(family.revoke_reason, Some(portcullis_store::RevokeReason::Reuse));
+    assert_error(app.refresh("mobile", &newest).await, 400, "invalid_grant").await;
+    let events = portcullis_store::AuditStore::audit_events(&**db, None, 10)
+        .await
+        .expect("audit");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "refresh.reuse" && e.subject.as_deref() == Some(&*family.id)),
+        "{events:?}"
+    );
+}
+
+/// An access token's claims name the family (`sid`) but not its
+/// selector: no refresh token built from them ends (or refreshes) the
+/// sign-in.
+async fn a_token_forged_from_an_access_tokens_claims_ends_nothing(db: &TestDb) {
+    use base64::Engine as _;
+    public(db, "mobile", "read").await;
+    user(db, "alice", "read").await;
+    let app = spawn(db).await;
+    let body = app.sign_in("mobile", "alice").await;
+    let rt = body["refresh_token"].as_str().expect("rt").to_owned();
+    let payload = body["access_token"]
+        .as_str()
+        .expect("jwt")
+        .split('.')
+        .nth(1)
+        .expect("payload")
+        .to_owned();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims: Value = serde_json::from_slice(&b64.decode(payload).expect("b64")).expect("json");
+    let sid = claims["sid"].as_str().expect("sid").to_owned();
+    let sid_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&sid.replace('-', "")[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let secret = b64.encode([7u8; 32]);
+    for generation in ["1", "2", "0"] {
+        for forged in [
+            sid.clone(),
+            format!("{sid}.{generation}.{secret}"),
+            format!("{}.{generation}.{secret}", b64.encode(&sid_bytes)),
+            format!("{}.{generation}.{secret}", b64.encode(&sid.as_bytes()[..16])),
+        ] {
+            assert_error(app.refresh("mobile", &forged).await, 400, "invalid_grant").await;
+            let res = app
+                .post_form("/oauth/revoke", &[("token", &forged), ("client_id", "mobile")], None)
+                .await;
+            assert_eq!(res.status(), 200, "{forged}");
+        }
+    }
+    let family = family_of(db, &rt).await;
+    assert_eq!(family.id, sid);
+    assert!(family.is_live(portcullis_store::UnixTime::now()), "{family:?}");
+    assert_eq!(
+        app.refresh("mobile", &rt).await.status(),
+        200,
+        "the real token still works"
+    );
+}
+
 async fn a_retry_after_the_new_token_was_used_is_reuse(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
@@ -760,16 +850,19 @@ async fn with_a_retry_window_concurrent_refreshes_all_get_the_same_token(db: &Te
         .collect();
     assert_eq!(tokens.len(), 1, "one new refresh token for all");
     let next = tokens.into_iter().next().expect("token");
-    let (child, family) =
-        portcullis_store::RefreshStore::refresh_token_by_hash(&**db, portcullis_store::TokenHash::of(next.as_bytes()))
-            .await
-            .expect("stored");
+    let family = family_of(db, &next).await;
     assert_eq!(family.user_id, alice);
-    let (parent, _) =
-        portcullis_store::RefreshStore::refresh_token_by_hash(&**db, portcullis_store::TokenHash::of(rt.as_bytes()))
-            .await
-            .expect("parent");
-    assert_eq!(parent.replaced_by.as_deref(), Some(child.id.as_str()), "one child");
+    assert_eq!(family.current.generation, 2, "one refresh");
+    assert_eq!(
+        family.current.hash,
+        Some(portcullis_store::TokenHash::of(next.as_bytes()))
+    );
+    let previous = family.previous.expect("the previous token");
+    assert_eq!(
+        previous.hash,
+        portcullis_store::TokenHash::of(rt.as_bytes()),
+        "one child"
+    );
     assert_eq!(app.refresh("mobile", &next).await.status(), 200);
 }
 
@@ -1089,6 +1182,8 @@ on_both_backends!(
     garbage_refresh_tokens_are_invalid_grants,
     a_retry_inside_the_window_gets_the_same_token_and_after_it_kills_the_family,
     a_retry_after_the_new_token_was_used_is_reuse,
+    a_token_from_many_refreshes_back_ends_the_family,
+    a_token_forged_from_an_access_tokens_claims_ends_nothing,
     strict_mode_lets_exactly_one_of_200_concurrent_refreshes_win,
     with_a_retry_window_concurrent_refreshes_all_get_the_same_token,
     failed_sign_ins_are_throttled_per_address_without_locking_the_owner_out,
@@ -1173,4 +1268,89 @@ async fn a_full_hashing_queue_answers_503_with_retry_after(db: &TestDb) {
         }
     }
     assert!(unavailable >= 1, "8 sign-ins at once through 1 worker and no queue");
+}
+
+/// A refresh token issued before constant state (migration 5) still
+/// refreshes once after it; the answer carries a token of the new form,
+/// which refreshes in turn; an older token of the same sign-in is reuse.
+async fn a_token_issued_before_constant_state_refreshes_once_after_the_migration(db: &TestDb) {
+    use portcullis_store::testing::{LegacyFamily, LegacyToken};
+    use portcullis_store::{TokenHash, UnixTime};
+    db.migrate_to(4).await.expect("migrate to version 4");
+    public(db, "mobile", "read").await;
+    let alice = user(db, "alice", "read").await;
+    let now = UnixTime::now();
+    db.insert_legacy_family(&LegacyFamily {
+        id: "legacy-family".into(),
+        user_id: alice,
+        client_id: "mobile".into(),
+        scope: "read".into(),
+        created_at: now.plus(-600),
+        expires_at: now.plus(86_400),
+    })
+    .await
+    .expect("family");
+    // Tokens of the earlier form: 43 base64url characters.
+    let (old, current) = ("o".repeat(43), "c".repeat(43));
+    for (id, parent, text, used) in [
+        ("t1", None, &old, Some(now.plus(-300))),
+        ("t2", Some("t1"), &current, None),
+    ] {
+        db.insert_legacy_token(&LegacyToken {
+            id: id.into(),
+            family_id: "legacy-family".into(),
+            parent_id: parent.map(Into::into),
+            hash: TokenHash::of(text.as_bytes()),
+            issued_at: now.plus(-600),
+            expires_at: now.plus(3600),
+            used_at: used,
+            replaced_by: used.map(|_| "t2".into()),
+            successor: None,
+        })
+        .await
+        .expect("legacy token");
+    }
+    db.migrate().await.expect("migrate");
+    let app = spawn(db).await;
+
+    let res = app.refresh("mobile", &current).await;
+    assert_eq!(res.status(), 200);
+    assert_no_store(&res);
+    let next = res.json::<Value>().await.expect("json")["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    assert_eq!(next.split('.').nth(1), Some("1"), "a token of the new form: {next}");
+    let family = family_of(db, &next).await;
+    assert_eq!(family.id, "legacy-family");
+    let res = app.refresh("mobile", &next).await;
+    assert_eq!(res.status(), 200, "the new token refreshes");
+    let newest = res.json::<Value>().await.expect("json")["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+
+    // The earlier form's spent token is still reuse.
+    assert_error(app.refresh("mobile", &old).await, 400, "invalid_grant").await;
+    assert_error(app.refresh("mobile", &newest).await, 400, "invalid_grant").await;
+    assert_eq!(
+        family_of(db, &newest).await.revoke_reason,
+        Some(portcullis_store::RevokeReason::Reuse)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_token_issued_before_constant_state_refreshes_once_after_the_migration() {
+    let db = TestDb::sqlite_unmigrated().await;
+    a_token_issued_before_constant_state_refreshes_once_after_the_migration(&db).await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_token_issued_before_constant_state_refreshes_once_after_the_migration() {
+    let Some(db) = TestDb::postgres_unmigrated().await else {
+        return;
+    };
+    a_token_issued_before_constant_state_refreshes_once_after_the_migration(&db).await;
+    db.finish().await;
 }

@@ -167,9 +167,6 @@ pub struct SqlStore {
     /// connection: SQLite allows one writer at a time, and queueing in the
     /// pool is cheaper and fairer than retrying on `SQLITE_BUSY`.
     pub(crate) write: Pool,
-    /// How far [`crate::RefreshStore::clear_successors`] has cleared (0:
-    /// not yet since start).
-    pub(crate) successors_cleared_to: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite: the writer task that group-commits rotations, if enabled.
     #[cfg(feature = "sqlite")]
     pub(crate) group_commit: Option<crate::refresh::group_commit::GroupCommit>,
@@ -258,7 +255,6 @@ impl SqlStore {
             return Ok(Self {
                 read: pool.clone(),
                 write: pool,
-                successors_cleared_to: std::sync::Arc::default(),
                 group_commit,
             });
         }
@@ -273,7 +269,6 @@ impl SqlStore {
         Ok(Self {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
-            successors_cleared_to: std::sync::Arc::default(),
             group_commit,
         })
     }
@@ -301,7 +296,6 @@ impl SqlStore {
         Ok(Self {
             read: pool.clone(),
             write: pool,
-            successors_cleared_to: std::sync::Arc::default(),
             #[cfg(feature = "sqlite")]
             group_commit: None,
         })

@@ -50,7 +50,8 @@ pub use error::StoreError;
 pub use files::{database_files, exposed_files};
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use refresh::{
-    NewFamily, RefreshFamily, RefreshStore, RefreshToken, Refusal, RevokeReason, Rotate, Rotation, Sealed, SignInRecord,
+    CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
+    Sealed, SignInRecord, TokenKey,
 };
 pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpdate};
 pub use throttle::{ThrottleCount, ThrottleStore};

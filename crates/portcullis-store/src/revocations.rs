@@ -172,7 +172,8 @@ macro_rules! append_entry {
     }};
 }
 
-const REVOKE_FAMILIES_SQL: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 \
+/// Revoking a family also forgets its sealed successor.
+const REVOKE_FAMILIES_SQL: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2, successor = NULL \
                                    WHERE revoked_at IS NULL AND expires_at > $1";
 
 #[async_trait]
@@ -181,7 +182,8 @@ impl RevocationStore for SqlStore {
         let revoked = with_pool!(&self.write, |c, d| {
             let mut tx = c.begin().await?;
             let n = sqlx::query(
-                "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+                "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2, successor = NULL \
+                 WHERE id = $3 AND revoked_at IS NULL",
             )
             .bind(now.0)
             .bind(reason.as_str())
@@ -190,12 +192,6 @@ impl RevocationStore for SqlStore {
             .await?
             .rows_affected();
             if n == 1 {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET successor = NULL WHERE family_id = $1 AND successor IS NOT NULL",
-                )
-                .bind(family_id)
-                .execute(&mut *tx)
-                .await?;
                 append_entry!(tx, d, RevocationKind::Family, family_id, now);
                 tx.commit().await?;
             }

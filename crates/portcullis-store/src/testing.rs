@@ -17,10 +17,10 @@ use sqlx::ConnectOptions as _;
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use crate::{ConnectOptions, SqlStore};
+use crate::{ConnectOptions, SqlStore, StoreError};
 
 mod store;
-pub use store::TestingStore;
+pub use store::{LegacyFamily, LegacyToken, RefreshRowCounts, TestingStore};
 
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -54,12 +54,22 @@ impl TestDb {
     /// # Panics
     /// When the file cannot be created or migrated.
     pub async fn sqlite() -> Self {
+        let db = Self::sqlite_unmigrated().await;
+        db.store.migrate().await.expect("migrate SQLite");
+        db
+    }
+
+    /// A fresh SQLite file with no migration applied (see
+    /// [`SqlStore::migrate_to`]).
+    ///
+    /// # Panics
+    /// When the file cannot be created.
+    pub async fn sqlite_unmigrated() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open SQLite");
-        store.migrate().await.expect("migrate SQLite");
         Self {
             store,
             url,
@@ -74,6 +84,18 @@ impl TestDb {
     /// When the server is unreachable (unless skipped), or under `CI=true`
     /// when skipped.
     pub async fn postgres() -> Option<Self> {
+        let db = Self::postgres_unmigrated().await?;
+        db.store.migrate().await.expect("migrate PostgreSQL");
+        Some(db)
+    }
+
+    /// A fresh database on the test PostgreSQL server with no migration
+    /// applied (see [`SqlStore::migrate_to`]); `None` as for
+    /// [`TestDb::postgres`].
+    ///
+    /// # Panics
+    /// As [`TestDb::postgres`].
+    pub async fn postgres_unmigrated() -> Option<Self> {
         let admin_url = std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
         if admin_url == "skip" {
             assert!(
@@ -105,7 +127,6 @@ impl TestDb {
         let store = SqlStore::connect_with(&url, &test_options())
             .await
             .expect("open PostgreSQL");
-        store.migrate().await.expect("migrate PostgreSQL");
         Some(Self {
             store,
             url,
@@ -191,6 +212,35 @@ impl TestDb {
             Some(Cleanup::Sqlite(dir)) => drop(dir),
             None => {}
         }
+    }
+}
+
+impl SqlStore {
+    /// Applies the embedded migrations up to `version` (included) that the
+    /// database has not seen yet, and no later one: a database as an
+    /// earlier version left it, to test a later migration on.
+    /// [`SqlStore::migrate`] then applies the rest.
+    ///
+    /// # Errors
+    /// As [`SqlStore::migrate`].
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        use sqlx::migrate::Migrate as _;
+        crate::db::with_pool!(&self.write, |c, d| {
+            let mut conn = c.acquire().await?;
+            conn.ensure_migrations_table().await?;
+            let applied: Vec<i64> = conn
+                .list_applied_migrations()
+                .await?
+                .into_iter()
+                .map(|m| m.version)
+                .collect();
+            for m in crate::migrations::migrator(d).iter() {
+                if m.version <= version && !m.migration_type.is_down_migration() && !applied.contains(&m.version) {
+                    conn.apply(m).await?;
+                }
+            }
+            Ok(())
+        })
     }
 }
 

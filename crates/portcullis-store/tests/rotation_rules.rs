@@ -2,13 +2,14 @@
 //! its rule is about, and all rows run at once, mixing good and bad ones
 //! (on SQLite as one group of the group-commit writer, on PostgreSQL as
 //! concurrent statements). Each row's outcome is checked exactly, with
-//! what it wrote: a consumed token, its touched family, its child and its
-//! audit event, or for every other outcome, nothing at all.
+//! what it wrote: the family's new state (current and previous token) and
+//! its audit event, or for every other outcome, nothing at all.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use portcullis_store::on_both_backends;
-use portcullis_store::testing::TestDb;
+use portcullis_store::testing::{TestDb, TestingStore as _};
 use portcullis_store::*;
 
 /// When the world is set up.
@@ -16,44 +17,64 @@ const NOW: UnixTime = UnixTime(1_800_000_000);
 /// When the rotations of the table run.
 const T: UnixTime = UnixTime(1_800_001_000);
 const DAY: i64 = 86_400;
+/// The id rows present for a token that has no family.
+const NO_FAMILY: &str = "no-such-family";
 
 fn hash(label: &str) -> TokenHash {
     TokenHash::of(label.as_bytes())
+}
+
+/// The hash of a family's selector: a family's tokens are named
+/// `<family>-<n>`, and share the selector `<family>`.
+fn selector(family: &str) -> TokenHash {
+    hash(&format!("selector:{family}"))
+}
+
+/// The family a token label belongs to.
+fn family_of(token: &str) -> &str {
+    token.split('-').next().unwrap_or(token)
 }
 
 fn sealed(child: &str) -> Sealed {
     Sealed(format!("sealed:{child}").into_bytes())
 }
 
+/// Family ids by family name.
+type Ids = HashMap<String, String>;
+
 /// What a row must get.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
-    /// Consumed, with a child whose idle expiry is this.
+    /// The family rotated, its new current token with this idle expiry.
     Rotated(UnixTime),
     /// Refused, nothing written.
     Refused(Refusal),
-    /// Spent before the table ran: its sealed successor (the child it was
-    /// rotated to) is still kept or not, its family live or not.
+    /// Not the family's current token, since before the table ran: the
+    /// family's previous token (the presented one for a retry, another for
+    /// a reuse), its sealed successor kept or not, the family live or not.
     Spent {
+        previous: &'static str,
         successor: Option<&'static str>,
         live: bool,
     },
-    /// Two rows present this token at once: one consumes it, the other
-    /// finds it spent by the first.
+    /// Two rows present this token at once: one rotates the family, the
+    /// other finds the token spent by the first (it is the previous one).
     Race,
-    /// No token has this hash.
+    /// No family has this id.
     NotFound,
-    /// The write fails (the child's hash is taken); nothing written.
+    /// The write fails (the selector is another family's); nothing written.
     Conflict,
 }
 
-/// One rule: the token presented, by which client, asking for which child.
+/// One rule: the token presented, by which client, asking for which child
+/// (carrying which family's selector).
 #[derive(Debug, Clone, Copy)]
 struct Row {
     rule: &'static str,
     presented: &'static str,
     client: &'static str,
     child: &'static str,
+    selector: &'static str,
     expect: Expect,
 }
 
@@ -63,12 +84,29 @@ const fn row(rule: &'static str, presented: &'static str, client: &'static str, 
         presented,
         client,
         child: rule,
+        selector: "",
         expect,
     }
 }
 
-const fn spent(successor: Option<&'static str>, live: bool) -> Expect {
-    Expect::Spent { successor, live }
+const fn spent(previous: &'static str, successor: Option<&'static str>, live: bool) -> Expect {
+    Expect::Spent {
+        previous,
+        successor,
+        live,
+    }
+}
+
+impl Row {
+    /// The selector the child carries: the family's own unless the row
+    /// says otherwise.
+    fn selector(&self) -> TokenHash {
+        selector(if self.selector.is_empty() {
+            family_of(self.presented)
+        } else {
+            self.selector
+        })
+    }
 }
 
 /// The rules. Every token is set up by [`world`].
@@ -85,24 +123,28 @@ fn table() -> Vec<Row> {
         row("revoked family",                        "rev-0",   "app",   Refused(FamilyRevoked)),
         row("disabled (revoked) user",               "bob-0",   "app",   Refused(FamilyRevoked)),
         row("revoked client",                        "gone-0",  "gone",  Refused(FamilyRevoked)),
-        row("spent within the retry window",         "retry-0", "app",   spent(Some("retry-1"), true)),
-        row("spent after the retry window",          "late-0",  "app",   spent(None, true)),
-        row("spent, and its child spent too",        "gp-0",    "app",   spent(None, true)),
-        row("spent, family revoked for reuse since", "reuse-0", "app",   spent(None, false)),
+        row("spent within the retry window",         "retry-0", "app",   spent("retry-0", Some("retry-1"), true)),
+        row("spent after the retry window",          "late-0",  "app",   spent("late-0", None, true)),
+        row("spent, and its child spent too",        "gp-0",    "app",   spent("gp-1", Some("gp-2"), true)),
+        row("spent long ago (generation 3 of 5)",    "deep-2",  "app",   spent("deep-4", Some("deep-5"), true)),
+        row("spent, family revoked for reuse since", "reuse-0", "app",   spent("reuse-0", None, false)),
         row("another client's spent token",          "wcs-0",   "other", Refused(WrongClient)),
         row("race grace: first of two at once",      "race-0",  "app",   Race),
         row("race grace: second of two at once",     "race-0",  "app",   Race),
-        row("unknown token",                         "nope",    "app",   NotFound),
+        row("a token of before constant state",      "legacy-0", "app",  Rotated(T.plus(30 * DAY))),
+        row("unknown family",                        "nope",    "app",   NotFound),
     ]
 }
 
-/// A row whose write fails: its token may be consumed, but its child's
-/// hash is taken (another family's token has it).
+/// A row whose write fails: its token is the current one of a family from
+/// before constant state (no selector yet), but the selector its child
+/// carries is another family's.
 const FAILING: Row = Row {
-    rule: "child hash taken",
+    rule: "selector taken",
     presented: "odd-0",
     client: "app",
-    child: "taken",
+    child: "odd-1",
+    selector: "taken",
     expect: Expect::Conflict,
 };
 
@@ -129,81 +171,98 @@ async fn client(s: &SqlStore, id: &str) -> Client {
     s.create_client(&new, NOW).await.expect("create client")
 }
 
-/// A family whose first token is `first`, with an absolute expiry and the
-/// first token's idle expiry.
-async fn family(s: &SqlStore, user: &User, client: &str, first: &str, expires: UnixTime, idle: UnixTime) -> String {
+/// A family whose first token is `first` (its selector named after it),
+/// with an absolute expiry and the first token's idle expiry.
+async fn family(
+    s: &SqlStore,
+    ids: &mut Ids,
+    user: &User,
+    client: &str,
+    first: &str,
+    expires: UnixTime,
+    idle: UnixTime,
+) -> String {
     let new = NewFamily {
         user_id: user.id.clone(),
         client_id: client.into(),
         scope: "read".into(),
         device_label: None,
         expires_at: expires,
+        selector: selector(family_of(first)),
         first_token: hash(first),
         first_token_expires_at: idle,
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
     };
-    s.start_family(&new, NOW).await.expect("start family").0.id
+    let id = s.start_family(&new, NOW).await.expect("start family").id;
+    ids.insert(family_of(first).to_owned(), id.clone());
+    id
 }
 
-/// A live family of alice's on `app`.
-async fn live(s: &SqlStore, alice: &User, client: &str, first: &str) -> String {
-    family(s, alice, client, first, NOW.plus(90 * DAY), NOW.plus(30 * DAY)).await
+/// A live family of `user`'s on `client`.
+async fn live(s: &SqlStore, ids: &mut Ids, user: &User, client: &str, first: &str) -> String {
+    family(s, ids, user, client, first, NOW.plus(90 * DAY), NOW.plus(30 * DAY)).await
 }
 
-fn rotate(presented: &str, client_id: &'static str, child: &str, rule: &str, now: UnixTime) -> Rotate<'static> {
+/// The rotation a row asks for, of the family its token names.
+fn rotate<'a>(ids: &'a Ids, row: &Row, now: UnixTime) -> Rotate<'a> {
     Rotate {
-        presented: hash(presented),
-        client_id,
-        child: hash(child),
+        family_id: ids.get(family_of(row.presented)).map_or(NO_FAMILY, String::as_str),
+        presented: hash(row.presented),
+        client_id: row.client,
+        selector: row.selector(),
+        child: hash(row.child),
         child_expires_at: now.plus(30 * DAY),
-        successor: Some(sealed(child)),
+        successor: Some(sealed(row.child)),
         now,
         audit: Some(NewAuditEvent {
-            detail: Some(rule.into()),
+            detail: Some(row.rule.into()),
             ..NewAuditEvent::new(portcullis_domain::AuditAction::Refresh)
         }),
     }
 }
 
 /// A rotation done while setting up (no audit event).
-async fn rotated(s: &SqlStore, presented: &str, child: &str, now: UnixTime) {
+async fn rotated(s: &SqlStore, ids: &Ids, presented: &'static str, child: &'static str, now: UnixTime) {
+    let setup = row("", presented, "app", Expect::NotFound);
     let r = Rotate {
         audit: None,
-        ..rotate(presented, "app", child, "", now)
+        ..rotate(ids, &Row { child, ..setup }, now)
     };
     let got = s.rotate_refresh(&r).await.expect("rotate");
-    assert!(matches!(got, Rotation::Rotated { .. }), "set-up {presented}: {got:?}");
+    assert!(matches!(got, Rotation::Rotated(_)), "set-up {presented}: {got:?}");
 }
 
 /// Puts every token of [`table`] (and [`FAILING`]) in the state its rule
-/// is about.
-async fn world(s: &SqlStore) {
+/// is about; returns the family ids by name.
+async fn world(s: &SqlStore) -> Ids {
+    let mut ids = Ids::new();
+    let ids_ = &mut ids;
     let (alice, bob) = (user(s, "alice").await, user(s, "bob").await);
     for id in ["app", "other", "gone"] {
         client(s, id).await;
     }
     // First, as the periodic clean-up forgets every sealed successor of a
     // token spent before its cutoff.
-    live(s, &alice, "app", "late-0").await;
-    rotated(s, "late-0", "late-1", T.plus(-100)).await;
+    live(s, ids_, &alice, "app", "late-0").await;
+    rotated(s, ids_, "late-0", "late-1", T.plus(-100)).await;
     s.clear_successors(T.plus(-10)).await.expect("clear successors");
-    // Second generation, so that the rotation also clears the sealed
-    // successor its parent keeps.
-    live(s, &alice, "app", "ok-0").await;
-    rotated(s, "ok-0", "ok-1", T.plus(-20)).await;
-    let ok0 = s.refresh_token_by_hash(hash("ok-0")).await.expect("ok-0").0;
-    assert_eq!(ok0.successor, Some(sealed("ok-1")));
-    family(s, &alice, "app", "cap-0", T.plus(60), T.plus(60)).await;
-    family(s, &alice, "app", "idle-0", NOW.plus(90 * DAY), T).await;
-    family(s, &alice, "app", "old-0", T, NOW.plus(30 * DAY)).await;
-    live(s, &alice, "app", "wc-0").await;
-    let revoked = live(s, &alice, "app", "rev-0").await;
+    // Second generation, so that the rotation also replaces the previous
+    // token and its sealed successor.
+    let ok = live(s, ids_, &alice, "app", "ok-0").await;
+    rotated(s, ids_, "ok-0", "ok-1", T.plus(-20)).await;
+    let ok = s.family_by_id(&ok).await.expect("ok");
+    assert_eq!(ok.previous.expect("ok-0").successor, Some(sealed("ok-1")));
+    family(s, ids_, &alice, "app", "cap-0", T.plus(60), T.plus(60)).await;
+    family(s, ids_, &alice, "app", "idle-0", NOW.plus(90 * DAY), T).await;
+    family(s, ids_, &alice, "app", "old-0", T, NOW.plus(30 * DAY)).await;
+    live(s, ids_, &alice, "app", "wc-0").await;
+    let revoked = live(s, ids_, &alice, "app", "rev-0").await;
     s.revoke_family(&revoked, RevokeReason::SignOut, NOW)
         .await
         .expect("revoke family");
-    live(s, &bob, "app", "bob-0").await;
+    live(s, ids_, &bob, "app", "bob-0").await;
     let disable = UserUpdate {
         status: Some(UserStatus::Disabled),
         password_hash: None,
@@ -211,43 +270,66 @@ async fn world(s: &SqlStore) {
     s.update_and_revoke_user(&bob.id, &disable, RevokeReason::UserRevoked, NOW)
         .await
         .expect("disable bob");
-    live(s, &alice, "gone", "gone-0").await;
+    live(s, ids_, &alice, "gone", "gone-0").await;
     s.revoke_client("gone", NOW).await.expect("revoke client");
-    live(s, &alice, "app", "retry-0").await;
-    rotated(s, "retry-0", "retry-1", T.plus(-5)).await;
-    live(s, &alice, "app", "gp-0").await;
-    rotated(s, "gp-0", "gp-1", T.plus(-50)).await;
-    rotated(s, "gp-1", "gp-2", T.plus(-40)).await;
-    let reused = live(s, &alice, "app", "reuse-0").await;
-    rotated(s, "reuse-0", "reuse-1", T.plus(-500)).await;
+    live(s, ids_, &alice, "app", "retry-0").await;
+    rotated(s, ids_, "retry-0", "retry-1", T.plus(-5)).await;
+    live(s, ids_, &alice, "app", "gp-0").await;
+    rotated(s, ids_, "gp-0", "gp-1", T.plus(-50)).await;
+    rotated(s, ids_, "gp-1", "gp-2", T.plus(-40)).await;
+    live(s, ids_, &alice, "app", "deep-0").await;
+    for (presented, child) in [("deep-0", "deep-1"), ("deep-1", "deep-2"), ("deep-2", "deep-3")] {
+        rotated(s, ids_, presented, child, T.plus(-60)).await;
+    }
+    rotated(s, ids_, "deep-3", "deep-4", T.plus(-30)).await;
+    rotated(s, ids_, "deep-4", "deep-5", T.plus(-30)).await;
+    let reused = live(s, ids_, &alice, "app", "reuse-0").await;
+    rotated(s, ids_, "reuse-0", "reuse-1", T.plus(-500)).await;
     s.revoke_family(&reused, RevokeReason::Reuse, T.plus(-400))
         .await
         .expect("revoke for reuse");
-    live(s, &alice, "app", "wcs-0").await;
-    rotated(s, "wcs-0", "wcs-1", T.plus(-5)).await;
-    live(s, &alice, "app", "race-0").await;
-    live(s, &alice, "app", "odd-0").await;
-    live(s, &alice, "app", "taken").await;
-    live(s, &alice, "app", "plug-0").await;
+    live(s, ids_, &alice, "app", "wcs-0").await;
+    rotated(s, ids_, "wcs-0", "wcs-1", T.plus(-5)).await;
+    live(s, ids_, &alice, "app", "race-0").await;
+    // Families from before constant state: no selector yet.
+    let legacy = live(s, ids_, &alice, "app", "legacy-0").await;
+    s.forget_family_selector(&legacy).await.expect("legacy");
+    let odd = live(s, ids_, &alice, "app", "odd-0").await;
+    s.forget_family_selector(&odd).await.expect("odd");
+    live(s, ids_, &alice, "app", "taken-0").await;
+    live(s, ids_, &alice, "app", "plug-0").await;
+    ids
 }
 
 /// Runs the rows' rotations at once. With SQLite's group commit, as one
 /// group: a first rotation holds the writer (it waits on the file's write
 /// lock, taken here) while the rows queue behind it; once all are queued,
 /// the lock is released and the writer takes them together.
-async fn rotate_at_once(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) -> Vec<Result<Rotation, StoreError>> {
+async fn rotate_at_once(
+    s: &SqlStore,
+    db: Option<&TestDb>,
+    ids: &Ids,
+    rows: &[Row],
+) -> Vec<Result<Rotation, StoreError>> {
+    let ids = std::sync::Arc::new(ids.clone());
     let grouped = db.is_some_and(|db| db.queued_rotations().is_some());
     let lock = match db {
         Some(db) if grouped => db.sqlite_write_lock().await,
         _ => None,
     };
     let plug = lock.is_some().then(|| {
-        let s = s.clone();
-        let r = Rotate {
-            audit: None,
-            ..rotate("plug-0", "app", "plug-1", "", T)
+        let (s, ids) = (s.clone(), ids.clone());
+        let plug = Row {
+            child: "plug-1",
+            ..row("", "plug-0", "app", Expect::NotFound)
         };
-        tokio::spawn(async move { s.rotate_refresh(&r).await })
+        tokio::spawn(async move {
+            let r = Rotate {
+                audit: None,
+                ..rotate(&ids, &plug, T)
+            };
+            s.rotate_refresh(&r).await
+        })
     });
     if plug.is_some() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -256,11 +338,10 @@ async fn rotate_at_once(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) -> Vec<
     let tasks: Vec<_> = rows
         .iter()
         .map(|row| {
-            let (s, barrier, row) = (s.clone(), barrier.clone(), *row);
+            let (s, barrier, ids, row) = (s.clone(), barrier.clone(), ids.clone(), *row);
             tokio::spawn(async move {
                 barrier.wait().await;
-                s.rotate_refresh(&rotate(row.presented, row.client, row.child, row.rule, T))
-                    .await
+                s.rotate_refresh(&rotate(&ids, &row, T)).await
             })
         })
         .collect();
@@ -276,7 +357,7 @@ async fn rotate_at_once(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) -> Vec<
     }
     if let Some(plug) = plug {
         let got = plug.await.expect("task").expect("plug");
-        assert!(matches!(got, Rotation::Rotated { .. }), "plug: {got:?}");
+        assert!(matches!(got, Rotation::Rotated(_)), "plug: {got:?}");
     }
     let mut outcomes = Vec::with_capacity(rows.len());
     for t in tasks {
@@ -285,31 +366,32 @@ async fn rotate_at_once(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) -> Vec<
     outcomes
 }
 
-/// Sets up the world, reads each presented token, runs the rows at once and
-/// checks every outcome and every write.
+/// The id of the family a token names.
+fn r_family(ids: &Ids, token: &str) -> String {
+    ids.get(family_of(token))
+        .cloned()
+        .unwrap_or_else(|| NO_FAMILY.to_owned())
+}
+
+/// Sets up the world, reads each presented token's family, runs the rows
+/// at once and checks every outcome and every write.
 async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
-    world(s).await;
+    let ids = world(s).await;
+    let counts = s.refresh_row_counts().await.expect("counts");
+    assert_eq!(counts.tokens, 0, "no row per token");
     let mut before = Vec::new();
     for row in rows {
-        before.push(s.refresh_token_by_hash(hash(row.presented)).await.ok());
+        before.push(s.family_by_id(&r_family(&ids, row.presented)).await.ok());
     }
-    let outcomes = rotate_at_once(s, db, rows).await;
+    let outcomes = rotate_at_once(s, db, &ids, rows).await;
 
     let mut audited = Vec::new();
     let mut race = (0, 0);
     for ((row, before), outcome) in rows.iter().zip(&before).zip(outcomes) {
         let rule = row.rule;
-        let after = s.refresh_token_by_hash(hash(row.presented)).await.ok();
-        let child = s.refresh_token_by_hash(hash(row.child)).await.ok();
+        let after = s.family_by_id(&r_family(&ids, row.presented)).await.ok();
         match (row.expect, outcome) {
-            (
-                expect @ (Expect::Rotated(_) | Expect::Race),
-                Ok(Rotation::Rotated {
-                    family,
-                    parent,
-                    child: c,
-                }),
-            ) => {
+            (expect @ (Expect::Rotated(_) | Expect::Race), Ok(Rotation::Rotated(family))) => {
                 let idle = match expect {
                     Expect::Rotated(idle) => idle,
                     _ => {
@@ -317,33 +399,48 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
                         T.plus(30 * DAY)
                     }
                 };
-                let (token, fam) = before.clone().expect("set up");
-                assert_rotated(s, row, (&token, &fam), (&family, &parent, &c), idle).await;
+                let before = before.clone().expect("set up");
+                assert_rotated(s, row, &before, &family, idle).await;
+                assert_eq!(after, Some(family), "{rule}: stored as returned");
                 audited.push(rule);
             }
-            (Expect::Race, Ok(Rotation::Spent { family, token })) => {
-                let (t, f) = after.clone().expect("winner's parent");
-                assert_eq!((&token, &family), (&t, &f), "{rule}: spent by the winner");
-                assert_eq!(token.used_at, Some(T), "{rule}: within the race grace");
+            (Expect::Race, Ok(Rotation::Spent(family))) => {
+                let f = after.clone().expect("the winner's family");
+                assert_eq!(family, f, "{rule}: as the winner left it");
+                let previous = family.previous.clone().expect("previous");
+                assert_eq!(
+                    (previous.hash, previous.used_at),
+                    (hash(row.presented), T),
+                    "{rule}: within the race grace"
+                );
                 assert!(family.is_live(T), "{rule}");
-                assert_eq!(child, None, "{rule}: the loser's child is not written");
+                assert_ne!(
+                    family.current.hash,
+                    Some(hash(row.child)),
+                    "{rule}: the loser's child is not written"
+                );
                 race.1 += 1;
             }
-            (Expect::Spent { successor, live }, Ok(Rotation::Spent { family, token })) => {
-                let (t, f) = before.clone().expect("set up");
-                assert_eq!((&token, &family), (&t, &f), "{rule}: reported as it was");
-                assert!(token.used_at.is_some_and(|u| u < T), "{rule}");
-                assert_eq!(token.successor, successor.map(sealed), "{rule}: sealed successor");
+            (
+                Expect::Spent {
+                    previous,
+                    successor,
+                    live,
+                },
+                Ok(Rotation::Spent(family)),
+            ) => {
+                assert_eq!(Some(&family), before.as_ref(), "{rule}: reported as it was");
+                assert_ne!(family.current.hash, Some(hash(row.presented)), "{rule}");
+                let p = family.previous.clone().expect("previous");
+                assert_eq!(p.hash, hash(previous), "{rule}: previous token");
+                assert!(p.used_at < T, "{rule}");
+                assert_eq!(p.successor, successor.map(sealed), "{rule}: sealed successor");
                 assert_eq!(family.is_live(T), live, "{rule}");
-                let replaced = s
-                    .refresh_token_by_id(token.replaced_by.as_deref().expect("child"))
-                    .await;
-                assert_eq!(replaced.expect("child").parent_id, Some(token.id.clone()), "{rule}");
-                assert_unchanged(rule, before, &after, &child);
+                assert_eq!(&after, before, "{rule}: unchanged");
             }
             (Expect::Refused(why), Ok(got)) => {
                 assert_eq!(got, Rotation::Refused(why), "{rule}");
-                assert_unchanged(rule, before, &after, &child);
+                assert_eq!(&after, before, "{rule}: unchanged");
             }
             (Expect::NotFound, Ok(got)) => {
                 assert_eq!(got, Rotation::NotFound, "{rule}");
@@ -351,8 +448,19 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
             }
             (Expect::Conflict, Err(e)) => {
                 assert_eq!(e, StoreError::Conflict, "{rule}");
-                assert_eq!(after, before.clone(), "{rule}: its token is as it was");
-                assert_eq!(after.expect("set up").0.used_at, None, "{rule}");
+                assert_eq!(&after, before, "{rule}: its family is as it was");
+                let f = after.expect("set up");
+                assert_eq!(
+                    (f.current.generation, f.current.hash),
+                    (0, Some(hash(row.presented))),
+                    "{rule}"
+                );
+                let owner = s.family_by_token(&TokenKey::Selector(row.selector())).await;
+                assert_ne!(
+                    owner.expect("the selector's family").id,
+                    f.id,
+                    "{rule}: selector not taken over"
+                );
             }
             (expect, got) => panic!("{rule}: expected {expect:?}, got {got:?}"),
         }
@@ -361,8 +469,10 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
     if racers > 0 {
         assert_eq!(race, (1, racers - 1), "exactly one racer wins");
     }
+    // Constant state: no row was added by any rotation.
+    assert_eq!(s.refresh_row_counts().await.expect("counts"), counts, "state size");
 
-    // One audit event per consumed token, none for any other row.
+    // One audit event per rotation, none for any other row.
     let mut events: Vec<String> = s
         .audit_events(None, 100)
         .await
@@ -376,79 +486,37 @@ async fn check(s: &SqlStore, db: Option<&TestDb>, rows: &[Row]) {
     assert_eq!(events, audited);
 }
 
-/// A consumed token: the parent marked and stored so, the family touched,
-/// the child stored as returned, and the parent's own parent no longer
-/// keeping a sealed successor.
-async fn assert_rotated(
-    s: &SqlStore,
-    row: &Row,
-    (token, fam): (&RefreshToken, &RefreshFamily),
-    (family, parent, child): (&RefreshFamily, &RefreshToken, &RefreshToken),
-    idle: UnixTime,
-) {
+/// A rotated family: touched, one generation on, the presented token its
+/// previous one (with the sealed child), the child its current one (the
+/// token before the presented one, and its sealed successor, forgotten),
+/// found by its selector, which is set.
+async fn assert_rotated(s: &SqlStore, row: &Row, before: &RefreshFamily, family: &RefreshFamily, idle: UnixTime) {
     let rule = row.rule;
     assert_eq!(
         *family,
         RefreshFamily {
             last_used_at: T,
-            ..fam.clone()
+            current: CurrentToken {
+                generation: before.current.generation + 1,
+                hash: Some(hash(row.child)),
+                expires_at: idle,
+            },
+            previous: Some(PreviousToken {
+                hash: hash(row.presented),
+                used_at: T,
+                successor: Some(sealed(row.child)),
+            }),
+            ..before.clone()
         },
         "{rule}: family"
     );
+    assert_eq!(family.current_issued_at(), T, "{rule}");
+    assert!(family.current_is(&hash(row.child), T), "{rule}");
     assert_eq!(
-        *parent,
-        RefreshToken {
-            used_at: Some(T),
-            replaced_by: Some(child.id.clone()),
-            successor: Some(sealed(row.child)),
-            ..token.clone()
-        },
-        "{rule}: parent"
+        s.family_by_token(&TokenKey::Selector(row.selector())).await,
+        Ok(family.clone()),
+        "{rule}: found by its selector"
     );
-    assert_eq!(
-        *child,
-        RefreshToken {
-            id: child.id.clone(),
-            family_id: fam.id.clone(),
-            parent_id: Some(token.id.clone()),
-            hash: hash(row.child),
-            issued_at: T,
-            expires_at: idle,
-            used_at: None,
-            replaced_by: None,
-            successor: None,
-        },
-        "{rule}: child"
-    );
-    assert_eq!(
-        s.refresh_token_by_hash(token.hash).await.expect("parent stored"),
-        (parent.clone(), family.clone()),
-        "{rule}: parent stored"
-    );
-    assert_eq!(
-        s.refresh_token_by_hash(child.hash).await.expect("child stored"),
-        (child.clone(), family.clone()),
-        "{rule}: child stored"
-    );
-    if let Some(grandparent) = &token.parent_id {
-        let g = s.refresh_token_by_id(grandparent).await.expect("grandparent");
-        assert_eq!(
-            g.successor, None,
-            "{rule}: the grandparent's sealed successor is cleared"
-        );
-    }
-}
-
-/// A row that consumed nothing wrote nothing: its token and family are as
-/// they were, and its child does not exist.
-fn assert_unchanged(
-    rule: &str,
-    before: &Option<(RefreshToken, RefreshFamily)>,
-    after: &Option<(RefreshToken, RefreshFamily)>,
-    child: &Option<(RefreshToken, RefreshFamily)>,
-) {
-    assert_eq!(after, before, "{rule}: unchanged");
-    assert_eq!(*child, None, "{rule}: no child");
 }
 
 async fn every_rule_holds_in_one_batch(db: &TestDb) {

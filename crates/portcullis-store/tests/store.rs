@@ -13,6 +13,11 @@ fn hash(label: &str) -> TokenHash {
     TokenHash::of(label.as_bytes())
 }
 
+/// The hash of the selector of the family whose first token is `first`.
+fn selector(first: &str) -> TokenHash {
+    hash(&format!("selector:{first}"))
+}
+
 async fn user(s: &SqlStore, name: &str) -> User {
     let new = NewUser {
         username: portcullis_domain::Username::parse(name).expect("username"),
@@ -36,13 +41,15 @@ async fn client(s: &SqlStore, id: &str) -> Client {
     s.create_client(&new, NOW).await.expect("create client")
 }
 
-async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> (RefreshFamily, RefreshToken) {
+/// A family whose first token is `first`, its selector named after it.
+async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> RefreshFamily {
     let new = NewFamily {
         user_id: user.id.clone(),
         client_id: client.id.clone(),
         scope: "read".into(),
         device_label: Some("Pixel 9".into()),
         expires_at: NOW.plus(90 * DAY),
+        selector: selector(first),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(30 * DAY),
         not_revoked_since: UnixTime(0),
@@ -52,10 +59,16 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> (Ref
     s.start_family(&new, NOW).await.expect("start family")
 }
 
-fn rotate<'a>(presented: &str, client_id: &'a str, child: &str, now: UnixTime) -> Rotate<'a> {
+/// A refresh of the family `family_id` presenting `presented`. The child
+/// carries a selector of its own: these families all have theirs, which a
+/// rotation keeps (only a family from before constant state takes the one
+/// given; see the tests of those).
+fn rotate<'a>(family_id: &'a str, presented: &str, client_id: &'a str, child: &str, now: UnixTime) -> Rotate<'a> {
     Rotate {
+        family_id,
         presented: hash(presented),
         client_id,
+        selector: hash("selector:unused"),
         child: hash(child),
         child_expires_at: now.plus(30 * DAY),
         successor: Some(Sealed(format!("sealed:{child}").into_bytes())),
@@ -236,22 +249,63 @@ async fn client_secret_rotation_replaces_the_hash(s: &SqlStore) {
 
 async fn a_family_starts_with_one_live_token(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (fam, tok) = family(s, &alice, &app, "rt-1").await;
+    let fam = family(s, &alice, &app, "rt-1").await;
     assert_eq!(fam.user_id, alice.id);
     assert_eq!(fam.client_id, "app");
     assert_eq!(fam.device_label.as_deref(), Some("Pixel 9"));
     assert_eq!((fam.created_at, fam.last_used_at), (NOW, NOW));
     assert!(fam.is_live(NOW));
-    assert_eq!(tok.family_id, fam.id);
-    assert_eq!(tok.parent_id, None);
-    assert_eq!(tok.used_at, None);
-    assert_eq!(tok.expires_at, NOW.plus(30 * DAY));
     assert_eq!(
-        s.refresh_token_by_hash(hash("rt-1")).await.expect("by hash"),
-        (tok.clone(), fam.clone())
+        fam.current,
+        CurrentToken {
+            generation: 1,
+            hash: Some(hash("rt-1")),
+            expires_at: NOW.plus(30 * DAY),
+        }
     );
-    assert_eq!(s.refresh_token_by_id(&tok.id).await.expect("by id"), tok);
+    assert_eq!(fam.previous, None);
+    assert_eq!(fam.current_issued_at(), NOW);
+    assert!(fam.current_is(&hash("rt-1"), NOW));
+    assert!(!fam.current_is(&hash("rt-1"), NOW.plus(30 * DAY)), "idle expiry");
+    assert!(!fam.current_is(&hash("rt-2"), NOW));
+    assert_eq!(
+        s.family_by_token(&TokenKey::Selector(selector("rt-1")))
+            .await
+            .expect("by selector"),
+        fam
+    );
     assert_eq!(s.family_by_id(&fam.id).await.expect("family"), fam);
+    let counts = s.refresh_row_counts().await.expect("counts");
+    assert_eq!((counts.families, counts.tokens), (1, 0), "one row, no token rows");
+}
+
+async fn a_taken_selector_is_a_conflict(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let first = family(s, &alice, &app, "rt-1").await;
+    let again = NewFamily {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(DAY),
+        selector: selector("rt-1"),
+        first_token: hash("other"),
+        first_token_expires_at: NOW.plus(DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
+        sign_in: None,
+    };
+    assert_eq!(
+        s.start_family(&again, NOW).await.expect_err("taken"),
+        StoreError::Conflict
+    );
+    assert_eq!(
+        s.family_by_token(&TokenKey::Selector(selector("rt-1")))
+            .await
+            .expect("first"),
+        first
+    );
+    assert_eq!(s.refresh_row_counts().await.expect("counts").families, 1);
 }
 
 async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
@@ -266,6 +320,7 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         scope: "read".into(),
         device_label: None,
         expires_at: NOW.plus(DAY),
+        selector: selector("x"),
         first_token: hash("x"),
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: UnixTime(0),
@@ -286,150 +341,222 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         StoreError::NotFound
     );
     assert_eq!(
-        s.refresh_token_by_hash(hash("x")).await.expect_err("nothing stored"),
+        s.family_by_token(&TokenKey::Selector(selector("x")))
+            .await
+            .expect_err("nothing stored"),
         StoreError::NotFound
     );
+    assert_eq!(s.refresh_row_counts().await.expect("counts").families, 0);
 }
 
 async fn unknown_refresh_lookups_are_not_found(s: &SqlStore) {
     assert_eq!(
-        s.refresh_token_by_hash(hash("nope")).await.expect_err("hash"),
+        s.family_by_token(&TokenKey::Selector(hash("nope")))
+            .await
+            .expect_err("selector"),
         StoreError::NotFound
     );
     assert_eq!(
-        s.refresh_token_by_id("nope").await.expect_err("id"),
+        s.family_by_token(&TokenKey::Legacy(hash("nope")))
+            .await
+            .expect_err("legacy"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.refresh_context(&TokenKey::Legacy(hash("nope")))
+            .await
+            .expect_err("legacy context"),
         StoreError::NotFound
     );
     assert_eq!(s.family_by_id("nope").await.expect_err("family"), StoreError::NotFound);
     assert_eq!(
-        s.rotate_refresh(&rotate("nope", "app", "child", NOW))
+        s.rotate_refresh(&rotate("nope", "nope", "app", "child", NOW))
             .await
             .expect("rotate"),
         Rotation::NotFound
     );
 }
 
-async fn rotation_consumes_the_token_and_stores_its_child(s: &SqlStore) {
+/// A token the family never held (a forged one with the family's
+/// selector) is not its current token: spent, and nothing changes.
+async fn a_token_the_family_never_held_is_spent(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (fam, first) = family(s, &alice, &app, "rt-1").await;
+    let fam = family(s, &alice, &app, "rt-1").await;
+    let got = s
+        .rotate_refresh(&rotate(&fam.id, "forged", "app", "child", NOW))
+        .await
+        .expect("rotate");
+    assert_eq!(got, Rotation::Spent(fam.clone()));
+    assert_eq!(s.family_by_id(&fam.id).await.expect("family"), fam);
+}
+
+async fn rotation_replaces_the_current_token_with_its_child(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let fam = family(s, &alice, &app, "rt-1").await;
     let later = NOW.plus(600);
-    let Rotation::Rotated {
-        family: f,
-        parent,
-        child,
-    } = s
-        .rotate_refresh(&rotate("rt-1", "app", "rt-2", later))
+    let Rotation::Rotated(f) = s
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "app", "rt-2", later))
         .await
         .expect("rotate")
     else {
         panic!("expected a rotation")
     };
-    assert_eq!(f.id, fam.id);
-    assert_eq!(f.last_used_at, later);
-    assert_eq!(parent.id, first.id);
-    assert_eq!(parent.used_at, Some(later));
-    assert_eq!(parent.replaced_by.as_deref(), Some(child.id.as_str()));
-    assert_eq!(child.parent_id.as_deref(), Some(first.id.as_str()));
-    assert_eq!(child.hash, hash("rt-2"));
-    assert_eq!(child.issued_at, later);
-    assert_eq!(child.used_at, None);
+    assert_eq!(
+        f,
+        RefreshFamily {
+            last_used_at: later,
+            current: CurrentToken {
+                generation: 2,
+                hash: Some(hash("rt-2")),
+                expires_at: later.plus(30 * DAY),
+            },
+            previous: Some(PreviousToken {
+                hash: hash("rt-1"),
+                used_at: later,
+                successor: Some(Sealed(b"sealed:rt-2".to_vec())),
+            }),
+            ..fam.clone()
+        }
+    );
+    assert_eq!(f.current_issued_at(), later);
+    assert_eq!(s.family_by_id(&fam.id).await.expect("stored"), f);
+    assert_eq!(
+        s.family_by_token(&TokenKey::Selector(selector("rt-1")))
+            .await
+            .expect("same selector"),
+        f
+    );
     // The child works, and is bound to the same family.
     let next = s
-        .rotate_refresh(&rotate("rt-2", "app", "rt-3", later.plus(1)))
+        .rotate_refresh(&rotate(&fam.id, "rt-2", "app", "rt-3", later.plus(1)))
         .await
         .expect("rotate child");
     assert!(
-        matches!(next, Rotation::Rotated { ref family, .. } if family.id == fam.id),
+        matches!(next, Rotation::Rotated(ref family) if family.id == fam.id && family.current.generation == 3),
         "{next:?}"
     );
 }
 
 async fn a_rotation_records_its_audit_event_with_it(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    family(s, &alice, &app, "rt-1").await;
+    let fam = family(s, &alice, &app, "rt-1").await;
     let event = NewAuditEvent {
         actor: Some(alice.id.clone()),
         ..NewAuditEvent::new(AuditAction::Refresh)
     };
     let r = Rotate {
         audit: Some(event.clone()),
-        ..rotate("rt-1", "app", "rt-2", NOW)
+        ..rotate(&fam.id, "rt-1", "app", "rt-2", NOW)
     };
     assert!(matches!(
         s.rotate_refresh(&r).await.expect("rotate"),
-        Rotation::Rotated { .. }
+        Rotation::Rotated(_)
     ));
     // A losing attempt records nothing.
     let again = Rotate {
         audit: Some(event),
-        ..rotate("rt-1", "app", "rt-3", NOW)
+        ..rotate(&fam.id, "rt-1", "app", "rt-3", NOW)
     };
     assert!(matches!(
         s.rotate_refresh(&again).await.expect("again"),
-        Rotation::Spent { .. }
+        Rotation::Spent(_)
     ));
     let events = s.audit_events(None, 10).await.expect("audit");
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].action.as_str(), events[0].at), ("refresh", NOW));
 }
 
-async fn a_spent_token_reports_reuse_and_its_child(s: &SqlStore) {
+async fn a_spent_token_reports_the_family_with_its_successor(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    family(s, &alice, &app, "rt-1").await;
-    let Rotation::Rotated { child, .. } = s
-        .rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+    let fam = family(s, &alice, &app, "rt-1").await;
+    let Rotation::Rotated(rotated) = s
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "app", "rt-2", NOW))
         .await
         .expect("first")
     else {
         panic!("expected a rotation")
     };
     let again = s
-        .rotate_refresh(&rotate("rt-1", "app", "rt-2b", NOW.plus(1)))
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "app", "rt-2b", NOW.plus(1)))
         .await
         .expect("replay");
-    let Rotation::Spent { token, family } = again else {
+    let Rotation::Spent(family) = again else {
         panic!("expected Spent, got {again:?}")
     };
-    assert_eq!(token.replaced_by.as_deref(), Some(child.id.as_str()));
-    assert_eq!(token.used_at, Some(NOW));
+    assert_eq!(family, rotated, "the family as the rotation left it");
+    assert_eq!(family.current.hash, Some(hash("rt-2")));
+    let previous = family.previous.clone().expect("previous");
+    assert_eq!((previous.hash, previous.used_at), (hash("rt-1"), NOW));
     assert_eq!(
-        token.successor,
+        previous.successor,
         Some(Sealed(b"sealed:rt-2".to_vec())),
         "the winner's sealed successor"
     );
-    assert!(!format!("{token:?}").contains("sealed:"), "Debug hides it");
+    assert!(!format!("{family:?}").contains("sealed:"), "Debug hides it");
     assert!(family.is_live(NOW));
-    // Nothing was written for the replay: its would-be child does not exist.
-    assert_eq!(
-        s.refresh_token_by_hash(hash("rt-2b")).await.expect_err("no child"),
-        StoreError::NotFound
-    );
+    // Nothing was written for the replay.
+    assert_eq!(s.family_by_id(&fam.id).await.expect("family"), rotated);
+}
+
+/// After 50 rotations the family is still one row with its current and
+/// previous token: any token it held before is spent (reuse), and nothing
+/// of the earlier tokens is kept.
+async fn state_stays_constant_over_50_rotations(s: &SqlStore) {
+    let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let fam = family(s, &alice, &app, "gen-1").await;
+    let mut last = fam.clone();
+    for g in 1..=50_i64 {
+        let (presented, child) = (format!("gen-{g}"), format!("gen-{}", g + 1));
+        let got = s
+            .rotate_refresh(&rotate(&fam.id, &presented, "app", &child, NOW.plus(g)))
+            .await
+            .expect("rotate");
+        let Rotation::Rotated(f) = got else {
+            panic!("generation {g}: {got:?}")
+        };
+        assert_eq!(f.current.generation, g + 1);
+        last = f;
+        let counts = s.refresh_row_counts().await.expect("counts");
+        assert_eq!((counts.families, counts.tokens), (1, 0), "after {g} rotations");
+    }
+    assert_eq!(last.current.hash, Some(hash("gen-51")));
+    assert_eq!(last.previous.as_ref().map(|p| p.hash), Some(hash("gen-50")));
+    // Generation 3's token, and every other one the family ever held.
+    for g in [3, 1, 2, 25, 49] {
+        let got = s
+            .rotate_refresh(&rotate(&fam.id, &format!("gen-{g}"), "app", "stale", NOW.plus(100)))
+            .await
+            .expect("replay");
+        assert_eq!(got, Rotation::Spent(last.clone()), "generation {g}");
+    }
+    assert_eq!(s.family_by_id(&fam.id).await.expect("family"), last, "unchanged");
+    let counts = s.refresh_row_counts().await.expect("counts");
+    assert_eq!((counts.families, counts.tokens), (1, 0));
 }
 
 async fn another_clients_token_is_refused_and_left_untouched(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
     client(s, "other").await;
-    family(s, &alice, &app, "rt-1").await;
+    let fam = family(s, &alice, &app, "rt-1").await;
     let got = s
-        .rotate_refresh(&rotate("rt-1", "other", "stolen", NOW))
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "other", "stolen", NOW))
         .await
         .expect("rotate");
     assert_eq!(got, Rotation::Refused(Refusal::WrongClient));
-    let (tok, _) = s.refresh_token_by_hash(hash("rt-1")).await.expect("still there");
-    assert_eq!(tok.used_at, None);
+    assert_eq!(s.family_by_id(&fam.id).await.expect("still there"), fam);
     let ok = s
-        .rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "app", "rt-2", NOW))
         .await
         .expect("owner");
-    assert!(matches!(ok, Rotation::Rotated { .. }), "{ok:?}");
+    assert!(matches!(ok, Rotation::Rotated(_)), "{ok:?}");
 }
 
 async fn expired_tokens_and_families_are_refused(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    family(s, &alice, &app, "rt-1").await;
+    let fam = family(s, &alice, &app, "rt-1").await;
     // Idle expiry: 30 days.
     let idle = s
-        .rotate_refresh(&rotate("rt-1", "app", "c", NOW.plus(30 * DAY)))
+        .rotate_refresh(&rotate(&fam.id, "rt-1", "app", "c", NOW.plus(30 * DAY)))
         .await
         .expect("idle");
     assert_eq!(idle, Rotation::Refused(Refusal::TokenExpired));
@@ -438,20 +565,21 @@ async fn expired_tokens_and_families_are_refused(s: &SqlStore) {
     for day in 1..90 {
         let next = format!("rt-day-{day}");
         let r = s
-            .rotate_refresh(&rotate(&current, "app", &next, NOW.plus(day * DAY)))
+            .rotate_refresh(&rotate(&fam.id, &current, "app", &next, NOW.plus(day * DAY)))
             .await
             .expect("daily");
-        assert!(matches!(r, Rotation::Rotated { .. }), "day {day}: {r:?}");
+        assert!(matches!(r, Rotation::Rotated(_)), "day {day}: {r:?}");
         current = next;
     }
-    let (tok, _) = s.refresh_token_by_hash(hash(&current)).await.expect("last");
+    let last = s.family_by_id(&fam.id).await.expect("last");
+    assert_eq!(last.current.hash, Some(hash(&current)));
     assert_eq!(
-        tok.expires_at,
+        last.current.expires_at,
         NOW.plus(90 * DAY),
         "child expiry is capped at the family's"
     );
     let end = s
-        .rotate_refresh(&rotate(&current, "app", "too-late", NOW.plus(90 * DAY)))
+        .rotate_refresh(&rotate(&fam.id, &current, "app", "too-late", NOW.plus(90 * DAY)))
         .await
         .expect("end");
     assert!(
@@ -462,9 +590,9 @@ async fn expired_tokens_and_families_are_refused(s: &SqlStore) {
 
 async fn live_families_list_a_users_devices(s: &SqlStore) {
     let (alice, bob, app) = (user(s, "alice").await, user(s, "bob").await, client(s, "app").await);
-    let (f1, _) = family(s, &alice, &app, "a1").await;
-    let (f2, _) = family(s, &alice, &app, "a2").await;
-    let (f3, _) = family(s, &alice, &app, "a3").await;
+    let f1 = family(s, &alice, &app, "a1").await;
+    let f2 = family(s, &alice, &app, "a2").await;
+    let f3 = family(s, &alice, &app, "a3").await;
     family(s, &bob, &app, "b1").await;
     s.revoke_family(&f2.id, RevokeReason::SignOut, NOW)
         .await
@@ -485,30 +613,34 @@ async fn live_families_list_a_users_devices(s: &SqlStore) {
     );
 }
 
-async fn purge_deletes_dead_families_with_their_tokens(s: &SqlStore) {
+async fn purge_deletes_dead_families(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (dead, dead_tok) = family(s, &alice, &app, "dead").await;
-    let (live, _) = family(s, &alice, &app, "live").await;
+    let dead = family(s, &alice, &app, "dead").await;
+    let live = family(s, &alice, &app, "live").await;
     s.revoke_family(&dead.id, RevokeReason::SignOut, NOW)
         .await
         .expect("revoke");
     assert_eq!(s.purge_families(NOW.plus(1)).await.expect("purge"), 1);
     assert_eq!(s.family_by_id(&dead.id).await.expect_err("gone"), StoreError::NotFound);
     assert_eq!(
-        s.refresh_token_by_id(&dead_tok.id).await.expect_err("token gone"),
+        s.family_by_token(&TokenKey::Selector(selector("dead")))
+            .await
+            .expect_err("its token finds nothing"),
         StoreError::NotFound
     );
     assert!(s.family_by_id(&live.id).await.is_ok());
+    assert_eq!(s.refresh_row_counts().await.expect("counts").families, 1);
     assert_eq!(s.purge_families(NOW.plus(91 * DAY)).await.expect("purge expired"), 1);
+    assert_eq!(s.refresh_row_counts().await.expect("counts").families, 0);
 }
 
 // ---------------------------------------------------------------- revocation
 
 async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (fam, _) = family(s, &alice, &app, "rt-1").await;
-    let (other, _) = family(s, &alice, &app, "other-1").await;
-    s.rotate_refresh(&rotate("rt-1", "app", "rt-2", NOW))
+    let fam = family(s, &alice, &app, "rt-1").await;
+    let other = family(s, &alice, &app, "other-1").await;
+    s.rotate_refresh(&rotate(&fam.id, "rt-1", "app", "rt-2", NOW))
         .await
         .expect("rotate");
     assert!(
@@ -520,16 +652,23 @@ async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
     assert_eq!(got.revoked_at, Some(NOW.plus(1)));
     assert_eq!(got.revoke_reason, Some(RevokeReason::Reuse));
     assert!(!got.is_live(NOW.plus(1)));
+    assert!(!got.current_is(&hash("rt-2"), NOW.plus(1)));
+    assert_eq!(
+        got.previous.as_ref().map(|p| &p.successor),
+        Some(&None),
+        "its sealed successor is forgotten"
+    );
     // The newest token dies with its family; the spent one stays spent.
     let newest = s
-        .rotate_refresh(&rotate("rt-2", "app", "rt-3", NOW.plus(2)))
+        .rotate_refresh(&rotate(&fam.id, "rt-2", "app", "rt-3", NOW.plus(2)))
         .await
         .expect("newest");
     assert_eq!(newest, Rotation::Refused(Refusal::FamilyRevoked));
-    assert!(matches!(
-        s.rotate_refresh(&rotate("rt-1", "app", "x", NOW.plus(2))).await,
-        Ok(Rotation::Spent { .. })
-    ));
+    assert_eq!(
+        s.rotate_refresh(&rotate(&fam.id, "rt-1", "app", "x", NOW.plus(2)))
+            .await,
+        Ok(Rotation::Spent(got.clone()))
+    );
     // Another family of the same user is untouched.
     assert!(s.family_by_id(&other.id).await.expect("other").is_live(NOW.plus(2)));
     // Revoking twice changes nothing; an unknown family is not found.
@@ -557,8 +696,8 @@ async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
 async fn revoking_a_user_ends_all_their_families_only(s: &SqlStore) {
     let (alice, bob, app) = (user(s, "alice").await, user(s, "bob").await, client(s, "app").await);
     family(s, &alice, &app, "a1").await;
-    family(s, &alice, &app, "a2").await;
-    let (bobs, _) = family(s, &bob, &app, "b1").await;
+    let a2 = family(s, &alice, &app, "a2").await;
+    let bobs = family(s, &bob, &app, "b1").await;
     assert_eq!(
         s.revoke_user(&alice.id, RevokeReason::UserRevoked, NOW)
             .await
@@ -573,7 +712,9 @@ async fn revoking_a_user_ends_all_their_families_only(s: &SqlStore) {
     );
     assert!(s.family_by_id(&bobs.id).await.expect("bob").is_live(NOW));
     assert_eq!(
-        s.rotate_refresh(&rotate("a2", "app", "x", NOW)).await.expect("dead"),
+        s.rotate_refresh(&rotate(&a2.id, "a2", "app", "x", NOW))
+            .await
+            .expect("dead"),
         Rotation::Refused(Refusal::FamilyRevoked)
     );
     let feed = s.revocations_since(0, 10).await.expect("feed");
@@ -595,8 +736,8 @@ async fn revoking_a_user_ends_all_their_families_only(s: &SqlStore) {
 
 async fn revoking_a_client_marks_it_and_ends_its_families(s: &SqlStore) {
     let (alice, app, other) = (user(s, "alice").await, client(s, "app").await, client(s, "other").await);
-    family(s, &alice, &app, "a1").await;
-    let (kept, _) = family(s, &alice, &other, "o1").await;
+    let a1 = family(s, &alice, &app, "a1").await;
+    let kept = family(s, &alice, &other, "o1").await;
     assert_eq!(s.revoke_client("app", NOW).await.expect("revoke"), 1);
     assert_eq!(s.client_by_id("app").await.expect("app").status, ClientStatus::Revoked);
     assert_eq!(
@@ -604,7 +745,9 @@ async fn revoking_a_client_marks_it_and_ends_its_families(s: &SqlStore) {
         ClientStatus::Active
     );
     assert_eq!(
-        s.rotate_refresh(&rotate("a1", "app", "x", NOW)).await.expect("dead"),
+        s.rotate_refresh(&rotate(&a1.id, "a1", "app", "x", NOW))
+            .await
+            .expect("dead"),
         Rotation::Refused(Refusal::FamilyRevoked)
     );
     assert!(s.family_by_id(&kept.id).await.expect("kept").is_live(NOW));
@@ -860,20 +1003,21 @@ async fn errors_carry_no_sql(s: &SqlStore) {
 
 // ---------------------------------------------------------------- concurrency
 
-/// 64 tasks present the same refresh token at once: exactly one consumes
-/// it; the other 63 learn it is spent, and by which child. 20 rounds.
+/// 64 tasks present the same refresh token at once: exactly one rotates
+/// the family; the other 63 learn it is spent, with the family as the
+/// winner left it. 20 rounds.
 async fn exactly_one_of_64_concurrent_refreshes_wins(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
     for round in 0..20 {
         let first = format!("round-{round}");
-        family(s, &alice, &app, &first).await;
+        let fam = family(s, &alice, &app, &first).await;
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(64));
         let tasks = (0..64).map(|i| {
-            let (s, first, barrier) = (s.clone(), first.clone(), barrier.clone());
+            let (s, first, barrier, id) = (s.clone(), first.clone(), barrier.clone(), fam.id.clone());
             tokio::spawn(async move {
                 let child = format!("{first}-child-{i}");
                 barrier.wait().await;
-                s.rotate_refresh(&rotate(&first, "app", &child, NOW))
+                s.rotate_refresh(&rotate(&id, &first, "app", &child, NOW))
                     .await
                     .expect("no error under contention")
             })
@@ -883,27 +1027,24 @@ async fn exactly_one_of_64_concurrent_refreshes_wins(s: &SqlStore) {
             .into_iter()
             .map(|r| r.expect("task"))
             .collect();
-        let winners: Vec<&RefreshToken> = results
+        let winners: Vec<&RefreshFamily> = results
             .iter()
-            .filter_map(|r| {
-                if let Rotation::Rotated { child, .. } = r {
-                    Some(child)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|r| if let Rotation::Rotated(f) = r { Some(f) } else { None })
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: {} winners", winners.len());
-        let child_id = &winners[0].id;
+        let winner = winners[0];
+        assert_eq!(winner.current.generation, 2);
+        assert_eq!(winner.previous.as_ref().map(|p| p.hash), Some(hash(&first)));
         let spent = results
             .iter()
-            .filter(|r| matches!(r, Rotation::Spent { token, .. } if token.replaced_by.as_ref() == Some(child_id)))
+            .filter(|r| matches!(r, Rotation::Spent(f) if f == winner))
             .count();
-        assert_eq!(spent, 63, "round {round}: every loser names the winner's child");
-        // The family holds exactly the parent and one child.
-        let (tok, _) = s.refresh_token_by_hash(winners[0].hash).await.expect("child stored");
-        assert_eq!(tok.id, *child_id);
+        assert_eq!(spent, 63, "round {round}: every loser sees the winner's family");
+        // The family holds the winner's child, and nothing else was written.
+        assert_eq!(s.family_by_id(&fam.id).await.expect("family"), *winner);
     }
+    let counts = s.refresh_row_counts().await.expect("counts");
+    assert_eq!((counts.families, counts.tokens), (20, 0));
 }
 
 async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
@@ -914,6 +1055,7 @@ async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
         scope: "read".into(),
         device_label: None,
         expires_at: NOW.plus(DAY),
+        selector: selector(first),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: UnixTime(0),
@@ -948,29 +1090,64 @@ async fn revoking_a_revoked_client_again_writes_nothing(s: &SqlStore) {
 
 async fn sealed_successors_are_kept_only_while_needed(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    family(s, &alice, &app, "a").await;
-    s.rotate_refresh(&rotate("a", "app", "b", NOW)).await.expect("a to b");
-    let (a, _) = s.refresh_token_by_hash(hash("a")).await.expect("a");
-    assert_eq!(a.successor, Some(Sealed(b"sealed:b".to_vec())));
-    s.rotate_refresh(&rotate("b", "app", "c", NOW.plus(100)))
+    let fam = family(s, &alice, &app, "a").await;
+    let successor = |f: &RefreshFamily| f.previous.as_ref().and_then(|p| p.successor.clone());
+    let previous = |f: &RefreshFamily| f.previous.as_ref().map(|p| p.hash);
+    s.rotate_refresh(&rotate(&fam.id, "a", "app", "b", NOW))
+        .await
+        .expect("a to b");
+    let f = s.family_by_id(&fam.id).await.expect("family");
+    assert_eq!(previous(&f), Some(hash("a")));
+    assert_eq!(successor(&f), Some(Sealed(b"sealed:b".to_vec())));
+    s.rotate_refresh(&rotate(&fam.id, "b", "app", "c", NOW.plus(100)))
         .await
         .expect("b to c");
-    let (a, _) = s.refresh_token_by_hash(hash("a")).await.expect("a");
-    assert_eq!(a.successor, None, "cleared once its successor was rotated");
-    let (b, fam) = s.refresh_token_by_hash(hash("b")).await.expect("b");
-    assert!(b.successor.is_some());
+    let f = s.family_by_id(&fam.id).await.expect("family");
+    assert_eq!(
+        previous(&f),
+        Some(hash("b")),
+        "a, with its sealed successor, is gone once b was rotated"
+    );
+    assert_eq!(successor(&f), Some(Sealed(b"sealed:c".to_vec())));
     // After the retry window, the periodic clean-up forgets it.
     assert_eq!(s.clear_successors(NOW.plus(100)).await.expect("not yet"), 0);
     assert_eq!(s.clear_successors(NOW.plus(111)).await.expect("clear"), 1);
-    assert_eq!(s.refresh_token_by_hash(hash("b")).await.expect("b").0.successor, None);
-    // A revoke forgets them at once.
-    s.rotate_refresh(&rotate("c", "app", "d", NOW.plus(200)))
+    let f = s.family_by_id(&fam.id).await.expect("family");
+    assert_eq!((previous(&f), successor(&f)), (Some(hash("b")), None));
+    assert_eq!(s.clear_successors(NOW.plus(111)).await.expect("again"), 0);
+    // A revoke forgets them at once: of the family, of a user's families,
+    // of a client's families.
+    s.rotate_refresh(&rotate(&fam.id, "c", "app", "d", NOW.plus(200)))
         .await
         .expect("c to d");
     s.revoke_family(&fam.id, RevokeReason::SignOut, NOW.plus(201))
         .await
         .expect("revoke");
-    assert_eq!(s.refresh_token_by_hash(hash("c")).await.expect("c").0.successor, None);
+    let f = s.family_by_id(&fam.id).await.expect("family");
+    assert_eq!((previous(&f), successor(&f)), (Some(hash("c")), None));
+    let bob = user(s, "bob").await;
+    let other = client(s, "other").await;
+    let by_user = family(s, &bob, &app, "u").await;
+    let by_client = family(s, &alice, &other, "k").await;
+    for (f, first) in [(&by_user, "u"), (&by_client, "k")] {
+        let got = s
+            .rotate_refresh(&rotate(&f.id, first, &f.client_id, "next", NOW.plus(300)))
+            .await
+            .expect("rotate");
+        assert!(
+            matches!(&got, Rotation::Rotated(f) if successor(f).is_some()),
+            "{got:?}"
+        );
+    }
+    s.revoke_user(&bob.id, RevokeReason::UserRevoked, NOW.plus(301))
+        .await
+        .expect("revoke user");
+    s.revoke_client("other", NOW.plus(301)).await.expect("revoke client");
+    for f in [&by_user, &by_client] {
+        let f = s.family_by_id(&f.id).await.expect("family");
+        assert!(f.revoked_at.is_some());
+        assert_eq!(successor(&f), None, "{:?}", f.revoke_reason);
+    }
 }
 
 async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_refused(s: &SqlStore) {
@@ -981,6 +1158,7 @@ async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_ref
         scope: "read".into(),
         device_label: None,
         expires_at: NOW.plus(DAY),
+        selector: selector(first),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: since,
@@ -1051,74 +1229,98 @@ async fn disabling_a_user_revokes_in_the_same_transaction(s: &SqlStore) {
 }
 
 /// 32 devices refresh at once, five times each, while one request in the
-/// crowd fails on its own (its new token's hash is already taken): every
-/// other rotation commits (SQLite commits them in groups), and the failing
-/// one changes nothing.
+/// crowd fails on its own (it rotates a family from before constant state,
+/// whose first selector is already another family's): every other
+/// rotation commits (SQLite commits them in groups), and the failing one
+/// changes nothing.
 async fn concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
+    let mut ids = Vec::new();
     for d in 0..32 {
-        family(s, &alice, &app, &format!("dev{d}-0")).await;
+        ids.push(family(s, &alice, &app, &format!("dev{d}-0")).await.id);
     }
+    let odd = family(s, &alice, &app, "odd-0").await;
+    s.forget_family_selector(&odd.id)
+        .await
+        .expect("from before constant state");
+    let odd = s.family_by_id(&odd.id).await.expect("odd");
+    let ids = std::sync::Arc::new(ids);
     for step in 0..5 {
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(33));
         let mut tasks: Vec<_> = (0..32)
             .map(|d| {
-                let (s, barrier) = (s.clone(), barrier.clone());
+                let (s, barrier, ids) = (s.clone(), barrier.clone(), ids.clone());
                 tokio::spawn(async move {
                     let (old, new) = (format!("dev{d}-{step}"), format!("dev{d}-{}", step + 1));
                     barrier.wait().await;
-                    s.rotate_refresh(&rotate(&old, "app", &new, NOW.plus(step))).await
+                    s.rotate_refresh(&rotate(&ids[d], &old, "app", &new, NOW.plus(step)))
+                        .await
                 })
             })
             .collect();
-        // The odd one out: races dev1 for its token, asking for a child
-        // whose hash is taken (dev0's first token), so its write fails. It
-        // must not disturb the others.
-        let (s2, barrier2) = (s.clone(), barrier.clone());
+        // The odd one out: its child would carry dev0's selector, so its
+        // write fails. It must not disturb the others.
+        let (s2, barrier2, odd_id) = (s.clone(), barrier.clone(), odd.id.clone());
         tasks.push(tokio::spawn(async move {
             barrier2.wait().await;
-            s2.rotate_refresh(&rotate(&format!("dev1-{step}"), "app", "dev0-0", NOW.plus(step)))
-                .await
+            let r = Rotate {
+                selector: selector("dev0-0"),
+                ..rotate(&odd_id, "odd-0", "app", &format!("odd-{}", step + 1), NOW.plus(step))
+            };
+            s2.rotate_refresh(&r).await
         }));
         let mut results = futures_util::future::join_all(tasks).await;
-        let odd = results.pop().expect("odd").expect("task");
-        let mut rotated = 0;
+        let odd_got = results.pop().expect("odd").expect("task");
+        assert_eq!(odd_got, Err(StoreError::Conflict), "step {step}: the odd one");
         for (d, r) in results.into_iter().enumerate() {
             match r.expect("task") {
-                Ok(Rotation::Rotated { child, .. }) => {
-                    assert_eq!(child.hash, hash(&format!("dev{d}-{}", step + 1)));
-                    rotated += 1;
+                Ok(Rotation::Rotated(f)) => {
+                    assert_eq!(f.id, ids[d]);
+                    assert_eq!(f.current.hash, Some(hash(&format!("dev{d}-{}", step + 1))));
                 }
                 other => panic!("device {d} step {step}: {other:?}"),
             }
         }
-        // The odd one consumed dev1's token with a taken hash: a conflict,
-        // rolled back (so dev1 still rotated); or dev1 won first and the odd
-        // one found it spent.
-        match odd {
-            Err(StoreError::Conflict) => assert_eq!(rotated, 32, "only the odd one fails"),
-            Ok(Rotation::Spent { .. }) => assert_eq!(rotated, 32),
-            other => panic!("odd one: {other:?}"),
+        for (d, id) in ids.iter().enumerate() {
+            let f = s.family_by_id(id).await.expect("committed");
+            assert_eq!(f.current.hash, Some(hash(&format!("dev{d}-{}", step + 1))));
+            assert_eq!(f.current.generation, step + 2);
+            assert!(f.revoked_at.is_none());
         }
-        for d in 0..32 {
-            let (tok, fam) = s
-                .refresh_token_by_hash(hash(&format!("dev{d}-{}", step + 1)))
-                .await
-                .expect("child committed");
-            assert_eq!(tok.used_at, None);
-            assert!(fam.revoked_at.is_none());
-        }
+        assert_eq!(
+            s.family_by_id(&odd.id).await.expect("odd"),
+            odd,
+            "the odd one wrote nothing"
+        );
     }
+    assert_eq!(
+        s.family_by_token(&TokenKey::Selector(selector("dev0-0")))
+            .await
+            .expect("dev0")
+            .id,
+        ids[0]
+    );
 }
 
 async fn a_token_is_read_with_its_family_user_and_client_in_one_call(s: &SqlStore) {
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (fam, first) = family(s, &alice, &app, "t1").await;
-    let (token, family, u, c) = s.refresh_context(hash("t1")).await.expect("found");
-    assert_eq!((token, family, u.clone(), c.clone()), (first, fam, alice, app));
+    let fam = family(s, &alice, &app, "t1").await;
+    let (family, u, c) = s
+        .refresh_context(&TokenKey::Selector(selector("t1")))
+        .await
+        .expect("found");
+    assert_eq!((family, u.clone(), c.clone()), (fam, alice, app));
     assert_eq!((u.username.as_str(), c.id.as_str()), ("alice", "app"));
     assert_eq!(
-        s.refresh_context(hash("nope")).await.expect_err("unknown"),
+        s.refresh_context(&TokenKey::Selector(selector("nope")))
+            .await
+            .expect_err("unknown"),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.refresh_context(&TokenKey::Legacy(hash("t1")))
+            .await
+            .expect_err("a token of constant state has no legacy row"),
         StoreError::NotFound
     );
 }
@@ -1149,6 +1351,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
         scope: "read".into(),
         device_label: None,
         expires_at: NOW.plus(DAY),
+        selector: selector(first),
         first_token: hash(first),
         first_token_expires_at: NOW.plus(DAY),
         not_revoked_since: UnixTime(0),
@@ -1200,12 +1403,15 @@ on_both_backends!(
     a_family_starts_with_one_live_token,
     a_family_for_an_unknown_user_or_client_is_not_found,
     unknown_refresh_lookups_are_not_found,
-    rotation_consumes_the_token_and_stores_its_child,
-    a_spent_token_reports_reuse_and_its_child,
+    rotation_replaces_the_current_token_with_its_child,
+    a_spent_token_reports_the_family_with_its_successor,
+    a_token_the_family_never_held_is_spent,
+    state_stays_constant_over_50_rotations,
+    a_taken_selector_is_a_conflict,
     another_clients_token_is_refused_and_left_untouched,
     expired_tokens_and_families_are_refused,
     live_families_list_a_users_devices,
-    purge_deletes_dead_families_with_their_tokens,
+    purge_deletes_dead_families,
     revoking_a_family_kills_every_token_of_it_at_once,
     revoking_a_user_ends_all_their_families_only,
     revoking_a_client_marks_it_and_ends_its_families,
@@ -1230,7 +1436,7 @@ async fn a_rotation_racing_a_family_revoke_gives_no_child() {
     };
     let s: &SqlStore = &db;
     let (alice, app) = (user(s, "alice").await, client(s, "app").await);
-    let (fam, _) = family(s, &alice, &app, "t1").await;
+    let fam = family(s, &alice, &app, "t1").await;
     // A revoke in flight: its transaction holds the family row.
     let mut other = sqlx::PgConnection::connect(&db.url).await.expect("connect");
     let mut tx = other.begin().await.expect("begin");
@@ -1240,20 +1446,20 @@ async fn a_rotation_racing_a_family_revoke_gives_no_child() {
         .execute(&mut *tx)
         .await
         .expect("revoke");
-    let store = s.clone();
-    let rotation = tokio::spawn(async move { store.rotate_refresh(&rotate("t1", "app", "t2", NOW.plus(1))).await });
+    let (store, id) = (s.clone(), fam.id.clone());
+    let rotation =
+        tokio::spawn(async move { store.rotate_refresh(&rotate(&id, "t1", "app", "t2", NOW.plus(1))).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     tx.commit().await.expect("commit revoke");
     let got = rotation.await.expect("task").expect("rotate");
     assert_eq!(got, Rotation::Refused(Refusal::FamilyRevoked));
+    let after = s.family_by_id(&fam.id).await.expect("family");
     assert_eq!(
-        s.refresh_token_by_hash(hash("t2")).await.expect_err("no child"),
-        StoreError::NotFound
+        (after.current, after.previous),
+        (fam.current, None),
+        "no child: the token is still the current one"
     );
-    assert_eq!(
-        s.refresh_token_by_hash(hash("t1")).await.expect("parent").0.used_at,
-        None
-    );
+    assert_eq!(after.revoked_at, Some(NOW));
     drop(other);
     db.finish().await;
 }

@@ -126,19 +126,22 @@ fn refresh(c: &mut Criterion) {
         scope: "read".into(),
         device_label: None,
         expires_at: now.plus(86_400),
+        selector: TokenHash::of(b"selector"),
         first_token: TokenHash::of(b"0"),
         first_token_expires_at: now.plus(86_400),
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
     };
-    rt.block_on(f.store.start_family(&fam, now)).expect("family");
+    let family = rt.block_on(f.store.start_family(&fam, now)).expect("family");
     group.bench_function("store_rotate", |b| {
         b.iter(|| {
             let next = current + 1;
             let r = Rotate {
+                family_id: &family.id,
                 presented: TokenHash::of(current.to_string().as_bytes()),
                 client_id: "mobile",
+                selector: TokenHash::of(b"selector"),
                 child: TokenHash::of(next.to_string().as_bytes()),
                 child_expires_at: now.plus(86_400),
                 successor: None,
@@ -146,7 +149,7 @@ fn refresh(c: &mut Criterion) {
                 now,
             };
             let out = rt.block_on(f.store.rotate_refresh(&r)).expect("rotate");
-            assert!(matches!(out, portcullis_store::Rotation::Rotated { .. }));
+            assert!(matches!(out, portcullis_store::Rotation::Rotated(_)));
             current = next;
         });
     });
@@ -203,6 +206,7 @@ fn refresh_concurrent(c: &mut Criterion) {
         };
         let f = rt.block_on(fixture_with("pw", &opts));
         let now = UnixTime::now();
+        let mut families = Vec::new();
         for d in 0..DEVICES {
             let fam = NewFamily {
                 user_id: f.user_id.clone(),
@@ -210,14 +214,16 @@ fn refresh_concurrent(c: &mut Criterion) {
                 scope: "read".into(),
                 device_label: None,
                 expires_at: now.plus(86_400),
+                selector: TokenHash::of(format!("{d}").as_bytes()),
                 first_token: TokenHash::of(format!("{d}/0").as_bytes()),
                 first_token_expires_at: now.plus(86_400),
                 not_revoked_since: UnixTime(0),
                 password_hash: None,
                 sign_in: None,
             };
-            rt.block_on(f.store.start_family(&fam, now)).expect("family");
+            families.push(rt.block_on(f.store.start_family(&fam, now)).expect("family").id);
         }
+        let families = Arc::new(families);
         let store = Arc::new(f.store.clone());
         let mut step = 0u64;
         group.bench_function(name, |b| {
@@ -225,10 +231,13 @@ fn refresh_concurrent(c: &mut Criterion) {
                 let rounds = || {
                     (0..DEVICES).map(|d| {
                         let store = store.clone();
+                        let families = families.clone();
                         tokio::spawn(async move {
                             let r = Rotate {
+                                family_id: &families[usize::try_from(d).expect("device")],
                                 presented: TokenHash::of(format!("{d}/{step}").as_bytes()),
                                 client_id: "mobile",
+                                selector: TokenHash::of(format!("{d}").as_bytes()),
                                 child: TokenHash::of(format!("{d}/{}", step + 1).as_bytes()),
                                 child_expires_at: now.plus(86_400),
                                 successor: None,
@@ -242,7 +251,7 @@ fn refresh_concurrent(c: &mut Criterion) {
                 let all = rt.block_on(async { futures_util::future::join_all(rounds().collect::<Vec<_>>()).await });
                 assert!(
                     all.iter()
-                        .all(|r| matches!(r, Ok(portcullis_store::Rotation::Rotated { .. })))
+                        .all(|r| matches!(r, Ok(portcullis_store::Rotation::Rotated(_))))
                 );
                 step += 1;
             });

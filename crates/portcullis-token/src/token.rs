@@ -82,7 +82,7 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<TokenResponse, 
         _ => None,
     };
     let known = match &grant {
-        Some(Grant::Refresh(_, Some(Ok(context)))) => Some(context.3.clone()),
+        Some(Grant::Refresh(_, Some(Ok(context)))) => Some(context.2.clone()),
         _ => None,
     };
     let client = client_auth::authenticate(svc.store(), presented, known).await?;

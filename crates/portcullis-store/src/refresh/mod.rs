@@ -1,17 +1,24 @@
-//! Refresh-token families and their rotating tokens.
+//! Refresh-token families: one sign-in each, holding its refresh token.
 //!
 //! A family is one sign-in on one device: it is created by the password
 //! grant, holds the user, client, scope and device label, and ends when it
-//! is revoked or reaches its absolute expiry. Each refresh consumes the
-//! family's current token and adds its child (RFC 9700 §4.14.2). Only the
-//! SHA-256 of a token is stored.
+//! is revoked or reaches its absolute expiry. Its state is constant in
+//! size however often it is refreshed (RFC 9700 §4.14.2 rotation): the
+//! current token, the previous one (for the retry window and the race
+//! grace), and the hash of the family's selector, the part of every
+//! refresh token of the family that finds it. A refresh rewrites that state
+//! and adds no row; any other token of the family presented later is
+//! reuse. Only hashes of tokens and selectors are stored.
+//!
+//! Tokens issued before constant state (migration 5) are found through
+//! their rows in `refresh_tokens`, kept until they expire ([`TokenKey::Legacy`]).
 //!
 //! This file holds the records and the [`RefreshStore`] trait; the
 //! submodules hold the SQL behind them and import from here, never the
-//! reverse: `rows` (row mapping), `rotate` (the rule for a consumable token
-//! and the classifier of refusals), `sqlite` and `postgres` (a rotation on
-//! each backend), `group_commit` (SQLite's writer task) and `store` (the
-//! trait's implementation).
+//! reverse: `rows` (row mapping), `rotate` (the rule for a current token,
+//! the rotation statement and the classifier of refusals), `sqlite` and
+//! `postgres` (a rotation on each backend), `group_commit` (SQLite's writer
+//! task) and `store` (the trait's implementation).
 
 use async_trait::async_trait;
 
@@ -29,7 +36,7 @@ mod sqlite;
 mod store;
 
 /// One sign-in on one device: the unit that a "sign out this device" or a
-/// reuse detection revokes.
+/// reuse detection revokes, and the holder of its refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshFamily {
     /// Family id, carried in access tokens as `sid`.
@@ -52,6 +59,10 @@ pub struct RefreshFamily {
     pub revoked_at: Option<UnixTime>,
     /// Why the family was revoked.
     pub revoke_reason: Option<RevokeReason>,
+    /// The token that the next refresh must present.
+    pub current: CurrentToken,
+    /// The token the last refresh consumed, while it matters.
+    pub previous: Option<PreviousToken>,
 }
 
 impl RefreshFamily {
@@ -60,6 +71,49 @@ impl RefreshFamily {
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+
+    /// Whether `presented` (a token's hash) is the current token, usable at
+    /// `now`: the family live, the token within its idle expiry.
+    #[must_use]
+    pub fn current_is(&self, presented: &TokenHash, now: UnixTime) -> bool {
+        self.current.hash.as_ref() == Some(presented) && now < self.current.expires_at && self.is_live(now)
+    }
+
+    /// When the current token was issued: at the last refresh, or at
+    /// sign-in.
+    #[must_use]
+    pub fn current_issued_at(&self) -> UnixTime {
+        self.previous.as_ref().map_or(self.created_at, |p| p.used_at)
+    }
+}
+
+/// A family's current refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentToken {
+    /// How many refreshes the family has had: 1 for the token of the
+    /// sign-in, 0 for a token issued before constant state.
+    pub generation: i64,
+    /// SHA-256 of the token; `None` only for a family revoked before
+    /// constant state, which has none.
+    pub hash: Option<TokenHash>,
+    /// Idle expiry: it must be used before this.
+    pub expires_at: UnixTime,
+}
+
+/// The token a family's last refresh consumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousToken {
+    /// SHA-256 of the token.
+    pub hash: TokenHash,
+    /// When it was consumed.
+    pub used_at: UnixTime,
+    /// The current token, sealed by the caller under a key only the holder
+    /// of the previous token can derive (see [`Rotate::successor`]), so
+    /// that a retry of that refresh is answered alike. Kept only while it
+    /// may be needed: gone at the next refresh, when the family is
+    /// revoked, and after the retry window
+    /// ([`RefreshStore::clear_successors`]).
+    pub successor: Option<Sealed>,
 }
 
 text_enum! {
@@ -94,31 +148,14 @@ impl std::fmt::Debug for Sealed {
     }
 }
 
-/// One refresh token of a family, as stored (the token itself never is).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshToken {
-    /// Token id.
-    pub id: String,
-    /// The family it belongs to.
-    pub family_id: String,
-    /// The token this one replaced; `None` for the first of a family.
-    pub parent_id: Option<String>,
-    /// SHA-256 of the token.
-    pub hash: TokenHash,
-    /// When it was issued.
-    pub issued_at: UnixTime,
-    /// Idle expiry: it must be used before this.
-    pub expires_at: UnixTime,
-    /// When it was consumed by a refresh, if it was.
-    pub used_at: Option<UnixTime>,
-    /// The id of the token that replaced it.
-    pub replaced_by: Option<String>,
-    /// The replacing token, sealed by the caller under a key only the
-    /// holder of this token can derive (see [`Rotate::successor`]). Kept
-    /// only while it may be needed: cleared when the successor is itself
-    /// rotated, when the family is revoked, and by
-    /// [`RefreshStore::clear_successors`] after the retry window.
-    pub successor: Option<Sealed>,
+/// How a presented refresh token finds its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKey {
+    /// SHA-256 of the token's selector (every token since constant state).
+    Selector(TokenHash),
+    /// SHA-256 of a whole token issued before constant state, found through
+    /// its row in `refresh_tokens`.
+    Legacy(TokenHash),
 }
 
 /// What is needed to start a family (a password-grant sign-in).
@@ -134,6 +171,9 @@ pub struct NewFamily {
     pub device_label: Option<String>,
     /// Absolute expiry of the family.
     pub expires_at: UnixTime,
+    /// SHA-256 of the family's selector, which every refresh token of the
+    /// family carries.
+    pub selector: TokenHash,
     /// SHA-256 of the family's first refresh token.
     pub first_token: TokenHash,
     /// Idle expiry of the first token (capped at the family's expiry).
@@ -163,20 +203,28 @@ pub struct SignInRecord {
     pub audit: crate::NewAuditEvent,
 }
 
-/// A refresh: consume `presented` and issue its child, atomically.
+/// A refresh: replace the family's current token `presented` with `child`,
+/// atomically.
 #[derive(Debug, Clone)]
 pub struct Rotate<'a> {
+    /// The family (as read with the presented token).
+    pub family_id: &'a str,
     /// SHA-256 of the token the client presented.
     pub presented: TokenHash,
     /// The authenticated client; a token of another client is not touched.
     pub client_id: &'a str,
+    /// SHA-256 of the selector that `child` carries: the family's own, or
+    /// for a family of tokens issued before constant state, its first one
+    /// (a family's selector, once set, never changes).
+    pub selector: TokenHash,
     /// SHA-256 of the new token.
     pub child: TokenHash,
     /// Idle expiry of the new token (capped at the family's expiry).
     pub child_expires_at: UnixTime,
     /// The new token sealed under a key derived from the presented one,
-    /// stored on the consumed token so that a retry of the same refresh can
-    /// be answered with the same new token. The store cannot open it.
+    /// kept as the previous token's successor so that a retry of the same
+    /// refresh can be answered with the same new token. The store cannot
+    /// open it.
     pub successor: Option<Sealed>,
     /// The time of the request.
     pub now: UnixTime,
@@ -188,33 +236,22 @@ pub struct Rotate<'a> {
 /// The outcome of [`RefreshStore::rotate_refresh`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// This caller consumed the token; its child is stored (committed)
-    /// before this returns.
-    Rotated {
-        /// The family, with `last_used_at` updated.
-        family: RefreshFamily,
-        /// The consumed token.
-        parent: RefreshToken,
-        /// The new token.
-        child: RefreshToken,
-    },
-    /// The token had been consumed already, by this or a concurrent request:
-    /// a retry or a replay. `token.replaced_by` names the child.
-    Spent {
-        /// The family (possibly live, possibly revoked since).
-        family: RefreshFamily,
-        /// The spent token, with `used_at` and `replaced_by`.
-        token: RefreshToken,
-    },
-    /// The token exists and is unspent but may not be used: expired, its
-    /// family revoked or expired, or it belongs to another client. Nothing
-    /// was written.
+    /// This caller replaced the current token; the family with its new
+    /// current token is stored (committed) before this returns.
+    Rotated(RefreshFamily),
+    /// The presented token is not (or no longer) the family's current one:
+    /// a retry, a lost race or a replay; the caller tells which from the
+    /// family as it is now.
+    Spent(RefreshFamily),
+    /// The token is current but may not be used: expired, its family
+    /// revoked or expired, or it belongs to another client. Nothing was
+    /// written.
     Refused(Refusal),
-    /// No token has this hash.
+    /// There is no such family.
     NotFound,
 }
 
-/// Why an unspent refresh token was refused.
+/// Why a current refresh token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The token is past its idle expiry.
@@ -227,7 +264,7 @@ pub enum Refusal {
     WrongClient,
 }
 
-/// Refresh families and tokens.
+/// Refresh families and their tokens.
 #[async_trait]
 pub trait RefreshStore: Send + Sync {
     /// Starts a family with its first token, in one transaction.
@@ -236,40 +273,31 @@ pub trait RefreshStore: Send + Sync {
     /// [`StoreError::NotFound`] when the user or client does not exist or
     /// is not active, the password hash changed, or the user's tokens were
     /// revoked since [`NewFamily::not_revoked_since`];
-    /// [`StoreError::Conflict`] when the token hash is already stored.
-    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError>;
+    /// [`StoreError::Conflict`] when the selector is already taken.
+    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<RefreshFamily, StoreError>;
 
-    /// Consumes a refresh token and stores its child, as one atomic
-    /// conditional write: under any concurrency exactly one caller gets
-    /// [`Rotation::Rotated`] for a given token; the others get
-    /// [`Rotation::Spent`] naming the winner's child.
+    /// Replaces a family's current token with its child, as one atomic
+    /// conditional write: under any concurrency exactly one caller
+    /// presenting a given token gets [`Rotation::Rotated`]; the others get
+    /// [`Rotation::Spent`] with the family as the winner left it.
     ///
     /// # Errors
     /// Only database failures; every refusal is a [`Rotation`] variant.
     async fn rotate_refresh(&self, rotate: &Rotate<'_>) -> Result<Rotation, StoreError>;
 
-    /// A token and its family, by the token's hash.
+    /// The family a presented token belongs to.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when no token has this hash.
-    async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError>;
+    /// [`StoreError::NotFound`] when no family has this key.
+    async fn family_by_token(&self, key: &TokenKey) -> Result<RefreshFamily, StoreError>;
 
-    /// A token, its family, the family's user and the family's client, by
-    /// the token's hash, in one read (what every refresh needs before it
-    /// rotates, including the client to authenticate the request with).
+    /// The family a presented token belongs to, with the family's user and
+    /// client, in one read (what every refresh needs before it rotates,
+    /// including the client to authenticate the request with).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when no token has this hash.
-    async fn refresh_context(
-        &self,
-        hash: TokenHash,
-    ) -> Result<(RefreshToken, RefreshFamily, crate::User, crate::Client), StoreError>;
-
-    /// A token by id.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is none.
-    async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError>;
+    /// [`StoreError::NotFound`] when no family has this key.
+    async fn refresh_context(&self, key: &TokenKey) -> Result<(RefreshFamily, crate::User, crate::Client), StoreError>;
 
     /// A family by id.
     ///
@@ -291,8 +319,9 @@ pub trait RefreshStore: Send + Sync {
     /// Only database failures.
     async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError>;
 
-    /// Deletes families (with their tokens) that expired or were revoked
-    /// before `cutoff`. Returns how many families were deleted.
+    /// Deletes families that expired or were revoked before `cutoff`, and
+    /// the rows of tokens issued before constant state that are past their
+    /// idle expiry since `cutoff`. Returns how many families were deleted.
     ///
     /// # Errors
     /// Only database failures.

@@ -1,56 +1,65 @@
 //! What both backends' rotations share: the rule for a token that may be
-//! consumed, written once as SQL; the conditional write built on it; the
+//! rotated and the conditional write built on it, written once as SQL; the
 //! queued form of a rotation; and the classifier that says why a token was
-//! not consumed.
+//! not rotated.
 //!
-//! The rule lives in [`CONSUMABLE`] and nowhere else: the SQLite group
-//! statements (`sqlite.rs`) and the PostgreSQL statement (`postgres.rs`)
-//! both run [`consume_sql`]. [`refusal`] mirrors it
-//! to explain a refusal after the fact; change the two together
-//! (`tests/rotation_rules.rs` runs every rule through both backends).
+//! The rule lives in [`CURRENT`] and nowhere else: the SQLite group
+//! statement (`sqlite.rs`) and the PostgreSQL statement (`postgres.rs`)
+//! both run [`rotate_sql`]. [`refusal`] mirrors it to explain a refusal
+//! after the fact; change the two together (`tests/rotation_rules.rs` runs
+//! every rule through both backends).
 
-use super::rows::{FamilyRow, TokenRow};
-use super::{RefreshFamily, RefreshToken, Refusal, Rotate, Rotation};
-use crate::UnixTime;
-use crate::types::new_id;
+use super::rows::FamilyRow;
+use super::{RefreshFamily, Refusal, Rotate, Rotation};
+use crate::{TokenHash, UnixTime};
 
-/// When the token row `t` of the family row `f` may be consumed by the
-/// request row `r` (columns `token_hash`, `client_id`, `now`, `child_id`,
-/// `successor`): unused, within its idle lifetime, presented by its own
-/// client, and its family neither revoked nor past its absolute expiry.
+/// When the family row `f` may be rotated by the request row `r`: the
+/// presented token is the family's current one, within its idle lifetime,
+/// presented by the family's own client, and the family neither revoked
+/// nor past its absolute expiry.
 ///
 /// A disabled user or a revoked client is not checked here: disabling or
 /// revoking marks their families revoked in the same transaction, and the
 /// token endpoint checks both before it rotates.
-const CONSUMABLE: &str = "t.used_at IS NULL AND t.expires_at > r.now \
-                          AND f.client_id = r.client_id AND f.revoked_at IS NULL AND f.expires_at > r.now";
+const CURRENT: &str = "f.token_hash = r.r_presented AND f.token_expires_at > r.r_now \
+                       AND f.client_id = r.r_client AND f.revoked_at IS NULL AND f.expires_at > r.r_now";
 
-/// The conditional write that consumes every token that [`CONSUMABLE`]
-/// allows, for the request rows of a relation `r` that the statement
-/// defines, with the family rows read from `families` (the table, or on
-/// PostgreSQL the family row already locked) and the consumed tokens
-/// returned as `returning`.
+/// The columns of the request relation `r` that [`rotate_sql`] reads, in
+/// the order the backends bind them.
+pub(super) const REQUEST_COLUMNS: &str =
+    "r_family, r_presented, r_client, r_now, r_selector, r_child, r_child_expires, r_successor";
+
+/// The conditional write that rotates every family whose current token a
+/// request row of `r` presents (see [`CURRENT`]), for a relation `r` with
+/// [`REQUEST_COLUMNS`] that the statement defines; `least` is the
+/// backend's two-argument minimum. The new current token's idle expiry is
+/// capped at the family's; the replaced token becomes the previous one,
+/// with the sealed successor; the rotated families are returned (their
+/// columns unqualified, in `FamilyRow` order).
 ///
-/// Under any concurrency a token is consumed once: SQLite has one writer,
-/// and PostgreSQL re-checks `used_at IS NULL` against the committed row
-/// when a concurrent writer got there first. Two request rows presenting
-/// the same token consume it once, for one of them (`replaced_by` says
-/// which).
-pub(super) fn consume_sql(families: &str, returning: &str) -> String {
+/// Under any concurrency a token is rotated once: SQLite has one writer,
+/// and PostgreSQL re-checks the condition against a row a concurrent
+/// writer committed. Two request rows presenting the same token rotate the
+/// family once, for one of them (the returned `token_hash` says which).
+pub(super) fn rotate_sql(least: &str) -> String {
     format!(
-        "UPDATE refresh_tokens AS t SET used_at = r.now, replaced_by = r.child_id, successor = r.successor \
-         FROM r, {families} AS f \
-         WHERE t.token_hash = r.token_hash AND f.id = t.family_id AND {CONSUMABLE} \
-         RETURNING {returning}"
+        "UPDATE refresh_families AS f SET generation = f.generation + 1, \
+         selector_hash = COALESCE(f.selector_hash, r.r_selector), token_hash = r.r_child, \
+         token_expires_at = {least}(r.r_child_expires, f.expires_at), prev_hash = f.token_hash, \
+         prev_used_at = r.r_now, successor = r.r_successor, last_used_at = r.r_now \
+         FROM r WHERE f.id = r.r_family AND {CURRENT} \
+         RETURNING {columns}",
+        columns = super::rows::FAMILY_COLUMNS,
     )
 }
 
 /// A rotation as the writer needs it: owned, so that it can be queued for a
-/// group commit, with the child's id chosen up front.
+/// group commit.
 pub(super) struct RotateJob {
+    pub(super) family_id: String,
     pub(super) presented: Vec<u8>,
     pub(super) client_id: String,
-    pub(super) child_id: String,
+    pub(super) selector: Vec<u8>,
     pub(super) child: Vec<u8>,
     pub(super) child_expires_at: i64,
     pub(super) successor: Option<Vec<u8>>,
@@ -61,9 +70,10 @@ pub(super) struct RotateJob {
 impl RotateJob {
     pub(super) fn new(r: &Rotate<'_>) -> Self {
         Self {
+            family_id: r.family_id.to_owned(),
             presented: r.presented.0.to_vec(),
             client_id: r.client_id.to_owned(),
-            child_id: new_id(),
+            selector: r.selector.0.to_vec(),
             child: r.child.0.to_vec(),
             child_expires_at: r.child_expires_at.0,
             successor: r.successor.as_ref().map(|s| s.0.clone()),
@@ -73,25 +83,15 @@ impl RotateJob {
     }
 }
 
-/// The rows of a rotation that consumed its token.
-pub(super) struct Won {
-    pub(super) parent: TokenRow,
-    pub(super) family: FamilyRow,
-    pub(super) child: TokenRow,
-}
-
-/// Why a token that the conditional write did not consume was not: the
-/// negation of [`CONSUMABLE`], one clause at a time, in the order the
-/// token endpoint needs.
-pub(super) fn refusal(token: &RefreshToken, family: &RefreshFamily, client_id: &str, now: UnixTime) -> Rotation {
+/// Why a family that the conditional write did not rotate was not: the
+/// negation of [`CURRENT`], one clause at a time, in the order the token
+/// endpoint needs.
+pub(super) fn refusal(family: RefreshFamily, presented: &TokenHash, client_id: &str, now: UnixTime) -> Rotation {
     if family.client_id != client_id {
         // Checked first: another client learns nothing about the token.
         Rotation::Refused(Refusal::WrongClient)
-    } else if token.used_at.is_some() {
-        Rotation::Spent {
-            family: family.clone(),
-            token: token.clone(),
-        }
+    } else if family.current.hash.as_ref() != Some(presented) {
+        Rotation::Spent(family)
     } else if family.revoked_at.is_some() {
         Rotation::Refused(Refusal::FamilyRevoked)
     } else if now >= family.expires_at {
@@ -100,3 +100,6 @@ pub(super) fn refusal(token: &RefreshToken, family: &RefreshFamily, client_id: &
         Rotation::Refused(Refusal::TokenExpired)
     }
 }
+
+/// The rotated family, as the write returned it.
+pub(super) type Won = FamilyRow;

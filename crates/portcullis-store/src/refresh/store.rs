@@ -3,28 +3,22 @@
 
 use async_trait::async_trait;
 
-use super::rotate::{RotateJob, Won, refusal};
-use super::rows::{
-    FAMILY_COLUMN_COUNT, FAMILY_COLUMNS, FAMILY_COLUMNS_F, FamilyRow, TOKEN_COLUMN_COUNT, TOKEN_COLUMNS,
-    TOKEN_COLUMNS_T, TokenRow,
-};
-use super::{NewFamily, RefreshFamily, RefreshStore, RefreshToken, Rotate, Rotation};
+use super::rotate::{RotateJob, refusal};
+use super::rows::{FAMILY_COLUMN_COUNT, FAMILY_COLUMNS, FAMILY_COLUMNS_F, FamilyRow};
+use super::{NewFamily, RefreshFamily, RefreshStore, Rotate, Rotation, TokenKey};
 use crate::db::with_pool;
 use crate::types::new_id;
-use crate::{SqlStore, StoreError, TokenHash, UnixTime};
+use crate::{SqlStore, StoreError, UnixTime};
 
 #[async_trait]
 impl RefreshStore for SqlStore {
-    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<(RefreshFamily, RefreshToken), StoreError> {
+    async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<RefreshFamily, StoreError> {
         let family_sql = format!(
             "INSERT INTO refresh_families (id, user_id, client_id, scope, device_label, created_at, last_used_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {FAMILY_COLUMNS}"
+             expires_at, selector_hash, generation, token_hash, token_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, 1, $9, $10) RETURNING {FAMILY_COLUMNS}"
         );
-        let token_sql = format!(
-            "INSERT INTO refresh_tokens (id, family_id, token_hash, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {TOKEN_COLUMNS}"
-        );
-        let (family, token): (FamilyRow, TokenRow) = with_pool!(&self.write, |c| {
+        let family: FamilyRow = with_pool!(&self.write, |c| {
             let mut tx = c.begin().await?;
             // Take the client's and the user's row locks, requiring both
             // active: a concurrent revoke of either is ordered before or
@@ -64,13 +58,8 @@ impl RefreshStore for SqlStore {
                 .bind(&new.device_label)
                 .bind(now.0)
                 .bind(new.expires_at.0)
-                .fetch_one(&mut *tx)
-                .await?;
-            let token: TokenRow = sqlx::query_as(&token_sql)
-                .bind(new_id())
-                .bind(&family.id)
+                .bind(new.selector.0.to_vec())
                 .bind(new.first_token.0.to_vec())
-                .bind(now.0)
                 .bind(new.first_token_expires_at.min(new.expires_at).0)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -88,9 +77,9 @@ impl RefreshStore for SqlStore {
                     .await?;
             }
             tx.commit().await?;
-            (family, token)
+            family
         });
-        Ok((family.try_into()?, token.try_into()?))
+        family.try_into()
     }
 
     async fn rotate_refresh(&self, r: &Rotate<'_>) -> Result<Rotation, StoreError> {
@@ -105,69 +94,48 @@ impl RefreshStore for SqlStore {
             #[cfg(feature = "postgres")]
             crate::db::Pool::Postgres(pool) => super::postgres::rotate(pool, &job).await?,
         };
-        if let Some(Won { parent, family, child }) = won {
-            return Ok(Rotation::Rotated {
-                family: family.try_into()?,
-                parent: parent.try_into()?,
-                child: child.try_into()?,
-            });
+        if let Some(family) = won {
+            return Ok(Rotation::Rotated(family.try_into()?));
         }
-        // Not consumed: read why. The read happens after any concurrent
+        // Not rotated: read why. The read happens after any concurrent
         // winner committed (PostgreSQL made us wait for it; SQLite
-        // serialises writers), so a spent token shows its child here.
-        match self.refresh_token_by_hash(r.presented).await {
-            Ok((token, family)) => Ok(refusal(&token, &family, r.client_id, r.now)),
+        // serialises writers), so a spent token shows the winner's state.
+        match self.family_by_id(r.family_id).await {
+            Ok(family) => Ok(refusal(family, &r.presented, r.client_id, r.now)),
             Err(StoreError::NotFound) => Ok(Rotation::NotFound),
             Err(e) => Err(e),
         }
     }
 
-    async fn refresh_token_by_hash(&self, hash: TokenHash) -> Result<(RefreshToken, RefreshFamily), StoreError> {
-        // One query for both rows: this read is on every refresh.
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F} FROM refresh_tokens t \
-             JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"
-        );
-        let (token, family): (TokenRow, FamilyRow) = with_pool!(&self.read, |c| {
-            let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_one(c).await?;
-            (TokenRow::at(&row, 0)?, FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?)
-        });
-        Ok((token.try_into()?, family.try_into()?))
+    async fn family_by_token(&self, key: &TokenKey) -> Result<RefreshFamily, StoreError> {
+        let sql = format!("SELECT {FAMILY_COLUMNS_F} {}", from_key(key, ""));
+        let row: FamilyRow = with_pool!(&self.read, |c| sqlx::query_as(&sql)
+            .bind(key_hash(key))
+            .fetch_one(c)
+            .await?);
+        row.try_into()
     }
 
-    async fn refresh_context(
-        &self,
-        hash: TokenHash,
-    ) -> Result<(RefreshToken, RefreshFamily, crate::User, crate::Client), StoreError> {
+    async fn refresh_context(&self, key: &TokenKey) -> Result<(RefreshFamily, crate::User, crate::Client), StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS_T}, {FAMILY_COLUMNS_F}, {user_columns}, {client_columns} FROM refresh_tokens t \
-             JOIN refresh_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id \
-             JOIN clients c ON c.id = f.client_id WHERE t.token_hash = $1",
+            "SELECT {FAMILY_COLUMNS_F}, {user_columns}, {client_columns} {from}",
             user_columns = crate::users::COLUMNS_U,
             client_columns = crate::clients::COLUMNS_C,
+            from = from_key(
+                key,
+                "JOIN users u ON u.id = f.user_id JOIN clients c ON c.id = f.client_id"
+            ),
         );
-        let (token, family, user, client) = with_pool!(&self.read, |c| {
-            let row = sqlx::query(&sql).bind(hash.0.to_vec()).fetch_one(c).await?;
+        let (family, user, client) = with_pool!(&self.read, |c| {
+            let row = sqlx::query(&sql).bind(key_hash(key)).fetch_one(c).await?;
             (
-                TokenRow::at(&row, 0)?,
-                FamilyRow::at(&row, TOKEN_COLUMN_COUNT)?,
-                crate::users::UserRow::at(&row, TOKEN_COLUMN_COUNT + FAMILY_COLUMN_COUNT)?,
+                FamilyRow::at(&row, 0)?,
+                crate::users::UserRow::at(&row, FAMILY_COLUMN_COUNT)?,
                 // After the user's 7 columns (`COLUMNS_U`).
-                crate::clients::ClientRow::at(&row, TOKEN_COLUMN_COUNT + FAMILY_COLUMN_COUNT + 7)?,
+                crate::clients::ClientRow::at(&row, FAMILY_COLUMN_COUNT + 7)?,
             )
         });
-        Ok((
-            token.try_into()?,
-            family.try_into()?,
-            user.try_into()?,
-            client.try_into()?,
-        ))
-    }
-
-    async fn refresh_token_by_id(&self, id: &str) -> Result<RefreshToken, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE id = $1");
-        let row: TokenRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(id).fetch_one(c).await?);
-        row.try_into()
+        Ok((family.try_into()?, user.try_into()?, client.try_into()?))
     }
 
     async fn family_by_id(&self, id: &str) -> Result<RefreshFamily, StoreError> {
@@ -191,43 +159,54 @@ impl RefreshStore for SqlStore {
     }
 
     async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        use std::sync::atomic::Ordering;
-        // A token carries a sealed successor from the moment its child is
-        // issued (same time) until that child is rotated, the family is
-        // revoked, or this runs. So the tokens to clear are the parents of
-        // children issued since the last run: a range of the `issued_at`
-        // index, not a scan of every token (and no index on the columns a
-        // rotation changes, which would keep PostgreSQL from updating in
-        // place). The first run after start covers everything; later runs
-        // overlap the previous one by a minute, for clocks that differ
-        // between instances.
-        let since = self.successors_cleared_to.load(Ordering::Relaxed);
-        let since = if since == 0 { i64::MIN } else { since.saturating_sub(60) };
-        let cleared = with_pool!(&self.write, |c| {
+        // A scan of the families, on purpose: an index on the columns a
+        // rotation changes would keep PostgreSQL from updating the row in
+        // place on every refresh, and the families are as many as the live
+        // sign-ins (plus a day of ended ones), not the refreshes.
+        Ok(with_pool!(&self.write, |c| {
             sqlx::query(
-                "UPDATE refresh_tokens SET successor = NULL \
-                 WHERE successor IS NOT NULL AND used_at < $2 AND id IN \
-                   (SELECT parent_id FROM refresh_tokens \
-                    WHERE issued_at >= $1 AND issued_at < $2 AND parent_id IS NOT NULL)",
+                "UPDATE refresh_families SET successor = NULL WHERE successor IS NOT NULL AND prev_used_at < $1",
             )
-            .bind(since)
             .bind(cutoff.0)
             .execute(c)
             .await?
             .rows_affected()
-        });
-        self.successors_cleared_to.fetch_max(cutoff.0, Ordering::Relaxed);
-        Ok(cleared)
+        }))
     }
 
     async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        // Tokens go with their family (ON DELETE CASCADE).
         Ok(with_pool!(&self.write, |c| {
+            // Rows of tokens issued before constant state go once expired:
+            // such a token refreshes no more, and reuse of a spent one is
+            // then answered like an unknown token.
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(cutoff.0)
+                .execute(c)
+                .await?;
+            // The rest of a family's legacy rows go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1")
                 .bind(cutoff.0)
                 .execute(c)
                 .await?
                 .rows_affected()
         }))
+    }
+}
+
+/// The `FROM … WHERE` of a read by a presented token's key (bound as `$1`),
+/// with `joins` after the family (alias `f`).
+fn from_key(key: &TokenKey, joins: &str) -> String {
+    match key {
+        TokenKey::Selector(_) => format!("FROM refresh_families f {joins} WHERE f.selector_hash = $1"),
+        TokenKey::Legacy(_) => format!(
+            "FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id {joins} WHERE t.token_hash = $1"
+        ),
+    }
+}
+
+/// The hash a key is looked up by.
+fn key_hash(key: &TokenKey) -> Vec<u8> {
+    match key {
+        TokenKey::Selector(h) | TokenKey::Legacy(h) => h.0.to_vec(),
     }
 }

@@ -7,7 +7,6 @@ use secrecy::ExposeSecret as _;
 use super::{PasswordGrant, Request, TokenResponse};
 use crate::config::secs;
 use crate::password::{Slot, Verdict};
-use crate::secret::OpaqueSecret;
 use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
 use portcullis_domain::GrantType;
@@ -103,13 +102,14 @@ pub(crate) async fn password(
     };
 
     let cfg = svc.config();
-    let refresh = OpaqueSecret::generate();
+    let (refresh, selector) = crate::refresh_token::first();
     let new = NewFamily {
         user_id: user.id.clone(),
         client_id: req.client.id.clone(),
         scope: granted.to_string(),
         device_label: device_name,
         expires_at: req.now.plus(secs(cfg.refresh_absolute_ttl)),
+        selector,
         first_token: refresh.hash(),
         first_token_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
         // Refused if the password changed or the user was signed out
@@ -130,7 +130,7 @@ pub(crate) async fn password(
     // Stored (committed) before the answer is built: a refresh token handed
     // out is never unknown to the server.
     let family = match store.start_family(&new, req.now).await {
-        Ok((family, _)) => family,
+        Ok(family) => family,
         // The user or client was disabled since the checks above.
         Err(StoreError::NotFound) => {
             throttle.succeeded(store, username, req.ip).await;

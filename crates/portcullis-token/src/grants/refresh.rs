@@ -1,32 +1,39 @@
 //! The refresh_token grant (RFC 6749 §6) with rotation and reuse detection
-//! (RFC 9700 §4.14.2).
+//! (RFC 9700 §4.14.2), on the family's constant state (see
+//! [`crate::refresh_token`]).
 
 use portcullis_store::{
-    Client, NewAuditEvent, RefreshFamily, RefreshToken, RevokeReason, Rotate, Rotation, Sealed, StoreError, TokenHash,
-    User, UserStatus,
+    Client, NewAuditEvent, PreviousToken, RefreshFamily, RevokeReason, Rotate, Rotation, Sealed, StoreError, User,
+    UserStatus,
 };
 
 use secrecy::ExposeSecret as _;
 
 use super::{RefreshGrant, Request, TokenResponse};
 use crate::config::secs;
+use crate::refresh_token::{Presented, same_hash};
 use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService, successor};
 use portcullis_domain::Scopes;
 
-/// What a refresh reads before it rotates: the token, its family, the
+/// What a refresh reads before it rotates: the token's family, the
 /// family's user and client.
-pub(crate) type Context = (RefreshToken, RefreshFamily, User, Client);
+pub(crate) type Context = (RefreshFamily, User, Client);
 
 /// The token's context, read in one query with its client's row; the
 /// token endpoint reads it before the client is authenticated.
 ///
 /// # Errors
-/// The store's.
+/// The store's; [`StoreError::NotFound`] for text that is no token's.
 pub(crate) async fn prefetch(svc: &TokenService, grant: &RefreshGrant) -> Result<Context, StoreError> {
-    svc.store()
-        .refresh_context(TokenHash::of(grant.refresh_token.expose_secret().as_bytes()))
-        .await
+    context(svc, &Presented::parse(grant.refresh_token.expose_secret())).await
+}
+
+async fn context(svc: &TokenService, presented: &Presented) -> Result<Context, StoreError> {
+    match &presented.key {
+        Some(key) => svc.store().refresh_context(key).await,
+        None => Err(StoreError::NotFound),
+    }
 }
 
 /// Exchanges a refresh token for new tokens, rotating it. `context` is
@@ -37,43 +44,45 @@ pub(crate) async fn refresh(
     req: &Request<'_>,
     context: Option<Result<Context, StoreError>>,
 ) -> Result<TokenResponse, GrantError> {
-    let presented = grant.refresh_token.expose_secret();
-    let store = svc.store();
-    let hash = TokenHash::of(presented.as_bytes());
+    let text = grant.refresh_token.expose_secret();
+    let presented = Presented::parse(text);
 
     // First what the token itself is: another client's token is left
-    // alone; a spent one goes to retry-or-reuse whatever else the request
-    // says (so a thief cannot probe a stolen token without setting off
-    // reuse detection); a dead one is refused.
+    // alone; one that is not the family's current token goes to
+    // retry-or-reuse whatever else the request says (so a thief cannot
+    // probe a stolen token without setting off reuse detection); a dead
+    // one is refused.
     let context = match context {
         Some(c) => c,
-        None => store.refresh_context(hash).await,
+        None => self::context(svc, &presented).await,
     };
-    let (token, family, user) = match context {
-        Ok((token, family, user, _)) => (token, family, user),
+    let (family, user) = match context {
+        Ok((family, user, _)) => (family, user),
         Err(StoreError::NotFound) => return Err(GrantError::InvalidGrant),
         Err(e) => return Err(e.into()),
     };
     if family.client_id != req.client.id {
         return Err(GrantError::InvalidGrant);
     }
-    if token.used_at.is_some() {
-        return spent(svc, grant, &family, &token, user, req).await;
+    if !same_hash(&presented.hash, family.current.hash.as_ref()) {
+        return spent(svc, grant, &presented, &family, user, req).await;
     }
-    if !family.is_live(req.now) || req.now >= token.expires_at {
+    if !family.current_is(&presented.hash, req.now) {
         return Err(GrantError::InvalidGrant);
     }
     // Then checks that change nothing, so a refused request leaves the
     // token as it was: a widened scope, an unknown resource, a disabled user.
     let (user, scope, audience) = grant_for(svc, grant, &family, user, req)?;
     let cfg = svc.config();
-    let next = OpaqueSecret::generate();
+    let (next, selector) = presented.successor();
     let rotate = Rotate {
-        presented: hash,
+        family_id: &family.id,
+        presented: presented.hash,
         client_id: &req.client.id,
+        selector,
         child: next.hash(),
         child_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
-        successor: successor::seal(presented, next.expose()).map(Sealed),
+        successor: successor::seal(text, next.expose()).map(Sealed),
         now: req.now,
         audit: cfg.audit_refreshes.then(|| NewAuditEvent {
             action: portcullis_domain::AuditAction::Refresh,
@@ -84,13 +93,13 @@ pub(crate) async fn refresh(
             detail: None,
         }),
     };
-    match store.rotate_refresh(&rotate).await? {
-        Rotation::Rotated { family, .. } => {
+    match svc.store().rotate_refresh(&rotate).await? {
+        Rotation::Rotated(family) => {
             let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
             Ok(svc.respond(access, Some(&next), &scope))
         }
-        // A concurrent request consumed it between the read and the write.
-        Rotation::Spent { family, token } => spent(svc, grant, &family, &token, user, req).await,
+        // A concurrent request rotated it between the read and the write.
+        Rotation::Spent(family) => spent(svc, grant, &presented, &family, user, req).await,
         Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
     }
 }
@@ -121,80 +130,74 @@ fn grant_for(
     Ok((user, scope, audience))
 }
 
-/// A spent token was presented: the same answer again if this is a retry
-/// within the window, otherwise reuse, which revokes the family.
+/// A token of the family that is not its current one was presented: the
+/// same answer again if it is the previous token and this is a retry
+/// within the window; otherwise a lost race (strict mode, within the
+/// grace) or reuse, which revokes the family.
 async fn spent(
     svc: &TokenService,
     grant: &RefreshGrant,
+    presented: &Presented,
     family: &RefreshFamily,
-    token: &RefreshToken,
     user: User,
     req: &Request<'_>,
 ) -> Result<TokenResponse, GrantError> {
-    let Some(same) = retry(svc, grant.refresh_token.expose_secret(), family, token, req).await? else {
-        if lost_race(svc, token, req) {
+    let previous = family
+        .previous
+        .as_ref()
+        .filter(|p| same_hash(&presented.hash, Some(&p.hash)));
+    let Some(same) = previous.and_then(|p| retry(svc, grant.refresh_token.expose_secret(), family, p, req)) else {
+        if lost_race(svc, family, req) {
             return Err(GrantError::InvalidGrant);
         }
         reuse_detected(svc, family, req).await?;
         return Err(GrantError::InvalidGrant);
     };
     let (user, scope, audience) = grant_for(svc, grant, family, user, req)?;
-    // The family may have been revoked while the successor was looked up.
-    if !svc.store().family_by_id(&family.id).await?.is_live(req.now) {
-        return Err(GrantError::InvalidGrant);
-    }
     let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
     Ok(svc.respond(access, Some(&same), &scope))
 }
 
-/// A retry of the same refresh within the window: the successor the first
-/// request got, if the answer may be repeated. Not when the window is over,
-/// the family is dead, or the successor was used already (then the client
-/// did receive it, and presenting its parent again is reuse).
-async fn retry(
+/// A retry of the last refresh within the window: the token it issued
+/// (still the family's current one, or `previous` would be another), if
+/// the answer may be repeated. Not when the window is over or the family
+/// is dead.
+fn retry(
     svc: &TokenService,
     presented: &str,
     family: &RefreshFamily,
-    token: &RefreshToken,
+    previous: &PreviousToken,
     req: &Request<'_>,
-) -> Result<Option<OpaqueSecret>, GrantError> {
+) -> Option<OpaqueSecret> {
     let window = secs(svc.config().refresh_retry_window);
-    let (Some(used_at), Some(child_id), Some(sealed)) = (token.used_at, &token.replaced_by, &token.successor) else {
-        return Ok(None);
-    };
-    if window == 0 || req.now >= used_at.plus(window) || !family.is_live(req.now) {
-        return Ok(None);
+    let sealed = previous.successor.as_ref()?;
+    if window == 0 || req.now >= previous.used_at.plus(window) || !family.is_live(req.now) {
+        return None;
     }
-    let child = match svc.store().refresh_token_by_id(child_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if child.used_at.is_some() {
-        return Ok(None);
-    }
-    Ok(successor::open(presented, &sealed.0).map(OpaqueSecret::from_issued))
+    successor::open(presented, &sealed.0).map(OpaqueSecret::from_issued)
 }
 
-/// Strict mode (no retry window): a request presenting a token rotated
-/// within the race grace was sent while, or just after, another request
-/// with the same token won: a client refreshing from several threads at
-/// once, not yet a sign of a copy. It is refused and the family lives on,
-/// so the winner's new token keeps working. Later, a replay is reuse. With
-/// a retry window such requests get the retry answer instead.
-fn lost_race(svc: &TokenService, token: &RefreshToken, req: &Request<'_>) -> bool {
+/// Strict mode (no retry window): a request presenting an earlier token of
+/// the family within the race grace of its last refresh was sent while,
+/// or just after, another request with the same token won: a client
+/// refreshing from several threads at once, not yet a sign of a copy. It
+/// is refused and the family lives on, so the winner's new token keeps
+/// working. Later, a replay is reuse.
+fn lost_race(svc: &TokenService, family: &RefreshFamily, req: &Request<'_>) -> bool {
     let cfg = svc.config();
     // Whole seconds on both sides: the grace runs to the end of the second
     // in which it ends.
     cfg.refresh_retry_window.is_zero()
         && !cfg.refresh_race_grace.is_zero()
-        && token
-            .used_at
-            .is_some_and(|used| req.now.0 <= used.0.saturating_add(secs(cfg.refresh_race_grace)))
+        && family
+            .previous
+            .as_ref()
+            .is_some_and(|p| req.now.0 <= p.used_at.0.saturating_add(secs(cfg.refresh_race_grace)))
 }
 
-/// A spent token came back outside the retry window: someone holds a copy.
-/// The whole family is revoked, so the newest token dies too.
+/// An earlier token of the family came back outside the retry window:
+/// someone holds a copy. The whole family is revoked, so the newest token
+/// dies too.
 async fn reuse_detected(svc: &TokenService, family: &RefreshFamily, req: &Request<'_>) -> Result<(), GrantError> {
     let store = svc.store();
     let revoked = store.revoke_family(&family.id, RevokeReason::Reuse, req.now).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use portcullis_store::{Client, ClientStatus, RevocationKind, StoreError, TokenHash, UnixTime, UserStatus};
+use portcullis_store::{Client, ClientStatus, RevocationKind, StoreError, UnixTime, UserStatus};
 use portcullis_verify::{AccessTokenClaims, Audience, Confirmation};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -148,30 +148,26 @@ async fn introspect_token(
         .ok_or(GrantError::InvalidRequest("token is required"))?;
     let store = svc.store();
     if token.len() <= MAX_REFRESH_TOKEN {
-        match store.refresh_token_by_hash(TokenHash::of(token.as_bytes())).await {
-            Ok((tok, family)) => {
-                let live = tok.used_at.is_none()
-                    && now < tok.expires_at
-                    && family.is_live(now)
-                    && holder_active(svc, &family.user_id, &family.client_id).await?;
-                if !live {
-                    return Ok(Introspection::default());
-                }
-                return Ok(Introspection {
-                    active: true,
-                    token_type: Some(IntrospectedType::RefreshToken),
-                    client_id: Some(family.client_id),
-                    scope: Some(family.scope),
-                    sub: Some(family.user_id),
-                    exp: Some(tok.expires_at.0),
-                    iat: Some(tok.issued_at.0),
-                    iss: Some(svc.config().issuer.clone()),
-                    sid: Some(family.id),
-                    ..Introspection::default()
-                });
+        if let Some((presented, family)) = crate::refresh_token::family_of(store, token).await? {
+            // Only the family's current token is active.
+            let live = crate::refresh_token::same_hash(&presented.hash, family.current.hash.as_ref())
+                && family.current_is(&presented.hash, now)
+                && holder_active(svc, &family.user_id, &family.client_id).await?;
+            if !live {
+                return Ok(Introspection::default());
             }
-            Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+            return Ok(Introspection {
+                active: true,
+                token_type: Some(IntrospectedType::RefreshToken),
+                client_id: Some(family.client_id.clone()),
+                iat: Some(family.current_issued_at().0),
+                exp: Some(family.current.expires_at.0),
+                scope: Some(family.scope),
+                sub: Some(family.user_id),
+                iss: Some(svc.config().issuer.clone()),
+                sid: Some(family.id),
+                ..Introspection::default()
+            });
         }
     }
     let Ok(claims) = svc.keys().own.verify(token).await else {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use portcullis_store::{Client, NewAuditEvent, RevocationKind, RevokeReason, StoreError, TokenHash, UnixTime};
+use portcullis_store::{Client, NewAuditEvent, RevocationKind, RevokeReason, UnixTime};
 use utoipa::ToSchema;
 
 use crate::edge::client_request;
@@ -53,15 +53,11 @@ pub(crate) async fn revoke_token(
     // `token_type_hint` only says where to look first (§2.1); both are
     // looked at, so it changes nothing here.
     if token.len() <= MAX_REFRESH_TOKEN {
-        match store.refresh_token_by_hash(TokenHash::of(token.as_bytes())).await {
-            Ok((_, family)) => {
-                if family.client_id == client.id && store.revoke_family(&family.id, RevokeReason::Revoked, now).await? {
-                    audit(svc, client, family.user_id, family.id, now).await;
-                }
-                return Ok(());
+        if let Some((_, family)) = crate::refresh_token::family_of(store, token).await? {
+            if family.client_id == client.id && store.revoke_family(&family.id, RevokeReason::Revoked, now).await? {
+                audit(svc, client, family.user_id, family.id, now).await;
             }
-            Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+            return Ok(());
         }
     }
     if let Ok(claims) = svc.keys().own.verify(token).await {
