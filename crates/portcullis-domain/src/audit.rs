@@ -58,6 +58,9 @@ actions! {
     DeviceSignOut => "device.sign_out",
     /// A new signing key became current.
     KeysRotate => "keys.rotate",
+    /// A signing key stored in plain was encrypted under the
+    /// key-encryption key, or re-encrypted under a new one.
+    KeysWrap => "keys.wrap",
 }
 
 /// The stored name is not an action this build knows.

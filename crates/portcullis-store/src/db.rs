@@ -225,6 +225,8 @@ impl SqlStore {
             .foreign_keys(true)
             .busy_timeout(opts.busy_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // Owner-only from the first byte; SQLite reports any failure.
+        crate::files::create_private(url).ok();
         let mut write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(opts.acquire_timeout)

@@ -107,6 +107,35 @@ pub trait KeyStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when no retired key has this `kid`.
     async fn delete_signing_key(&self, kid: &str) -> Result<(), StoreError>;
+
+    /// Replaces the stored private part of several keys at once (wrapping
+    /// them under a key-encryption key, or under a new one): all or none.
+    /// Each change applies only if the key still holds `old`, so two
+    /// operators rewrapping at once cannot lose a key.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a key is gone or its private part
+    /// changed meanwhile (nothing is written then).
+    async fn replace_private_keys(&self, changes: &[PrivateKeyChange]) -> Result<(), StoreError>;
+}
+
+/// A new stored form of one key's private part.
+#[derive(Clone)]
+pub struct PrivateKeyChange {
+    /// Key id.
+    pub kid: String,
+    /// The stored bytes expected now.
+    pub old: Vec<u8>,
+    /// The bytes to store instead.
+    pub new: Vec<u8>,
+}
+
+impl fmt::Debug for PrivateKeyChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKeyChange")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -191,5 +220,26 @@ impl KeyStore for SqlStore {
                 .rows_affected()
         });
         one_row(done)
+    }
+
+    async fn replace_private_keys(&self, changes: &[PrivateKeyChange]) -> Result<(), StoreError> {
+        with_pool!(&self.write, |c| {
+            let mut tx = c.begin().await?;
+            for ch in changes {
+                let n = sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3")
+                    .bind(&ch.new)
+                    .bind(&ch.kid)
+                    .bind(&ch.old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    // Dropping the transaction rolls every change back.
+                    return Err(StoreError::Conflict);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }

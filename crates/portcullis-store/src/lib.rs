@@ -29,6 +29,7 @@ mod audit;
 mod clients;
 mod db;
 mod error;
+mod files;
 mod keys;
 mod migrations;
 mod refresh;
@@ -47,7 +48,8 @@ pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use clients::{Client, ClientStatus, ClientStore, NewClient};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::{MigrationError, StoreError};
-pub use keys::{KeyState, KeyStore, NewSigningKey, SigningKey};
+pub use files::{database_files, exposed_files};
+pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
     Sealed, SignInRecord, TokenKey,

@@ -51,7 +51,7 @@ fn sign(c: &mut Criterion) {
             retire_after: None,
             retired_at: None,
         };
-        let set = KeySet::from_stored(&[stored], UnixTime(2), 60, 0).expect("set");
+        let set = KeySet::from_stored(&[stored], None, UnixTime(2), 60, 0).expect("set");
         let header = json!({"typ": "at+jwt", "alg": alg.as_str(), "kid": set.signer(UnixTime(2)).kid()});
         c.bench_function(&format!("sign/{alg}"), |b| {
             b.iter(|| set.signer(UnixTime(2)).sign_jwt(&header, &claims).expect("sign"))

@@ -70,6 +70,10 @@ pub struct TokenConfig {
     /// Create a new signing key when the newest is this old (default:
     /// never; rotate with `portcullis keys rotate`).
     pub key_rotation_period: Option<Duration>,
+    /// The key-encryption key: when set, new signing keys are stored
+    /// encrypted under it, and encrypted keys are decrypted with it
+    /// (default none: keys are stored as plain PKCS#8).
+    pub key_encryption_key: Option<crate::keys::Kek>,
     /// When set, the revocation feed answers only requests carrying
     /// `Authorization: Bearer <this>`; otherwise it is public.
     pub revocation_feed_secret: Option<String>,
@@ -86,6 +90,10 @@ impl std::fmt::Debug for TokenConfig {
             .field("refresh_race_grace", &self.refresh_race_grace)
             .field("audit_refreshes", &self.audit_refreshes)
             .field("signing_alg", &self.signing_alg)
+            .field(
+                "key_encryption_key",
+                &self.key_encryption_key.as_ref().map(|_| "[redacted]"),
+            )
             .field(
                 "revocation_feed_secret",
                 &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),
@@ -120,6 +128,7 @@ impl TokenConfig {
             jwks_max_age: Duration::from_secs(300),
             key_publish_delay: Duration::from_secs(390),
             key_rotation_period: None,
+            key_encryption_key: None,
             revocation_feed_secret: None,
         }
     }

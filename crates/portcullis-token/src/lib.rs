@@ -163,7 +163,8 @@ impl TokenService {
                 .map(|k| k.created_at)
                 .max();
             if newest.is_some_and(|t| t.plus(config::secs(period)) <= now) {
-                let new = keys::rotate(self.store.as_ref(), cfg.signing_alg, "schedule", None, now).await?;
+                let kek = cfg.key_encryption_key.as_ref();
+                let new = keys::rotate(self.store.as_ref(), cfg.signing_alg, kek, ("schedule", None), now).await?;
                 tracing::info!(kid = %new.kid, "rotated the signing key (rotation period)");
             }
         }
@@ -243,20 +244,26 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
     let now = UnixTime::now();
     // Retired keys stay published while tokens they signed may be live.
     let keep = config::secs(config.access_token_ttl).saturating_add(60);
+    let kek = config.key_encryption_key.as_ref();
     let mut stored = store.signing_keys().await?;
     if !stored.iter().any(|k| k.state == KeyState::Active) {
-        let new = keys::generate(config.signing_alg, None)?;
+        let new = keys::kek::seal_new(keys::generate(config.signing_alg, None)?, kek)?;
         store.insert_signing_key(&new, now).await?;
         tracing::info!(kid = %new.kid, alg = %new.alg, "created a signing key");
         stored = store.signing_keys().await?;
     }
-    let set = KeySet::from_stored(&stored, now, keep, config::secs(config.key_publish_delay))?;
+    if kek.is_some() && stored.iter().any(|k| !keys::kek::is_sealed(&k.private_key)) {
+        tracing::warn!("some signing keys are stored unencrypted: run `portcullis keys encrypt`");
+    }
+    let set = KeySet::from_stored(&stored, kek, now, keep, config::secs(config.key_publish_delay))?;
     let jwks: serde_json::Value = serde_json::from_str(&set.jwks).map_err(|_| keys::KeyError::internal("JWKS"))?;
     let published = serde_json::from_value(jwks.clone()).map_err(|_| keys::KeyError::internal("JWKS"))?;
     let mut own = portcullis_verify::Verifier::builder(&config.issuer)
         .jwks(jwks)
         // A little leeway: instances' clocks differ slightly.
         .leeway(std::time::Duration::from_secs(10))
+        // No token of ours lives longer than the configured lifetime.
+        .max_lifetime(config.access_token_ttl)
         .audience(&config.audience);
     for r in &config.resources {
         own = own.audience(r);

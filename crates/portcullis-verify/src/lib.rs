@@ -38,9 +38,12 @@
 //! `at+jwt`; its `alg` is one of the allowed asymmetric algorithms (ES256,
 //! EdDSA, RS256 by default; never `none`, never HMAC) and the algorithm of
 //! the key named by `kid`; key material in the header (`jwk`, `jku`, `x5u`,
-//! `x5c`) is ignored; the signature; `iss` exactly; `aud` contains one of
-//! ours; `exp`, `nbf`, `iat` are numbers and within the leeway (60 s by
-//! default); `sub`, `client_id` and `jti` are present; with the revocation
+//! `x5c`) is ignored; a header with `crit` is refused (RFC 7515
+//! §4.1.11: no extension is understood); the signature; `iss` exactly;
+//! `aud` contains one of ours; `exp`, `nbf`, `iat` are numbers and within
+//! the leeway (60 s by default); with
+//! [`VerifierBuilder::max_lifetime`], `exp - iat` is at most that
+//! lifetime (plus the leeway); `sub`, `client_id` and `jti` are present; with the revocation
 //! feed, no revocation of the token's client, user, sign-in (`sid`) or
 //! `jti` at or after its `iat`.
 //!
@@ -52,6 +55,7 @@ mod bearer;
 mod claims;
 mod error;
 mod feed;
+mod jose;
 mod jwks;
 mod verifier;
 

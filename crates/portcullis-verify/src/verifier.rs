@@ -7,6 +7,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::bearer::MAX_TOKEN_LEN;
 use crate::feed::{Feed, Poller};
+use crate::jose::{Header, decode_part};
 use crate::jwks::{Key, Remote, Source, parse_jwks};
 use crate::{AccessTokenClaims, VerifyError};
 
@@ -24,6 +25,7 @@ struct Inner {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
+    max_lifetime: Option<Duration>,
     realm: String,
     source: Source,
     feed: Option<(Arc<Feed>, Poller)>,
@@ -46,6 +48,7 @@ pub struct VerifierBuilder {
     audiences: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: Duration,
+    max_lifetime: Option<Duration>,
     realm: String,
     jwks_url: Option<String>,
     jwks: Option<serde_json::Value>,
@@ -83,6 +86,7 @@ impl Verifier {
             audiences: Vec::new(),
             algorithms: vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256],
             leeway: Duration::from_secs(60),
+            max_lifetime: None,
             realm: "api".into(),
             jwks_url: None,
             jwks: None,
@@ -120,6 +124,12 @@ impl Verifier {
         // The header is read only for `typ`, `alg` and `kid`; key material
         // it may carry (`jwk`, `jku`, `x5u`, `x5c`) is never used.
         let header: Header = decode_part(header_b64)?;
+        // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit`
+        // names an extension it does not understand; this verifier
+        // understands none (and an empty `crit` is itself invalid).
+        if header.crit.is_some() {
+            return Err(VerifyError::InvalidToken("crit extension not understood"));
+        }
         let typ_ok = header
             .typ
             .as_deref()
@@ -169,6 +179,15 @@ impl Verifier {
         }
         if claims.iat > now.saturating_add(leeway) {
             return Err(VerifyError::InvalidToken("issued in the future"));
+        }
+        // A token that claims to live longer than the issuer's lifetime was
+        // not minted by the issuer's rules (a stolen signing key, say).
+        let too_long = |max: Duration| {
+            let max = i64::try_from(max.as_secs()).unwrap_or(i64::MAX).saturating_add(leeway);
+            claims.exp.saturating_sub(claims.iat) > max
+        };
+        if i.max_lifetime.is_some_and(too_long) {
+            return Err(VerifyError::InvalidToken("lifetime too long"));
         }
         if claims.sub.is_empty() || claims.client_id.is_empty() || claims.jti.is_empty() {
             return Err(VerifyError::InvalidToken("empty required claim"));
@@ -229,23 +248,6 @@ pub fn require_scopes(claims: &AccessTokenClaims, required: &[&str]) -> Result<(
     }
 }
 
-/// The JOSE header fields the verifier reads.
-#[derive(serde::Deserialize)]
-struct Header {
-    typ: Option<String>,
-    alg: Algorithm,
-    kid: Option<String>,
-}
-
-/// A base64url (unpadded) JSON part of the token.
-fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, VerifyError> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| VerifyError::InvalidToken("malformed"))?;
-    serde_json::from_slice(&bytes).map_err(|_| VerifyError::InvalidToken("malformed"))
-}
-
 impl VerifierBuilder {
     /// Accepts tokens whose `aud` contains `audience` (repeat for several;
     /// one must match).
@@ -282,6 +284,14 @@ impl VerifierBuilder {
     #[must_use]
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// Refuses tokens whose `exp - iat` exceeds `max` (plus the leeway):
+    /// set it to the issuer's access-token lifetime (default: no limit).
+    #[must_use]
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
         self
     }
 
@@ -364,6 +374,7 @@ impl VerifierBuilder {
                 audiences: self.audiences,
                 algorithms: self.algorithms,
                 leeway: self.leeway,
+                max_lifetime: self.max_lifetime,
                 realm: self.realm,
                 source,
                 feed,

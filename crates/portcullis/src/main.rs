@@ -113,10 +113,13 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             print(out?)
         }
         Command::Keys(cmd) => {
+            let kek = loaded.key_encryption_key()?;
             let store = open(&database_url).await?;
             let out = match cmd {
                 KeysCommand::List(a) => admin::keys_list(&store, a.json).await,
-                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, a.json).await,
+                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, kek.as_ref(), a.json).await,
+                KeysCommand::Encrypt(a) => admin::keys_encrypt(&store, kek.as_ref(), a.json).await,
+                KeysCommand::Rewrap(a) => admin::keys_rewrap(&store, kek.as_ref(), &a.new_key_file, a.json).await,
             };
             store.close().await;
             print(out?)

@@ -43,6 +43,9 @@ pub struct Settings {
     /// Serve HTTPS with this certificate instead of plain HTTP (default
     /// none). With it any listen address is allowed.
     pub tls: Option<TlsSettings>,
+    /// Refuse to start when the SQLite database files are readable or
+    /// writable by group or others (default: warn and start).
+    pub strict_permissions: bool,
 }
 
 /// The built-in TLS listener's certificate and key, reloaded on SIGHUP and
@@ -96,6 +99,7 @@ impl Settings {
             demo_client_id: None,
             admin_console_client_id: Some("portcullis-admin".to_owned()),
             tls: None,
+            strict_permissions: false,
         }
     }
 

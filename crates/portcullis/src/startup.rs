@@ -27,6 +27,26 @@ pub async fn open_database(url: &str) -> anyhow::Result<SqlStore> {
     Ok(store)
 }
 
+/// Warns about (or with `strict`, refuses) SQLite database files that
+/// group or others may read or write: they hold the signing keys and the
+/// password hashes.
+///
+/// # Errors
+/// With `strict`, when such a file exists.
+pub fn check_database_files(url: &str, strict: bool) -> anyhow::Result<()> {
+    for (file, mode) in portcullis_store::exposed_files(portcullis_store::database_files(url)) {
+        let what = format!(
+            "the database file {} is open to group or others (mode {mode:o}); `chmod 600` it",
+            file.display()
+        );
+        if strict {
+            anyhow::bail!("{what} (refusing to start: `strict_permissions` is set)");
+        }
+        tracing::warn!("{what}, or set `strict_permissions` to refuse to start");
+    }
+    Ok(())
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
@@ -57,6 +77,7 @@ impl Application {
             );
         }
         let tls = settings.tls.as_ref().map(crate::tls::Tls::start).transpose()?;
+        check_database_files(settings.database_url(), settings.strict_permissions)?;
         let store = open_database(settings.database_url()).await?;
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let mut token = settings.token.clone();
@@ -118,7 +139,8 @@ impl Application {
                     )
                     // 5xx are logged where they happen, with their cause.
                     .on_failure(()),
-            );
+            )
+            .layer(axum::middleware::from_fn(crate::http::one_host));
         Ok(Self {
             listener,
             router,

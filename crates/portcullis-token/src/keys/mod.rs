@@ -5,6 +5,7 @@
 //! and parsed once when loaded, so that signing a token does not re-parse a
 //! private key.
 
+pub mod kek;
 mod rotate;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_store::{KeyState, NewSigningKey, SigningKey, UnixTime};
 use serde_json::{Value, json};
 
+pub use kek::Kek;
 pub use rotate::{RotateError, rotate};
 
 /// The JWS algorithms this server signs with (RFC 7518 names). Never `none`,
@@ -116,13 +118,19 @@ impl Signer {
         self.alg
     }
 
-    /// Parses a stored key.
+    /// Parses a stored key, decrypting it with `kek` when it is stored
+    /// encrypted.
     ///
     /// # Errors
-    /// When the algorithm is unknown or the key does not parse.
-    pub fn from_stored(key: &SigningKey) -> Result<Self, KeyError> {
+    /// When the algorithm is unknown, the key is encrypted and `kek` is
+    /// missing or wrong, or the key does not parse.
+    pub fn from_stored(key: &SigningKey, kek: Option<&Kek>) -> Result<Self, KeyError> {
+        Self::from_der(key, &kek::plaintext(key, kek)?)
+    }
+
+    /// Parses the PKCS#8 `der` of `key`.
+    fn from_der(key: &SigningKey, der: &[u8]) -> Result<Self, KeyError> {
         let alg: Alg = key.alg.parse().map_err(|_| KeyError("unknown algorithm"))?;
-        let der = &key.private_key;
         let pair = match alg {
             Alg::Es256 => Pair::Es256(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
@@ -234,9 +242,11 @@ impl KeySet {
     /// [`KeySet::signer`] for which key signs.
     ///
     /// # Errors
-    /// When no active key exists or one cannot be parsed.
+    /// When no active key exists or one cannot be decrypted (with `kek`)
+    /// or parsed.
     pub fn from_stored(
         keys: &[SigningKey],
+        kek: Option<&Kek>,
         now: UnixTime,
         keep_retired_secs: i64,
         publish_delay_secs: i64,
@@ -244,7 +254,7 @@ impl KeySet {
         let signers = keys
             .iter()
             .filter(|k| k.state == KeyState::Active)
-            .map(|k| Ok((k.created_at, Signer::from_stored(k)?)))
+            .map(|k| Ok((k.created_at, Signer::from_stored(k, kek)?)))
             .collect::<Result<Vec<_>, KeyError>>()?;
         if signers.is_empty() {
             return Err(KeyError("no active signing key"));

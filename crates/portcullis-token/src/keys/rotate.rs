@@ -3,7 +3,7 @@
 use portcullis_domain::AuditAction;
 use portcullis_store::{AuditStore, KeyStore, NewAuditEvent, SigningKey, StoreError, UnixTime};
 
-use super::{Alg, KeyError, generate};
+use super::{Alg, Kek, KeyError, generate, kek};
 
 /// A key rotation failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,20 +28,35 @@ impl From<RotateError> for crate::StartError {
 /// The one key rotation, whoever asks for it (the CLI, the admin API, the
 /// rotation schedule): creates a key of `alg` and stores it (published at
 /// once, signing once the publication delay has passed; see
-/// [`KeySet::signer`]) and records `keys.rotate` in the audit log with
-/// `actor` and `client_id` and the new key's id as subject.
+/// [`KeySet::signer`]), encrypted under `kek` when one is configured,
+/// and records `keys.rotate` in the audit log with `actor` and
+/// `client_id` and the new key's id as subject.
 ///
 /// # Errors
-/// [`RotateError`] when the key cannot be generated or stored. A failure
+/// [`RotateError`] when the key cannot be generated or stored, or when
+/// the stored keys are encrypted and no `kek` is given. A failure
 /// to write the audit row is logged, not returned.
 pub async fn rotate<S: KeyStore + AuditStore + ?Sized>(
     store: &S,
     alg: Alg,
-    actor: &str,
-    client_id: Option<&str>,
+    kek: Option<&Kek>,
+    (actor, client_id): (&str, Option<&str>),
     now: UnixTime,
 ) -> Result<SigningKey, RotateError> {
-    let key = store.insert_signing_key(&generate(alg, None)?, now).await?;
+    if kek.is_none()
+        && store
+            .signing_keys()
+            .await?
+            .iter()
+            .any(|k| kek::is_sealed(&k.private_key))
+    {
+        // Never add a plaintext key beside encrypted ones: a CLI run
+        // without the KEK would undo the protection unnoticed.
+        return Err(RotateError::Key(KeyError(kek::NO_KEK)));
+    }
+    let key = store
+        .insert_signing_key(&kek::seal_new(generate(alg, None)?, kek)?, now)
+        .await?;
     let event = NewAuditEvent {
         actor: Some(actor.to_owned()),
         client_id: client_id.map(str::to_owned),

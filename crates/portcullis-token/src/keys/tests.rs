@@ -19,7 +19,7 @@ fn stored(new: NewSigningKey, created: i64) -> SigningKey {
 fn every_algorithm_generates_signs_and_publishes_public_members_only() {
     for alg in [Alg::Es256, Alg::EdDsa, Alg::Rs256] {
         let key = stored(generate(alg, None).expect("generate"), 1);
-        let set = KeySet::from_stored(std::slice::from_ref(&key), UnixTime(2), 60, 0).expect("set");
+        let set = KeySet::from_stored(std::slice::from_ref(&key), None, UnixTime(2), 60, 0).expect("set");
         assert_eq!(set.signer(UnixTime(2)).alg(), alg);
         let jwt = set
             .signer(UnixTime(2))
@@ -45,10 +45,10 @@ fn the_newest_active_key_signs_and_old_retired_keys_leave_the_jwks() {
     retired.retired_at = Some(UnixTime(100));
     let new = stored(generate(Alg::EdDsa, None).expect("new"), 3);
     let keys = [old.clone(), retired.clone(), new.clone()];
-    let set = KeySet::from_stored(&keys, UnixTime(120), 60, 0).expect("set");
+    let set = KeySet::from_stored(&keys, None, UnixTime(120), 60, 0).expect("set");
     assert_eq!(set.signer(UnixTime(120)).kid(), new.kid);
     assert!(set.jwks.contains(&retired.kid), "retired 20 s ago: still published");
-    let later = KeySet::from_stored(&keys, UnixTime(161), 60, 0).expect("set");
+    let later = KeySet::from_stored(&keys, None, UnixTime(161), 60, 0).expect("set");
     assert!(!later.jwks.contains(&retired.kid), "retired 61 s ago: gone");
     assert!(later.jwks.contains(&old.kid));
 }
@@ -58,7 +58,7 @@ fn a_new_key_signs_only_after_it_has_been_published_for_the_delay() {
     let old = stored(generate(Alg::Es256, None).expect("old"), 1_000);
     let new = stored(generate(Alg::Es256, None).expect("new"), 5_000);
     let keys = [old.clone(), new.clone()];
-    let set = KeySet::from_stored(&keys, UnixTime(5_100), 960, 300).expect("set");
+    let set = KeySet::from_stored(&keys, None, UnixTime(5_100), 960, 300).expect("set");
     assert_eq!(
         set.signer(UnixTime(5_100)).kid(),
         old.kid,
@@ -71,7 +71,7 @@ fn a_new_key_signs_only_after_it_has_been_published_for_the_delay() {
         "it takes over without a reload"
     );
     // A fresh database: the only key signs at once.
-    let only = KeySet::from_stored(std::slice::from_ref(&new), UnixTime(5_000), 960, 300).expect("set");
+    let only = KeySet::from_stored(std::slice::from_ref(&new), None, UnixTime(5_000), 960, 300).expect("set");
     assert_eq!(only.signer(UnixTime(5_000)).kid(), new.kid);
 }
 

@@ -197,17 +197,20 @@ async fn holder_active(svc: &TokenService, user_id: &str, client_id: &str) -> Re
 
 /// A validly signed, unexpired access token is live unless its holder is
 /// disabled or revoked, its family revoked, or it was revoked itself.
+/// Every access token this server issues names its sign-in (`sid`); one
+/// without it was not issued here, whoever signed it, and is not live.
 pub(crate) async fn access_token_live(svc: &TokenService, c: &AccessTokenClaims) -> Result<bool, GrantError> {
+    let Some(sid) = &c.sid else {
+        return Ok(false);
+    };
     if !holder_active(svc, &c.sub, &c.client_id).await? {
         return Ok(false);
     }
     let store = svc.store();
-    if let Some(sid) = &c.sid {
-        match store.family_by_id(sid).await {
-            Ok(f) if f.revoked_at.is_none() => {}
-            Ok(_) | Err(StoreError::NotFound) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
+    match store.family_by_id(sid).await {
+        Ok(f) if f.revoked_at.is_none() => {}
+        Ok(_) | Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
     }
     for (kind, id) in [
         (RevocationKind::Jti, &c.jti),

@@ -1,7 +1,10 @@
 //! `portcullis keys …` and `portcullis audit`.
 
+use std::path::Path;
+
 use portcullis_store::SqlStore;
-use portcullis_token::keys::Alg;
+use portcullis_token::keys::{Alg, Kek, kek};
+use serde::Serialize;
 
 use super::{failed, lines, render};
 use crate::admin_api::audit::AuditEvent;
@@ -16,7 +19,15 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
     let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
     let text = lines(&keys, |k| {
-        format!("{}\t{}\t{}\tcreated {}", k.kid, k.alg, k.state, k.created_at.0)
+        let stored = if kek::is_sealed(&k.private_key) {
+            "encrypted"
+        } else {
+            "plaintext"
+        };
+        format!(
+            "{}\t{}\t{}\tcreated {}\t{stored}",
+            k.kid, k.alg, k.state, k.created_at.0
+        )
     });
     render(&doc, json, text)
 }
@@ -26,8 +37,8 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// Key generation or a database failure.
-pub async fn keys_rotate(store: &SqlStore, alg: Alg, json: bool) -> anyhow::Result<String> {
-    let key = ops::keys::rotate(store, &Actor::Cli, alg, None)
+pub async fn keys_rotate(store: &SqlStore, alg: Alg, kek: Option<&Kek>, json: bool) -> anyhow::Result<String> {
+    let key = ops::keys::rotate(store, &Actor::Cli, alg, kek, None)
         .await
         .map_err(failed("cannot store the key"))?;
     let text = format!(
@@ -35,6 +46,52 @@ pub async fn keys_rotate(store: &SqlStore, alg: Alg, json: bool) -> anyhow::Resu
         key.alg, key.kid
     );
     render(&SigningKey::from(&key), json, text)
+}
+
+/// The keys `keys encrypt` or `keys rewrap` changed.
+#[derive(Serialize)]
+struct Wrapped {
+    /// Their ids.
+    wrapped: Vec<String>,
+}
+
+/// `portcullis keys encrypt`: the plaintext keys under the configured KEK.
+///
+/// # Errors
+/// No KEK configured, a key encrypted under another KEK, or a database
+/// failure.
+pub async fn keys_encrypt(store: &SqlStore, kek: Option<&Kek>, json: bool) -> anyhow::Result<String> {
+    let Some(kek) = kek else {
+        anyhow::bail!(
+            "keys encrypt needs a key-encryption key: set `key_encryption_key_file` (PORTCULLIS_KEY_ENCRYPTION_KEY_FILE)"
+        );
+    };
+    keys_wrap(store, Some(kek), kek, json).await
+}
+
+/// `portcullis keys rewrap --new-key-file FILE`: every key under the KEK in
+/// `FILE`, from the configured one (if any).
+///
+/// # Errors
+/// An unusable file, a key that opens under neither KEK, or a database
+/// failure.
+pub async fn keys_rewrap(store: &SqlStore, old: Option<&Kek>, file: &Path, json: bool) -> anyhow::Result<String> {
+    let new = Kek::from_file(file).map_err(|e| anyhow::anyhow!("--new-key-file: {e}"))?;
+    keys_wrap(store, old, &new, json).await
+}
+
+/// Leaves every key encrypted under `new`, from `old`.
+async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -> anyhow::Result<String> {
+    let wrapped = ops::keys::wrap(store, &Actor::Cli, old, new)
+        .await
+        .map_err(failed("cannot store the encrypted keys"))?;
+    let text = format!(
+        "{} signing key(s) now encrypted under the key-encryption key{}{}",
+        wrapped.len(),
+        if wrapped.is_empty() { "" } else { ": " },
+        wrapped.join(" ")
+    );
+    render(&Wrapped { wrapped }, json, text)
 }
 
 /// `portcullis audit`.

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use portcullis_store::{StoreError, UserStore as _};
 use portcullis_verify::axum::Rejection;
 use portcullis_verify::{AccessTokenClaims, VerifyError, bearer_token, require_scopes};
 
@@ -40,7 +41,32 @@ async fn authenticate(api: &Api, req: &Parts, scopes: &[&str]) -> Result<AccessT
         return Err(Rejection::new(VerifyError::InvalidToken("audience"), realm));
     }
     require_scopes(&claims, scopes).map_err(|e| Rejection::new(e, realm))?;
+    stored_user_holds(api, &claims, scopes)
+        .await
+        .map_err(|e| Rejection::new(e, realm))?;
     Ok(claims)
+}
+
+/// The token's scopes are what the user held when signing in; the stored
+/// user must still hold every scope the routes require, so that taking
+/// `portcullis:admin` away from an admin ends their authority at once,
+/// not when their access token expires.
+async fn stored_user_holds(api: &Api, claims: &AccessTokenClaims, scopes: &[&str]) -> Result<(), VerifyError> {
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let user = match api.store.user_by_id(&claims.sub).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound) => return Err(VerifyError::InvalidToken("revoked")),
+        Err(_) => return Err(VerifyError::KeysUnavailable),
+    };
+    if scopes.iter().all(|s| user.scope.contains(s)) {
+        Ok(())
+    } else {
+        Err(VerifyError::InsufficientScope {
+            required: scopes.join(" "),
+        })
+    }
 }
 
 /// The middleware: the claims go into the request's extensions for the

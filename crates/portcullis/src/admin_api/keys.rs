@@ -135,6 +135,7 @@ pub(crate) async fn rotate_key(
             .parse()
             .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ApiErrorCode::UnsupportedAlgorithm))?,
     };
-    let key = ops::keys::rotate(&api.store, &admin(&me), alg, Some(&api.tokens)).await?;
+    let kek = api.tokens.config().key_encryption_key.as_ref();
+    let key = ops::keys::rotate(&api.store, &admin(&me), alg, kek, Some(&api.tokens)).await?;
     Ok(Json(SigningKey::from(&key)))
 }

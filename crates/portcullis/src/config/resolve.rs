@@ -49,6 +49,27 @@ impl Loaded {
             .unwrap_or_else(|| Settings::DEFAULT_DATABASE_URL.to_owned()))
     }
 
+    /// The key-encryption key, when `key_encryption_key_file` is set.
+    ///
+    /// # Errors
+    /// When the file cannot be read or does not hold 32 bytes, raw or
+    /// base64.
+    pub fn key_encryption_key(&self) -> anyhow::Result<Option<portcullis_token::keys::Kek>> {
+        let Some(path) = &self.config.key_encryption_key_file else {
+            return Ok(None);
+        };
+        let kek =
+            portcullis_token::keys::Kek::from_file(path).map_err(|e| self.invalid("key_encryption_key_file", e))?;
+        // Group-readable is how Kubernetes hands a Secret to a pod's group.
+        for (file, mode) in portcullis_store::exposed_files([path.clone()]) {
+            if mode & 0o007 != 0 {
+                tracing::warn!(file = %file.display(), mode = format!("{mode:o}"),
+                    "the key-encryption key file is open to every local account");
+            }
+        }
+        Ok(Some(kek))
+    }
+
     /// The password-hashing policy.
     ///
     /// # Errors
@@ -114,6 +135,8 @@ impl Loaded {
         t.refusal_delay = Duration::from_millis(c.refusal_delay_ms);
         t.key_publish_delay = Duration::from_secs(c.key_publish_delay);
         t.key_rotation_period = (c.key_rotation_period > 0).then(|| Duration::from_secs(c.key_rotation_period));
+        t.key_encryption_key = self.key_encryption_key()?;
+        s.strict_permissions = c.strict_permissions;
         t.revocation_feed_secret = self
             .secret(
                 "revocation_feed_secret",

@@ -67,6 +67,12 @@ pub struct Config {
     pub key_publish_delay: u64,
     /// Automatic key rotation period, seconds (0: off).
     pub key_rotation_period: u64,
+    /// A file holding the key-encryption key (32 random bytes, raw or
+    /// base64) that signing keys are stored encrypted under.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Refuse to start when the SQLite database files are readable or
+    /// writable by group or others (otherwise: a warning).
+    pub strict_permissions: bool,
     /// Bearer credential required on the revocation feed.
     #[serde(deserialize_with = "opt_text")]
     pub revocation_feed_secret: Option<String>,
@@ -142,6 +148,8 @@ impl Default for Config {
             refusal_delay_ms: 200,
             key_publish_delay: 390,
             key_rotation_period: 0,
+            key_encryption_key_file: None,
+            strict_permissions: false,
             revocation_feed_secret: None,
             revocation_feed_secret_file: None,
             behind_tls_proxy: false,

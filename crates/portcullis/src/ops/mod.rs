@@ -130,6 +130,9 @@ pub enum OpsError {
     /// A signing key could not be created or stored.
     #[error(transparent)]
     Key(#[from] portcullis_token::keys::RotateError),
+    /// The signing keys could not be encrypted under a key-encryption key.
+    #[error(transparent)]
+    Wrap(portcullis_token::keys::KeyError),
     /// The store failed (unavailable or a backend fault).
     #[error("{0}")]
     Store(#[from] StoreError),

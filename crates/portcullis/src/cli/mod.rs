@@ -7,6 +7,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::Settings;
 
+mod keys;
+
+pub use keys::{KeysCommand, KeysRewrap, KeysRotate};
+
 /// Portcullis: an OAuth 2.0 authorization server for first-party apps.
 ///
 /// Settings come from defaults, then the TOML file given by `--config`,
@@ -163,6 +167,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub revocation_feed_secret: Option<String>,
 
+    /// Refuse to start when the SQLite database file (or its -wal/-shm) is
+    /// readable or writable by group or others (default: a warning).
+    #[arg(long)]
+    pub strict_permissions: bool,
+
     /// Serve plain HTTP on a non-loopback address because a proxy in
     /// front terminates TLS.
     #[arg(long)]
@@ -295,28 +304,6 @@ pub struct ClientId {
 pub struct UserName {
     /// The username.
     pub username: String,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `portcullis keys …`
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// List signing keys.
-    List(JsonFlag),
-    /// Create a new signing key. It is published at once and signs after
-    /// the publication delay; the old key stays published until tokens it
-    /// signed have expired.
-    Rotate(KeysRotate),
-}
-
-/// `portcullis keys rotate`
-#[derive(Debug, Args)]
-pub struct KeysRotate {
-    /// Algorithm of the new key: ES256, EdDSA or RS256.
-    #[arg(long, default_value = "ES256")]
-    pub alg: portcullis_token::keys::Alg,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
