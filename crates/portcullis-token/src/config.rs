@@ -70,9 +70,13 @@ pub struct TokenConfig {
     /// Create a new signing key when the newest is this old (default:
     /// never; rotate with `portcullis keys rotate`).
     pub key_rotation_period: Option<Duration>,
-    /// When set, the revocation feed answers only requests carrying
-    /// `Authorization: Bearer <this>`; otherwise it is public.
+    /// A credential that reads the revocation feed: `Authorization:
+    /// Bearer <this>`. Access tokens with the scope `portcullis:feed` of a
+    /// client allowed to introspect read it too.
     pub revocation_feed_secret: Option<String>,
+    /// Serve the revocation feed to anyone, with no credential (default
+    /// off: the feed lists user and client ids and when each was cut off).
+    pub revocation_feed_public: bool,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -90,6 +94,7 @@ impl std::fmt::Debug for TokenConfig {
                 "revocation_feed_secret",
                 &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field("revocation_feed_public", &self.revocation_feed_public)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +126,7 @@ impl TokenConfig {
             key_publish_delay: Duration::from_secs(390),
             key_rotation_period: None,
             revocation_feed_secret: None,
+            revocation_feed_public: false,
         }
     }
 }

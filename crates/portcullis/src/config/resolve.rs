@@ -121,6 +121,7 @@ impl Loaded {
                 c.revocation_feed_secret_file.as_ref(),
             )?
             .filter(|x| !x.is_empty());
+        t.revocation_feed_public = c.revocation_feed_public;
         s.behind_tls_proxy = c.behind_tls_proxy;
         s.trusted_proxies = c
             .trusted_proxies
