@@ -20,7 +20,7 @@ fn sid_of(access_token: &str) -> String {
     claims["sid"].as_str().expect("sid").to_owned()
 }
 
-const FEED_SECRET: &str = "feed secret: nine amber kites drift over the salt marsh";
+const FEED_SECRET: &str = "feed-secret.Nine-amber-kites-drift-over-the-salt-marsh_7Qm2vX9pL4";
 
 /// A server whose revocation feed these tests read with its secret (the
 /// feed's own rules are tested in `revocation_feed.rs`).

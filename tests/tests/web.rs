@@ -6,7 +6,7 @@
 mod support;
 
 use portcullis_store::testing::TestDb;
-use portcullis_store::{ClientStore as _, UnixTime, on_both_backends};
+use portcullis_store::{RevocationStore as _, UnixTime, on_both_backends};
 use serde_json::Value;
 use support::web::{ORIGIN, assert_cors, call, set_cookie, sign_in, state, web_client};
 use support::{App, PASSWORD, assert_error, assert_no_store, spawn_with, user};

@@ -5,8 +5,9 @@
 //! by one Portcullis never overwrite each other's sign-in, and a page of
 //! one app cannot make the server read (or clear) another app's cookie.
 
+use std::fmt::Write as _;
+
 use axum::http::{HeaderMap, HeaderValue, header};
-use portcullis_domain::ClientId;
 
 use crate::TokenService;
 
@@ -17,26 +18,39 @@ pub const COOKIE_PREFIX: &str = "__Host-portcullis-refresh-";
 /// not allowed.
 pub const COOKIE_INSECURE_PREFIX: &str = "portcullis-refresh-";
 
-/// The name of `client`'s refresh cookie over TLS:
+/// The name of the refresh cookie of the client `client_id` over TLS:
 /// `__Host-portcullis-refresh-<client_id>`. Client ids are made of
-/// `A-Z a-z 0-9 - _ .`, all allowed in a cookie name, and the name is
-/// the id itself, so no two clients share a cookie.
+/// `A-Z a-z 0-9 - _ .` (all allowed in a cookie name) and appear as they
+/// are; any other byte (in an id registered before that rule) is written
+/// `~XX` in hex. `~` is in no id, so no two clients share a name.
 #[must_use]
-pub fn cookie_name(client: &ClientId) -> String {
-    format!("{COOKIE_PREFIX}{client}")
+pub fn cookie_name(client_id: &str) -> String {
+    with_prefix(COOKIE_PREFIX, client_id)
 }
 
-fn name(svc: &TokenService, client: &ClientId) -> String {
+fn with_prefix(prefix: &str, client_id: &str) -> String {
+    let mut name = String::from(prefix);
+    for b in client_id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            name.push(char::from(b));
+        } else {
+            let _ = write!(name, "~{b:02X}");
+        }
+    }
+    name
+}
+
+fn name(svc: &TokenService, client_id: &str) -> String {
     if svc.config().web_insecure_cookies {
-        format!("{COOKIE_INSECURE_PREFIX}{client}")
+        with_prefix(COOKIE_INSECURE_PREFIX, client_id)
     } else {
-        cookie_name(client)
+        cookie_name(client_id)
     }
 }
 
 /// The value of `client`'s refresh cookie in the request, if it has a
 /// non-empty one. Other clients' cookies are not looked at.
-pub(super) fn read(svc: &TokenService, client: &ClientId, headers: &HeaderMap) -> Option<String> {
+pub(super) fn read(svc: &TokenService, client: &str, headers: &HeaderMap) -> Option<String> {
     let name = name(svc, client);
     headers
         .get_all(header::COOKIE)
@@ -50,7 +64,7 @@ pub(super) fn read(svc: &TokenService, client: &ClientId, headers: &HeaderMap) -
 }
 
 /// `Set-Cookie` of `client`'s refresh token (`None`: clear the cookie).
-pub(super) fn set(svc: &TokenService, client: &ClientId, token: Option<&str>) -> HeaderValue {
+pub(super) fn set(svc: &TokenService, client: &str, token: Option<&str>) -> HeaderValue {
     let (value, max_age) = match token {
         Some(t) => (t, svc.config().refresh_idle_ttl.as_secs()),
         None => ("", 0),
@@ -76,9 +90,12 @@ mod tests {
 
     #[test]
     fn every_client_has_a_cookie_of_its_own() {
-        let id = |s| ClientId::parse(s).expect("client id");
-        assert_eq!(cookie_name(&id("spa")), "__Host-portcullis-refresh-spa");
-        assert_ne!(cookie_name(&id("spa")), cookie_name(&id("Spa")));
-        assert_ne!(cookie_name(&id("a.b")), cookie_name(&id("a-b")));
+        assert_eq!(cookie_name("spa"), "__Host-portcullis-refresh-spa");
+        assert_eq!(cookie_name("my-app_1.x"), "__Host-portcullis-refresh-my-app_1.x");
+        assert_ne!(cookie_name("spa"), cookie_name("Spa"));
+        assert_ne!(cookie_name("a.b"), cookie_name("a-b"));
+        // Ids from before the alphabet rule still give a valid, distinct name.
+        assert_eq!(cookie_name("a b;c"), "__Host-portcullis-refresh-a~20b~3Bc");
+        assert_ne!(cookie_name("a~20b"), cookie_name("a b"));
     }
 }
