@@ -217,7 +217,10 @@ fn unknown_keys_and_bad_values_are_errors_naming_the_key_and_source() {
     );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`revocation_feed_secret`") && stderr.contains("bearer token"), "{stderr}");
+    assert!(
+        stderr.contains("`revocation_feed_secret`") && stderr.contains("bearer token"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("spaced out"), "{stderr}");
     // A typed flag value is checked by the command line itself.
     let out = portcullis(dir.path(), &["config", "check", "--signing-alg", "none"], &[]);

@@ -110,7 +110,10 @@ async fn the_feed_needs_a_credential_by_default(db: &TestDb) {
         .send()
         .await
         .expect("feed");
-    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="portcullis", error="invalid_request""#);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="portcullis", error="invalid_request""#
+    );
     assert_error(res, 400, "invalid_request").await;
 }
 
@@ -204,7 +207,10 @@ async fn the_feed_pages_and_refuses_bad_cursors(db: &TestDb) {
 async fn wait_until_refused(verifier: &portcullis_verify::Verifier, token: &str) {
     let started = std::time::Instant::now();
     while verifier.verify(token).await.is_ok() {
-        assert!(started.elapsed() < Duration::from_secs(5), "still accepted 5 s after the revocation");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still accepted 5 s after the revocation"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -215,7 +221,9 @@ async fn revoke_and_wait(app: &App, verifier: &portcullis_verify::Verifier, body
     let at = body["access_token"].as_str().expect("at");
     verifier.verify(at).await.expect("valid before the revocation");
     let rt = body["refresh_token"].as_str().expect("rt");
-    let res = app.post_form("/oauth/revoke", &[("client_id", "mobile"), ("token", rt)], None).await;
+    let res = app
+        .post_form("/oauth/revoke", &[("client_id", "mobile"), ("token", rt)], None)
+        .await;
     assert_eq!(res.status(), 200);
     wait_until_refused(verifier, at).await;
 }
@@ -233,12 +241,17 @@ async fn a_verifier_with_the_feed_secret_refuses_revoked_tokens_within_seconds(d
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
     let app = spawn_with(db, |c| c.revocation_feed_secret = Some(FEED_SECRET.into())).await;
-    let v = verifier(&app).revocation_feed_credential(FEED_SECRET).build().expect("verifier");
+    let v = verifier(&app)
+        .revocation_feed_credential(FEED_SECRET)
+        .build()
+        .expect("verifier");
     revoke_and_wait(&app, &v, &app.sign_in("mobile", "alice").await).await;
     let other = app.sign_in("mobile", "alice").await;
     let at = other["access_token"].as_str().expect("at");
     v.verify(at).await.expect("valid before the client is revoked");
-    db.revoke_client("mobile", UnixTime::now()).await.expect("revoke client");
+    db.revoke_client("mobile", UnixTime::now())
+        .await
+        .expect("revoke client");
     wait_until_refused(&v, at).await;
 }
 
@@ -299,17 +312,32 @@ async fn opening_the_feed_to_the_public_is_warned_about_at_start() {
             .env("PORTCULLIS_REVOCATION_FEED_PUBLIC", public.to_string())
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let (log, base) = startup_log(&mut child);
-        let warned = log.iter().any(|l| l.contains("WARN") && l.contains("revocation feed is public"));
+        let mut child = Server(cmd.spawn().expect("spawn"));
+        let (log, base) = startup_log(&mut child.0);
+        let warned = log
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("revocation feed is public"));
         assert_eq!(warned, public, "{log:#?}");
-        let res = reqwest::get(format!("{base}/oauth/revocations")).await.expect("feed");
+        let res = Http::new()
+            .get(format!("{base}/oauth/revocations"))
+            .send()
+            .await
+            .expect("feed");
         assert_eq!(res.status(), if public { 200 } else { 401 });
         assert_eq!(res.headers()["cache-control"], "no-store");
-        child.kill().expect("kill");
-        child.wait().expect("wait");
+        drop(child);
     }
     db.finish().await;
+}
+
+/// The server process, stopped when dropped (also when an assertion fails).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The server's log up to the line naming its address, and that address.
@@ -327,5 +355,6 @@ fn startup_log(child: &mut std::process::Child) -> (Vec<String>, String) {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address")
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address")
 }

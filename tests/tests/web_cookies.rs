@@ -61,12 +61,24 @@ async fn two_web_apps_are_signed_in_side_by_side_and_sign_out_alone(db: &TestDb)
     assert_eq!(state(db, &alice).await.1.len(), 1);
     let res = call_with_jar(&app, "/web/refresh", "spa", &jar(&spa, &notes)).await;
     assert_refused_keeping_cookies(res).await;
-    let res = call_with_jar(&app, "/web/refresh", "notes", &format!("{}={notes}", cookie_name("notes"))).await;
+    let res = call_with_jar(
+        &app,
+        "/web/refresh",
+        "notes",
+        &format!("{}={notes}", cookie_name("notes")),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let (notes, _) = set_cookie(res.headers(), "notes");
 
     // Then notes signs out, alone too.
-    let res = call_with_jar(&app, "/web/sign-out", "notes", &format!("{}={notes}", cookie_name("notes"))).await;
+    let res = call_with_jar(
+        &app,
+        "/web/sign-out",
+        "notes",
+        &format!("{}={notes}", cookie_name("notes")),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     set_cookie(res.headers(), "notes");
     assert!(state(db, &alice).await.1.is_empty());

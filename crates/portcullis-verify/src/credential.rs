@@ -86,6 +86,9 @@ mod tests {
     fn the_feed_secret_is_not_in_debug_output() {
         let builder = Verifier::builder("https://auth.example").revocation_feed_credential("s3cret-feed-value");
         let shown = format!("{builder:?}");
-        assert!(!shown.contains("s3cret-feed-value") && shown.contains("[redacted]"), "{shown}");
+        assert!(
+            !shown.contains("s3cret-feed-value") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 }

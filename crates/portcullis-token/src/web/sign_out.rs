@@ -11,9 +11,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::forms::WebClient;
-use crate::responses::WebErrors;
 use super::{allow, checked, cookie, failure};
 use crate::grants::MAX_REFRESH_TOKEN;
+use crate::responses::WebErrors;
 use crate::revocation::revoke_token;
 use crate::{GrantError, TokenService};
 
