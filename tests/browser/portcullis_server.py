@@ -2,8 +2,9 @@
 
 Builds nothing: runs $PORTCULLIS_BIN (run.sh builds it when it is missing, and always in CI).
 Each server gets a temporary directory with a fresh SQLite database, and is set up through the
-CLI as an operator would: the demo's web client, the admin console's client, a second public
-client (a "phone"), the user alice and the administrator root.
+CLI as an operator would: the demo's web client, a second web client (a "notes" app on the same
+origin), the admin console's client, a public client (a "phone"), the user alice and the
+administrator root.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 BINARY = Path(os.environ.get("PORTCULLIS_BIN", REPO_ROOT / "target" / "debug" / "portcullis"))
 
 DEMO_CLIENT = "portcullis-demo"
+NOTES_CLIENT = "notes-web"
 CONSOLE_CLIENT = "portcullis-admin"
 PHONE_CLIENT = "phone-app"
 ALICE = ("alice", "alice-correct-horse-1")
@@ -111,6 +113,8 @@ def running(access_token_ttl: int = 900, demo: bool = True):
         db = f"sqlite://{tmp}/portcullis.db"
         cli(db, "migrate")
         cli(db, "client", "create", "--name", "Sign-in demo", "--client-id", DEMO_CLIENT,
+            "--web", "--origin", base, "--scope", "read")  # fmt: skip
+        cli(db, "client", "create", "--name", "Notes", "--client-id", NOTES_CLIENT,
             "--web", "--origin", base, "--scope", "read")  # fmt: skip
         cli(db, "client", "create", "--name", "Admin console", "--client-id", CONSOLE_CLIENT,
             "--public", "--grant", "password", "--scope", "portcullis:admin")  # fmt: skip

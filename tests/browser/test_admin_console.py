@@ -63,7 +63,7 @@ def test_console_revokes_a_client_and_its_next_token_request_fails(page, server,
 
     # Clients: all listed; the filter narrows to the demo's.
     page.wait_for_selector(f"tr[data-client-id='{DEMO_CLIENT}']")
-    expect(page.locator("#clients-table tbody tr")).to_have_count(3)
+    expect(page.locator("#clients-table tbody tr")).to_have_count(4)
     page.screenshot(path=str(artifacts_dir / "admin-2-clients.png"), full_page=True)
     page.get_by_label("Filter clients").fill("demo")
     expect(page.locator("#clients-table tbody tr")).to_have_count(1)
@@ -74,6 +74,8 @@ def test_console_revokes_a_client_and_its_next_token_request_fails(page, server,
     page.wait_for_selector("#client-detail:not([hidden])")
     assert page.evaluate("document.activeElement.id") == "client-detail-heading"
     assert "Sign-in demo" in page.text_content("#client-detail-facts")
+    # A web client's details name its own refresh cookie.
+    assert page.text_content("[data-fact=refresh_cookie]") == f"__Host-portcullis-refresh-{DEMO_CLIENT}"
 
     with page.expect_response(f"**/admin/v1/clients/{DEMO_CLIENT}/revoke") as revoked:
         row.get_by_role("button", name=f"Revoke {DEMO_CLIENT}").click()

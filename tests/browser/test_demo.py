@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from portcullis_server import ALICE, DEMO_CLIENT, running
 
-REFRESH_COOKIE = "__Host-portcullis-refresh"
+REFRESH_COOKIE = f"__Host-portcullis-refresh-{DEMO_CLIENT}"
 TTL = 3
 
 

@@ -208,6 +208,20 @@ fn unknown_keys_and_bad_values_are_errors_naming_the_key_and_source() {
         stderr.contains("`web_insecure_cookies`") && stderr.contains("loopback"),
         "{stderr}"
     );
+    // A feed secret that could never be sent as a bearer token is refused,
+    // without being shown.
+    let out = portcullis(
+        dir.path(),
+        &["config", "check"],
+        &[("PORTCULLIS_REVOCATION_FEED_SECRET", "spaced out feed secret")],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`revocation_feed_secret`") && stderr.contains("bearer token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("spaced out"), "{stderr}");
     // A typed flag value is checked by the command line itself.
     let out = portcullis(dir.path(), &["config", "check", "--signing-alg", "none"], &[]);
     let (_, stderr) = text(&out);

@@ -1,116 +1,15 @@
 //! Browser clients over HTTP: the refresh token only in an HttpOnly
-//! `__Host-` cookie, rotation through `/web/refresh`, sign-out, and the
-//! CSRF rules (registered `Origin` plus the custom header) that refuse a
-//! forged request before it changes anything. On SQLite and PostgreSQL.
+//! `__Host-` cookie, rotation through `/web/refresh`, sign-out, and which
+//! clients may use these endpoints. On SQLite and PostgreSQL. The CSRF
+//! rules are in `web_csrf.rs`, the per-client cookies in `web_cookies.rs`.
 
 mod support;
 
 use portcullis_store::testing::TestDb;
-use portcullis_store::{
-    AuditStore as _, ClientStore as _, NewClient, RefreshStore as _, RevocationStore as _, UnixTime, on_both_backends,
-};
-use reqwest::header::HeaderMap;
+use portcullis_store::{RevocationStore as _, UnixTime, on_both_backends};
 use serde_json::Value;
-use support::{App, PASSWORD, assert_error, assert_no_store, form, spawn_with, user};
-
-const ORIGIN: &str = "https://app.example";
-const COOKIE: &str = "__Host-portcullis-refresh";
-
-async fn web_client(db: &TestDb, id: &str, origins: &str) {
-    let new = NewClient {
-        id: portcullis_domain::ClientId::parse(id).expect("client id"),
-        name: id.into(),
-        secret_hash: None,
-        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
-        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        introspect: false,
-        web_origins: portcullis_domain::WebOrigins::parse(origins).expect("origins"),
-    };
-    db.create_client(&new, UnixTime::now()).await.expect("client");
-}
-
-/// A call to a cookie endpoint as a page of `origin` makes it (`None`: no
-/// `Origin` header), with or without the CSRF header and a cookie.
-async fn call(
-    app: &App,
-    path: &str,
-    pairs: &[(&str, &str)],
-    origin: Option<&str>,
-    csrf: bool,
-    cookie: Option<&str>,
-) -> support::HttpResponse {
-    let mut req = app
-        .http
-        .post(format!("{}{path}", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(pairs));
-    if let Some(o) = origin {
-        req = req.header("origin", o);
-    }
-    if csrf {
-        req = req.header("x-portcullis-csrf", "1");
-    }
-    if let Some(c) = cookie {
-        req = req.header("cookie", format!("theme=dark; {COOKIE}={c}"));
-    }
-    req.send().await.expect("request")
-}
-
-async fn sign_in(app: &App, client: &str) -> support::HttpResponse {
-    call(
-        app,
-        "/web/sign-in",
-        &[("client_id", client), ("username", "alice"), ("password", PASSWORD)],
-        Some(ORIGIN),
-        true,
-        None,
-    )
-    .await
-}
-
-/// The refresh cookie set by `headers`: (value, attributes).
-fn set_cookie(headers: &HeaderMap) -> (String, String) {
-    let all: Vec<&str> = headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().expect("ascii"))
-        .collect();
-    assert_eq!(all.len(), 1, "{all:?}");
-    let (pair, attrs) = all[0].split_once("; ").expect("attributes");
-    let (name, value) = pair.split_once('=').expect("name=value");
-    assert_eq!(name, COOKIE);
-    (value.to_owned(), attrs.to_owned())
-}
-
-fn assert_cors(headers: &HeaderMap) {
-    assert_eq!(headers["access-control-allow-origin"], ORIGIN);
-    assert_eq!(headers["access-control-allow-credentials"], "true");
-    assert!(headers.get_all("vary").iter().any(|v| v == "Origin"), "{headers:?}");
-}
-
-/// A refused request: 403, the OAuth-style error, no CORS (the page may
-/// not even read the answer), no cookie.
-async fn assert_forbidden(res: support::HttpResponse) {
-    assert!(res.headers().get("access-control-allow-origin").is_none());
-    assert!(res.headers().get("set-cookie").is_none());
-    assert_error(res, 403, "access_denied").await;
-}
-
-/// Sign-ins and their ends, as the audit log and the user's families
-/// show them: what a refused request must leave alone.
-async fn state(db: &TestDb, user_id: &str) -> (usize, Vec<String>) {
-    let events = db.audit_events(None, 500).await.expect("audit").len();
-    let mut families: Vec<String> = db
-        .live_families_for_user(user_id, UnixTime::now())
-        .await
-        .expect("families")
-        .into_iter()
-        .map(|f| f.id)
-        .collect();
-    families.sort();
-    (events, families)
-}
+use support::web::{ORIGIN, assert_cors, call, set_cookie, sign_in, state, web_client};
+use support::{App, PASSWORD, assert_error, assert_no_store, spawn_with, user};
 
 async fn me(app: &App, access: &str) -> support::HttpResponse {
     app.http
@@ -136,7 +35,7 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
     assert_eq!(res.status(), 200);
     assert_no_store(&res);
     assert_cors(res.headers());
-    let (first, attrs) = set_cookie(res.headers());
+    let (first, attrs) = set_cookie(res.headers(), "spa");
     assert_eq!(attrs, "Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=2592000");
     assert!(first.len() >= 32, "{first}");
     let body: Value = res.json().await.expect("json");
@@ -164,7 +63,7 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
     assert_eq!(res.status(), 200);
     assert_no_store(&res);
     assert_cors(res.headers());
-    let (second, _) = set_cookie(res.headers());
+    let (second, _) = set_cookie(res.headers(), "spa");
     assert_ne!(second, first);
     let body: Value = res.json().await.expect("json");
     assert!(body.get("refresh_token").is_none() && body["access_token"].is_string());
@@ -196,7 +95,7 @@ async fn web_sign_in_refresh_and_sign_out(db: &TestDb) {
     assert_eq!(res.status(), 200);
     assert_no_store(&res);
     assert_cors(res.headers());
-    let (cleared, attrs) = set_cookie(res.headers());
+    let (cleared, attrs) = set_cookie(res.headers(), "spa");
     assert!(cleared.is_empty() && attrs.ends_with("Max-Age=0"), "{attrs}");
     assert_eq!(res.json::<Value>().await.expect("json"), serde_json::json!({}));
     assert!(state(db, &alice).await.1.is_empty(), "the family lives on");
@@ -226,7 +125,7 @@ async fn a_replayed_cookie_is_reuse_and_ends_the_sign_in(db: &TestDb) {
         c.refresh_race_grace = std::time::Duration::ZERO;
     })
     .await;
-    let (first, _) = set_cookie(sign_in(&app, "spa").await.headers());
+    let (first, _) = set_cookie(sign_in(&app, "spa").await.headers(), "spa");
     let res = call(
         &app,
         "/web/refresh",
@@ -236,7 +135,7 @@ async fn a_replayed_cookie_is_reuse_and_ends_the_sign_in(db: &TestDb) {
         Some(&first),
     )
     .await;
-    let (second, _) = set_cookie(res.headers());
+    let (second, _) = set_cookie(res.headers(), "spa");
     // A stolen copy of the first cookie is replayed: reuse, the family ends.
     let res = call(
         &app,
@@ -265,7 +164,7 @@ async fn the_retry_window_gives_a_retried_refresh_the_same_cookie(db: &TestDb) {
     web_client(db, "spa", ORIGIN).await;
     user(db, "alice", "read").await;
     let app = spawn_with(db, |_| {}).await;
-    let (first, _) = set_cookie(sign_in(&app, "spa").await.headers());
+    let (first, _) = set_cookie(sign_in(&app, "spa").await.headers(), "spa");
     let a = call(
         &app,
         "/web/refresh",
@@ -285,62 +184,7 @@ async fn the_retry_window_gives_a_retried_refresh_the_same_cookie(db: &TestDb) {
     )
     .await;
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
-    assert_eq!(set_cookie(a.headers()).0, set_cookie(b.headers()).0);
-}
-
-async fn forged_requests_are_refused_and_change_nothing(db: &TestDb) {
-    web_client(db, "spa", ORIGIN).await;
-    let alice = user(db, "alice", "read").await;
-    let app = spawn_with(db, |c| {
-        c.refresh_retry_window = std::time::Duration::ZERO;
-        c.refresh_race_grace = std::time::Duration::ZERO;
-    })
-    .await;
-    let (cookie, _) = set_cookie(sign_in(&app, "spa").await.headers());
-    let before = state(db, &alice).await;
-    let creds = [("client_id", "spa"), ("username", "alice"), ("password", PASSWORD)];
-    let spa = [("client_id", "spa")];
-    for path in ["/web/sign-in", "/web/refresh", "/web/sign-out"] {
-        let pairs: &[(&str, &str)] = if path == "/web/sign-in" { &creds } else { &spa };
-        // A foreign page.
-        assert_forbidden(call(&app, path, pairs, Some("https://evil.example"), true, Some(&cookie)).await).await;
-        // A look-alike of the registered origin.
-        assert_forbidden(call(&app, path, pairs, Some("https://app.example.evil"), true, Some(&cookie)).await).await;
-        assert_forbidden(call(&app, path, pairs, Some("http://app.example"), true, Some(&cookie)).await).await;
-        // No Origin (not a browser page, or a privacy-stripped one).
-        assert_forbidden(call(&app, path, pairs, None, true, Some(&cookie)).await).await;
-        // An opaque origin (sandboxed frame, data: URL).
-        assert_forbidden(call(&app, path, pairs, Some("null"), true, Some(&cookie)).await).await;
-        // A cross-site form post: a registered-looking Origin cannot come
-        // with it, but even from the right origin the custom header is
-        // required.
-        assert_forbidden(call(&app, path, pairs, Some(ORIGIN), false, Some(&cookie)).await).await;
-        let res = app
-            .http
-            .post(format!("{}{path}", app.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("origin", ORIGIN)
-            .header("x-portcullis-csrf", "0")
-            .header("cookie", format!("{COOKIE}={cookie}"))
-            .body(form(pairs))
-            .send()
-            .await
-            .expect("request");
-        assert_forbidden(res).await;
-    }
-    assert_eq!(state(db, &alice).await, before, "a refused request changed something");
-    // The cookie was not rotated by any of them (strict mode: a rotation
-    // would make this a reuse) and still works.
-    let res = call(
-        &app,
-        "/web/refresh",
-        &[("client_id", "spa")],
-        Some(ORIGIN),
-        true,
-        Some(&cookie),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(set_cookie(a.headers(), "spa").0, set_cookie(b.headers(), "spa").0);
 }
 
 async fn only_web_clients_use_the_cookie_endpoints_and_only_them(db: &TestDb) {
@@ -417,35 +261,6 @@ async fn only_web_clients_use_the_cookie_endpoints_and_only_them(db: &TestDb) {
     assert_error(sign_in(&app, "spa").await, 401, "invalid_client").await;
 }
 
-async fn preflights_are_answered_for_registered_origins_only(db: &TestDb) {
-    web_client(db, "spa", &format!("{ORIGIN} https://other.example")).await;
-    let app = spawn_with(db, |_| {}).await;
-    let preflight = |origin: &'static str, method: &'static str| {
-        app.http
-            .request(reqwest::Method::OPTIONS, format!("{}/web/refresh", app.base))
-            .header("origin", origin)
-            .header("access-control-request-method", method)
-            .header("access-control-request-headers", "content-type, x-portcullis-csrf")
-            .send()
-    };
-    let res = preflight(ORIGIN, "POST").await.expect("preflight");
-    assert_eq!(res.status(), 204);
-    assert_cors(res.headers());
-    assert_eq!(res.headers()["access-control-allow-methods"], "POST");
-    assert_eq!(
-        res.headers()["access-control-allow-headers"],
-        "content-type, x-portcullis-csrf"
-    );
-    let res = preflight("https://other.example", "POST").await.expect("preflight");
-    assert_eq!(res.status(), 204);
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://other.example");
-    for (origin, method) in [("https://evil.example", "POST"), (ORIGIN, "DELETE"), ("null", "POST")] {
-        let res = preflight(origin, method).await.expect("preflight");
-        assert_eq!(res.status(), 403, "{origin} {method}");
-        assert!(res.headers().get("access-control-allow-origin").is_none());
-    }
-}
-
 /// The refusals counted at `/metrics`, by reason.
 async fn refusals(app: &App, reason: &str) -> f64 {
     let body = app
@@ -505,40 +320,6 @@ on_both_backends!(
     web_sign_in_refresh_and_sign_out,
     a_replayed_cookie_is_reuse_and_ends_the_sign_in,
     the_retry_window_gives_a_retried_refresh_the_same_cookie,
-    forged_requests_are_refused_and_change_nothing,
     only_web_clients_use_the_cookie_endpoints_and_only_them,
-    preflights_are_answered_for_registered_origins_only,
     a_throttled_web_sign_in_is_counted_as_a_refusal,
 );
-
-/// Development over plain HTTP: no `Secure`, so no `__Host-` prefix; the
-/// path keeps the cookie to the cookie endpoints.
-#[tokio::test]
-async fn insecure_development_cookies_have_no_prefix() {
-    let db = TestDb::sqlite().await;
-    web_client(&db, "spa", ORIGIN).await;
-    user(&db, "alice", "read").await;
-    let app = spawn_with(&db, |c| c.web_insecure_cookies = true).await;
-    let res = sign_in(&app, "spa").await;
-    assert_eq!(res.status(), 200);
-    let raw = res.headers()["set-cookie"].to_str().expect("ascii").to_owned();
-    assert!(raw.starts_with("portcullis-refresh="), "{raw}");
-    assert!(
-        raw.ends_with("; Path=/web/; HttpOnly; SameSite=Strict; Max-Age=2592000"),
-        "{raw}"
-    );
-    let value = raw.split(';').next().and_then(|p| p.split_once('=')).expect("pair").1;
-    let res = app
-        .http
-        .post(format!("{}/web/refresh", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("origin", ORIGIN)
-        .header("x-portcullis-csrf", "1")
-        .header("cookie", format!("portcullis-refresh={value}"))
-        .body(form(&[("client_id", "spa")]))
-        .send()
-        .await
-        .expect("refresh");
-    assert_eq!(res.status(), 200);
-    db.finish().await;
-}

@@ -74,9 +74,13 @@ pub struct TokenConfig {
     /// encrypted under it, and encrypted keys are decrypted with it
     /// (default none: keys are stored as plain PKCS#8).
     pub key_encryption_key: Option<crate::keys::Kek>,
-    /// When set, the revocation feed answers only requests carrying
-    /// `Authorization: Bearer <this>`; otherwise it is public.
+    /// A credential that reads the revocation feed: `Authorization:
+    /// Bearer <this>`. Access tokens with the scope `portcullis:feed` of a
+    /// client allowed to introspect read it too.
     pub revocation_feed_secret: Option<String>,
+    /// Serve the revocation feed to anyone, with no credential (default
+    /// off: the feed lists user and client ids and when each was cut off).
+    pub revocation_feed_public: bool,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -98,6 +102,7 @@ impl std::fmt::Debug for TokenConfig {
                 "revocation_feed_secret",
                 &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field("revocation_feed_public", &self.revocation_feed_public)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +135,7 @@ impl TokenConfig {
             key_rotation_period: None,
             key_encryption_key: None,
             revocation_feed_secret: None,
+            revocation_feed_public: false,
         }
     }
 }

@@ -99,6 +99,12 @@ impl TokenService {
                  resource servers may see tokens signed by a key they have not fetched yet"
             );
         }
+        if config.revocation_feed_public {
+            tracing::warn!(
+                "the revocation feed is public (revocation_feed_public = true): anyone can list the user and \
+                 client ids revoked and when; give resource servers a credential instead"
+            );
+        }
         let passwords = Passwords::new(&config.password)?;
         let keys = load_keys(store.as_ref(), &config).await?;
         Ok(Arc::new(Self {

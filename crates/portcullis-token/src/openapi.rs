@@ -64,7 +64,8 @@ impl Modify for Shared {
         let feed = Http::builder()
             .scheme(HttpAuthScheme::Bearer)
             .description(Some(
-                "The revocation-feed secret (`--revocation-feed-secret`), when one is configured.",
+                "The revocation-feed secret (`revocation_feed_secret`), when one is configured. \
+                 An access token with the scope `portcullis:feed` reads the feed too.",
             ))
             .build();
         c.security_schemes

@@ -150,8 +150,8 @@ fn web_tokens(description: &str) -> BTreeMap<String, RefOr<Response>> {
         .header(
             "Set-Cookie",
             string_header(
-                "The refresh token: `__Host-portcullis-refresh=…; Path=/; Secure; HttpOnly; \
-                 SameSite=Strict; Max-Age=…`.",
+                "The refresh token, in the client's own cookie: \
+                 `__Host-portcullis-refresh-<client_id>=…; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=…`.",
             ),
         )
         .header("Cache-Control", string_header("`no-store`"))

@@ -26,11 +26,17 @@ async fn notes(Authenticated(claims): Authenticated) -> Json<Value> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let issuer = std::env::var("ISSUER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let verifier = Verifier::builder(&issuer)
+    let mut builder = Verifier::builder(&issuer)
         .audience(&issuer) // Portcullis's default audience is its issuer
-        .jwks_url(format!("{issuer}/.well-known/jwks.json"))
-        .revocation_feed(format!("{issuer}/oauth/revocations"), Duration::from_secs(5))
-        .build()?;
+        .jwks_url(format!("{issuer}/.well-known/jwks.json"));
+    // The revocation feed is not public: follow it with the server's feed
+    // secret, when one is given.
+    if let Ok(secret) = std::env::var("FEED_SECRET") {
+        builder = builder
+            .revocation_feed(format!("{issuer}/oauth/revocations"), Duration::from_secs(5))
+            .revocation_feed_credential(secret);
+    }
+    let verifier = builder.build()?;
     let app = Router::new()
         .route(
             "/notes",

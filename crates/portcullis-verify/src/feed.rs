@@ -5,6 +5,10 @@
 //! "…", "revoked_at": 1800000000}, …]}` in cursor order; `kind` is
 //! `client` (matches `client_id`), `user` (`sub`), `family` (`sid`) or `jti`.
 //! A token is revoked when an entry matches it with `revoked_at >= iat`.
+//!
+//! The feed is not public by default: the poller presents a
+//! [`Credential`] (the feed secret, or an access token with the scope
+//! `portcullis:feed`), asked for afresh before every poll.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::AccessTokenClaims;
+use crate::credential::Credential;
 
 /// Most pages read in one poll; the rest waits for the next poll.
 const MAX_PAGES_PER_POLL: usize = 20;
@@ -80,7 +85,8 @@ impl Feed {
     }
 
     /// Reads every new page once.
-    pub(crate) async fn poll(&self, http: &reqwest::Client, url: &str, credential: Option<&str>) {
+    pub(crate) async fn poll(&self, http: &reqwest::Client, url: &str, credential: &Credential) {
+        let credential = credential.current().await;
         for _ in 0..MAX_PAGES_PER_POLL {
             let cursor = self
                 .state
@@ -88,11 +94,23 @@ impl Feed {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .cursor;
             let mut req = http.get(url).query(&[("since", cursor)]);
-            if let Some(c) = credential {
+            if let Some(c) = &credential {
                 req = req.bearer_auth(c);
             }
             let page = match req.send().await {
                 Ok(r) if r.status().is_success() => r.json::<Page>().await,
+                Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
+                    // A set-up mistake, not a passing failure: say what is
+                    // missing. Tokens stay unchecked against the feed.
+                    tracing::error!(
+                        status = %r.status(),
+                        with_credential = credential.is_some(),
+                        "the revocation feed refused this resource server: give the verifier the feed \
+                         secret (revocation_feed_credential) or an access token with the scope \
+                         portcullis:feed (revocation_feed_credential_source)"
+                    );
+                    return;
+                }
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), "revocation feed poll failed");
                     return;
@@ -131,7 +149,7 @@ impl Poller {
         feed: Arc<Feed>,
         http: reqwest::Client,
         url: String,
-        credential: Option<String>,
+        credential: Credential,
         every: Duration,
     ) -> Self {
         let task = tokio::spawn(async move {
@@ -139,7 +157,7 @@ impl Poller {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                feed.poll(&http, &url, credential.as_deref()).await;
+                feed.poll(&http, &url, &credential).await;
             }
         });
         Self { task }

@@ -16,6 +16,9 @@
 //!     .jwks_url("https://auth.example.com/.well-known/jwks.json")
 //!     // Optional: reject revoked tokens within seconds.
 //!     .revocation_feed("https://auth.example.com/oauth/revocations", Duration::from_secs(5))
+//!     // The feed is not public: the server's feed secret (or see
+//!     // `revocation_feed_credential_source` for an access token).
+//!     .revocation_feed_credential(std::env::var("FEED_SECRET").expect("the feed secret"))
 //!     .build()
 //!     .expect("valid configuration");
 //!
@@ -53,6 +56,7 @@
 
 mod bearer;
 mod claims;
+mod credential;
 mod error;
 mod feed;
 mod jose;

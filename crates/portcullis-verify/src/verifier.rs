@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::Algorithm;
 
 use crate::bearer::MAX_TOKEN_LEN;
+use crate::credential::Credential;
 use crate::feed::{Feed, Poller};
 use crate::jose::{Header, decode_part};
 use crate::jwks::{Key, Remote, Source, parse_jwks};
@@ -54,7 +55,7 @@ pub struct VerifierBuilder {
     jwks: Option<serde_json::Value>,
     cooldown: Duration,
     feed: Option<(String, Duration)>,
-    feed_credential: Option<String>,
+    pub(crate) feed_credential: Credential,
     http: Option<reqwest::Client>,
 }
 
@@ -92,7 +93,7 @@ impl Verifier {
             jwks: None,
             cooldown: Duration::from_secs(30),
             feed: None,
-            feed_credential: None,
+            feed_credential: Credential::None,
             http: None,
         }
     }
@@ -309,13 +310,6 @@ impl VerifierBuilder {
     #[must_use]
     pub fn revocation_feed(mut self, url: impl Into<String>, every: Duration) -> Self {
         self.feed = Some((url.into(), every));
-        self
-    }
-
-    /// A bearer credential for a revocation feed that is not public.
-    #[must_use]
-    pub fn revocation_feed_credential(mut self, secret: impl Into<String>) -> Self {
-        self.feed_credential = Some(secret.into());
         self
     }
 

@@ -4,35 +4,52 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_store::RevocationKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::feed_access::{Reader, reader};
 use crate::error::{OAuthError, no_store};
 use crate::{GrantError, TokenService};
 
 /// `GET /oauth/revocations?since=CURSOR&limit=N`: the revocation feed,
-/// cacheable for 2 s; public unless a feed secret is configured.
+/// for resource servers with a credential (or anyone, when configured
+/// public). Never stored by caches.
 #[utoipa::path(
     get,
     path = "/oauth/revocations",
     tag = "oauth",
     summary = "The revocation feed resource servers poll",
+    description = "Needs `Authorization: Bearer` with the feed secret (`revocation_feed_secret`) or a live \
+        access token of this server with the scope `portcullis:feed`, issued to a client allowed to \
+        introspect. With `revocation_feed_public = true` a request without credential is answered too.",
     params(
         ("since" = Option<i64>, Query, description = "Entries after this cursor (default 0)."),
         ("limit" = Option<u64>, Query, maximum = 4_294_967_295_u64,
             description = "At most this many entries (default 500; more than 1000 counts as 1000)."),
     ),
-    security((), ("revocation_feed_secret" = [])),
+    security(("revocation_feed_secret" = []), ("access_token" = ["portcullis:feed"]), ()),
     responses(
         (status = 200, description = "Entries after `since`.", body = RevocationFeed, headers(
-            ("Cache-Control" = String, description = "`public, max-age=2`, or `private, max-age=2` with a feed secret"),
+            ("Cache-Control" = String, description = "`private, no-store` with a credential, `no-store` on a \
+                public feed without one"),
         )),
-        (status = 400, description = "`since` or `limit` is not a whole number.", body = OAuthError),
-        (status = 401, description = "A feed secret is configured and the request does not carry it. No body.",
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"portcullis\"`"))),
+        (status = 400, description = "`since` or `limit` is not a whole number, or the credential is \
+            malformed.", body = OAuthError),
+        (status = 401, description = "No credential (and the feed is not public), or a wrong, expired or \
+            revoked one. No body.", headers(
+                ("WWW-Authenticate" = String, description = "`Bearer realm=\"portcullis\"`, with \
+                    `error=\"invalid_token\"` for a wrong credential"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 403, description = "An access token without the scope `portcullis:feed`, or of a client \
+            not allowed to introspect. No body.", headers(
+                ("WWW-Authenticate" = String, description = "`Bearer realm=\"portcullis\", \
+                    error=\"insufficient_scope\", scope=\"portcullis:feed\"`"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
         (status = 503, description = "The database is unreachable.", body = OAuthError,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying (5)."))),
     ),
@@ -42,21 +59,10 @@ pub(crate) async fn revocations(
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    if let Some(secret) = &svc.config().revocation_feed_secret {
-        let presented = portcullis_verify::bearer_token(
-            headers.get_all(header::AUTHORIZATION).iter().map(HeaderValue::as_bytes),
-            None,
-        );
-        let ok = presented.is_ok_and(|p| subtle::ConstantTimeEq::ct_eq(p.as_bytes(), secret.as_bytes()).into());
-        if !ok {
-            let mut res = StatusCode::UNAUTHORIZED.into_response();
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="portcullis""#),
-            );
-            return no_store(res);
-        }
-    }
+    let reader = match reader(&svc, &headers, uri.query()).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let mut since = 0i64;
     let mut limit = 500u32;
     for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -72,14 +78,12 @@ pub(crate) async fn revocations(
     }
     match feed(&svc, since, limit).await {
         Ok(doc) => {
-            let mut res = Json(doc).into_response();
-            let cache = if svc.config().revocation_feed_secret.is_some() {
-                "private, max-age=2"
-            } else {
-                "public, max-age=2"
-            };
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            // Who was cut off, and when, is nothing for a shared cache.
+            let mut res = no_store(Json(doc).into_response());
+            if reader == Reader::Authenticated {
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            }
             res
         }
         Err(e) => e.into_response(),

@@ -2,6 +2,7 @@
 //! revocation feed that resource servers poll.
 
 mod feed;
+mod feed_access;
 mod introspect;
 mod revoke;
 

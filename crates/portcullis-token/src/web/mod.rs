@@ -8,6 +8,10 @@
 //! only this host can set (`__Host-`, RFC 6265bis §4.1.3.2) and that is
 //! not sent on cross-site requests (`SameSite=Strict`). The access token,
 //! short-lived, is returned in the body and kept in memory by the page.
+//! Each client has a cookie of its own, named after its id, and these
+//! endpoints read only the calling client's: apps on one server never
+//! overwrite each other's sign-in, and one cannot sign a user out of
+//! another.
 //!
 //! A cookie is sent by the browser whoever asks, so these endpoints defend
 //! against cross-site request forgery before they change anything:
@@ -25,6 +29,7 @@
 mod cookie;
 mod csrf;
 mod forms;
+mod sign_out;
 
 use std::sync::Arc;
 
@@ -35,11 +40,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
 use axum::{Json, Router};
 use portcullis_domain::GrantType;
-use portcullis_store::{Client, UnixTime};
+use portcullis_store::Client;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use cookie::{COOKIE, COOKIE_INSECURE};
+pub use cookie::{COOKIE_INSECURE_PREFIX, COOKIE_PREFIX, cookie_name};
 pub use csrf::CSRF_HEADER;
 pub(crate) use csrf::{
     __path_preflight_refresh, __path_preflight_sign_in, __path_preflight_sign_out, preflight_refresh,
@@ -47,12 +52,12 @@ pub(crate) use csrf::{
 };
 use csrf::{Refusal, allow, csrf_header, origin, registered};
 use forms::{WebClient, WebSignIn};
+pub(crate) use sign_out::{__path_sign_out, sign_out};
 
 use crate::edge::{form_request, no_store_layer, peer};
 use crate::form::Form;
 use crate::grants::{self, Grant, PasswordGrant, RefreshGrant, TokenResponse};
 use crate::responses::{Refreshed, SignedIn, Throttled, WebErrors};
-use crate::revocation::revoke_token;
 use crate::{GrantError, TokenService, client_auth};
 
 /// The routes.
@@ -82,12 +87,8 @@ pub(crate) struct WebTokens {
     scope: String,
 }
 
-/// `{}`
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Empty {}
-
 /// A checked cookie-endpoint request: its form, the web client, the origin,
-/// the refresh cookie and the caller's address.
+/// the client's own refresh cookie and the caller's address.
 struct WebRequest {
     form: Form,
     client: Client,
@@ -118,7 +119,8 @@ async fn checked(svc: &TokenService, req: Request) -> Result<WebRequest, Refusal
         return Err(Refusal::Forbidden("the request must come from a registered origin"));
     }
     Ok(WebRequest {
-        cookie: cookie::read(svc, &parts.headers),
+        // Only this client's cookie: another app's is never read here.
+        cookie: cookie::read(svc, &client.id, &parts.headers),
         ip: peer(&parts.extensions),
         form,
         client,
@@ -128,7 +130,7 @@ async fn checked(svc: &TokenService, req: Request) -> Result<WebRequest, Refusal
 
 /// The token response without its refresh token, which goes into the
 /// cookie.
-fn answer(svc: &TokenService, tokens: TokenResponse, origin: &str) -> Response {
+fn answer(svc: &TokenService, tokens: TokenResponse, client: &Client, origin: &str) -> Response {
     let TokenResponse {
         access_token,
         token_type,
@@ -145,7 +147,7 @@ fn answer(svc: &TokenService, tokens: TokenResponse, origin: &str) -> Response {
     .into_response();
     if let Some(rt) = refresh_token {
         res.headers_mut()
-            .append(header::SET_COOKIE, cookie::set(svc, Some(&rt)));
+            .append(header::SET_COOKIE, cookie::set(svc, &client.id, Some(&rt)));
     }
     allow(res, origin)
 }
@@ -161,7 +163,7 @@ fn failure(e: GrantError, origin: &str) -> Response {
 /// The grant's answer for the page.
 async fn respond(svc: &TokenService, web: &WebRequest, grant: Grant) -> Response {
     match grants::run(svc, grant, &web.client, web.ip).await {
-        Ok(tokens) => answer(svc, tokens, &web.origin),
+        Ok(tokens) => answer(svc, tokens, &web.client, &web.origin),
         Err(e) => failure(e, &web.origin),
     }
 }
@@ -237,42 +239,4 @@ pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) 
         Err(_) => None,
     };
     respond(&svc, &web, Grant::Refresh(grant, context)).await
-}
-
-/// `POST /web/sign-out`: revokes the cookie's sign-in (its whole refresh
-/// family) and clears the cookie. 200 whether or not there was one.
-#[utoipa::path(
-    post,
-    path = "/web/sign-out",
-    tag = "web",
-    summary = "Sign out: the sign-in ends, the cookie is cleared",
-    request_body(content = WebClient, content_type = "application/x-www-form-urlencoded"),
-    params(
-        ("Origin" = String, Header, description = "The page's origin: one registered for the client."),
-        ("X-Portcullis-CSRF" = String, Header, description = "`1`."),
-    ),
-    responses(
-        (status = 200, description = "Signed out (or was not signed in).", body = Empty, headers(
-            ("Set-Cookie" = String, description = "Clears the refresh cookie (`Max-Age=0`)."),
-            ("Cache-Control" = String, description = "`no-store`"),
-            ("Access-Control-Allow-Origin" = String, description = "The registered origin."),
-            ("Access-Control-Allow-Credentials" = String, description = "`true`"),
-        )),
-        WebErrors,
-    ),
-)]
-pub(crate) async fn sign_out(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
-    let web = match checked(&svc, req).await {
-        Ok(w) => w,
-        Err(r) => return r.into_response(),
-    };
-    if let Some(cookie) = &web.cookie {
-        if let Err(e) = revoke_token(&svc, cookie, &web.client, UnixTime::now()).await {
-            // Nothing was revoked: keep the cookie so the page can retry.
-            return allow(e.into_response(), &web.origin);
-        }
-    }
-    let mut res = Json(Empty {}).into_response();
-    res.headers_mut().append(header::SET_COOKIE, cookie::set(&svc, None));
-    allow(res, &web.origin)
 }

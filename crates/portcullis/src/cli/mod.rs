@@ -162,8 +162,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0)]
     pub key_rotation_period: u64,
 
-    /// Require this bearer credential on the revocation feed (otherwise
-    /// the feed is public). Prefer the environment variable.
+    /// A bearer credential that reads the revocation feed (besides access
+    /// tokens with the scope `portcullis:feed`). Prefer the environment
+    /// variable.
     #[arg(long)]
     pub revocation_feed_secret: Option<String>,
 
@@ -171,6 +172,10 @@ pub struct ServeArgs {
     /// readable or writable by group or others (default: a warning).
     #[arg(long)]
     pub strict_permissions: bool,
+    /// Serve the revocation feed to anyone, without a credential (it lists
+    /// user and client ids; off by default).
+    #[arg(long)]
+    pub revocation_feed_public: bool,
 
     /// Serve plain HTTP on a non-loopback address because a proxy in
     /// front terminates TLS.

@@ -144,6 +144,21 @@ impl Loaded {
                 c.revocation_feed_secret_file.as_ref(),
             )?
             .filter(|x| !x.is_empty());
+        if t.revocation_feed_secret.as_deref().is_some_and(|v| !bearer_token(v)) {
+            // It could never be presented: refuse it now rather than
+            // answer every resource server 400 (the value is not shown).
+            let key = if c.revocation_feed_secret_file.is_some() {
+                "revocation_feed_secret_file"
+            } else {
+                "revocation_feed_secret"
+            };
+            return Err(self.invalid(
+                key,
+                "must be usable as a bearer token: at most 4096 of A-Z a-z 0-9 - . _ ~ + /, then any `=` \
+                 (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        t.revocation_feed_public = c.revocation_feed_public;
         s.behind_tls_proxy = c.behind_tls_proxy;
         s.trusted_proxies = c
             .trusted_proxies
@@ -172,4 +187,14 @@ impl Loaded {
         }
         Ok(s)
     }
+}
+
+/// RFC 6750 §2.1 `b64token`, as `portcullis_verify::bearer_token` accepts it.
+fn bearer_token(v: &str) -> bool {
+    let body = v.trim_end_matches('=');
+    v.len() <= 4096
+        && !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }

@@ -78,6 +78,8 @@ pub struct Config {
     pub revocation_feed_secret: Option<String>,
     /// A file holding the revocation feed's credential.
     pub revocation_feed_secret_file: Option<PathBuf>,
+    /// Serve the revocation feed to anyone, with no credential.
+    pub revocation_feed_public: bool,
     /// Plain HTTP on a non-loopback address, behind a TLS proxy.
     pub behind_tls_proxy: bool,
     /// Proxies whose `X-Forwarded-For` names the client; a list or a
@@ -152,6 +154,7 @@ impl Default for Config {
             strict_permissions: false,
             revocation_feed_secret: None,
             revocation_feed_secret_file: None,
+            revocation_feed_public: false,
             behind_tls_proxy: false,
             trusted_proxies: Vec::new(),
             header_timeout: 10,

@@ -217,10 +217,14 @@
     const c = await attempt(`Loading client ${id}`, () => api("GET", `/clients/${encodeURIComponent(id)}`));
     if (!c) return;
     $("client-detail-heading").textContent = `Client ${c.client_id}`;
+    // A web client keeps its users' refresh tokens in a cookie of its own
+    // (docs/web.md): name it, so an admin can find it in a browser.
+    const facts = Object.entries(c);
+    if (c.web_origins.length > 0) facts.push(["refresh_cookie", `__Host-portcullis-refresh-${c.client_id}`]);
     $("client-detail-facts").replaceChildren(
-      ...Object.entries(c).flatMap(([k, v]) => [
+      ...facts.flatMap(([k, v]) => [
         el("dt", {}, k),
-        el("dd", {}, k === "created_at" ? when(v) : Array.isArray(v) ? v.join(" ") : String(v)),
+        el("dd", { "data-fact": k }, k === "created_at" ? when(v) : Array.isArray(v) ? v.join(" ") : String(v)),
       ]),
     );
     $("client-detail").hidden = false;

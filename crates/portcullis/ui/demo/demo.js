@@ -3,9 +3,11 @@
 // - The access token is kept in a variable of this script, never in
 //   localStorage, sessionStorage or a cookie: an XSS payload that can read
 //   storage would walk away with it.
-// - The refresh token is an HttpOnly cookie (__Host-portcullis-refresh) set
-//   by the server; this script never sees it. The browser sends it with
-//   POST /web/refresh and /web/sign-out because of `credentials: "include"`.
+// - The refresh token is an HttpOnly cookie set by the server, one per
+//   client (__Host-portcullis-refresh-<client_id>), so other apps on the
+//   same server keep their own sign-ins; this script never sees it. The
+//   browser sends it with POST /web/refresh and /web/sign-out because of
+//   `credentials: "include"`, and the server reads only this client's.
 // - Every /web/* request carries `X-Portcullis-CSRF: 1`: a custom header
 //   that a cross-site form cannot send, and that makes a cross-origin fetch
 //   preflight, so only registered origins get through.
@@ -94,10 +96,12 @@
   /// is no reason to rely on it.)
   function refresh() {
     if (!refreshing) {
-      // Other tabs of the app share the cookie: the Web Locks API makes
+      // Other tabs of the app share its cookie: the Web Locks API makes
       // their refreshes take turns, so each presents the newest cookie.
+      // The lock is the client's: other apps' refreshes need not wait.
       const call = () => postWeb("/web/refresh", {});
-      const locked = navigator.locks ? navigator.locks.request("portcullis-refresh", call) : call();
+      const lock = `portcullis-refresh:${clientId}`;
+      const locked = navigator.locks ? navigator.locks.request(lock, call) : call();
       refreshing = locked
         .then((tokens) => {
           refreshes += 1;
