@@ -37,6 +37,11 @@ fn reference(body: &[u8]) -> Result<HashMap<String, String>, FormError> {
                 b => out.push(b),
             }
         }
+        // No parameter may hold a NUL (the parser's rule, RFC 6749
+        // Appendix A).
+        if out.contains(&0) {
+            return Err(FormError::Malformed);
+        }
         String::from_utf8(out).map_err(|_| FormError::Malformed)
     }
     let mut params = HashMap::new();
