@@ -127,10 +127,11 @@ fn a_database_open_to_others_is_a_warning_and_with_strict_permissions_an_error()
         .expect("run");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("strict_permissions"), "{}", stderr(&out));
-    // SQLite gave the -wal and -shm the database file's mode 0644: they
-    // are named too, until they are fixed with it.
+    // SQLite gives the -wal and -shm, while they exist (a clean close
+    // removes them), the database file's mode 0644: they are named too,
+    // until they are fixed with it.
     let exposed = portcullis_store::exposed_files(portcullis_store::database_files(&url));
-    assert!(exposed.len() > 1, "{exposed:?}");
+    assert!(!exposed.is_empty(), "{exposed:?}");
     for (file, _) in exposed {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
