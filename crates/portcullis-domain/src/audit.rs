@@ -54,6 +54,19 @@ actions! {
     UserSetPassword => "user.set_password",
     /// Every sign-in of a user was ended.
     UserRevokeTokens => "user.revoke_tokens",
+    /// A user signed up through a client that allows it.
+    UserSignUp => "user.sign_up",
+    /// A password reset was asked for (the account exists; a code was
+    /// sent when it has a verified address).
+    UserResetRequest => "user.reset_request",
+    /// A user set a new password with a reset code; every sign-in ended.
+    UserResetPassword => "user.reset_password",
+    /// A wrong or dead reset or verification code was tried.
+    UserCodeFailure => "user.code_failure",
+    /// A user set or changed their email address (unverified).
+    UserSetEmail => "user.set_email",
+    /// A user confirmed their email address with a code.
+    UserVerifyEmail => "user.verify_email",
     /// One sign-in (device) was ended.
     DeviceSignOut => "device.sign_out",
     /// A new signing key became current.

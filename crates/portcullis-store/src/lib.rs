@@ -6,7 +6,8 @@
 //!
 //! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
 //! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
-//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`HealthStore`]).
+//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`CodeStore`],
+//! [`HealthStore`]).
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
@@ -27,6 +28,7 @@ compile_error!("portcullis-store needs the `sqlite` or the `postgres` feature (o
 
 mod audit;
 mod clients;
+mod codes;
 mod db;
 mod error;
 mod files;
@@ -46,6 +48,7 @@ use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use clients::{Client, ClientStatus, ClientStore, NewClient};
+pub use codes::{CodePurpose, CodeStore, CodeTry, NewCode};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
@@ -95,11 +98,27 @@ impl HealthStore for SqlStore {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+    UserStore
+    + ClientStore
+    + RefreshStore
+    + KeyStore
+    + AuditStore
+    + ThrottleStore
+    + RevocationStore
+    + CodeStore
+    + HealthStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+    T: UserStore
+    + ClientStore
+    + RefreshStore
+    + KeyStore
+    + AuditStore
+    + ThrottleStore
+    + RevocationStore
+    + CodeStore
+    + HealthStore
 {
 }

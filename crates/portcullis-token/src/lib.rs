@@ -232,7 +232,10 @@ impl TokenService {
         self.passwords().in_use()
     }
 
-    pub(crate) fn passwords(&self) -> &Passwords {
+    /// The hashing pool (shared by sign-in, sign-up and password
+    /// changes, with its per-address places).
+    #[must_use]
+    pub fn passwords(&self) -> &Passwords {
         &self.passwords
     }
 

@@ -42,6 +42,18 @@ pub struct ThrottlePolicy {
     pub per_user_and_address: Limit,
     /// Per username, across addresses.
     pub per_user: Limit,
+    /// Sign-ups (`/account/v1/sign-up`) per client address, every attempt
+    /// counted (default 10 per hour).
+    pub sign_up_per_address: Limit,
+    /// Sign-ups per client (app), every attempt counted (default 200 per
+    /// hour).
+    pub sign_up_per_client: Limit,
+    /// Password reset requests and code tries per client address (default
+    /// 20 per 15 min).
+    pub reset_per_address: Limit,
+    /// Password reset requests per account named, known or not (default 5
+    /// per hour: each may send a mail).
+    pub reset_per_account: Limit,
 }
 
 impl Default for ThrottlePolicy {
@@ -53,6 +65,22 @@ impl Default for ThrottlePolicy {
             },
             per_user: Limit {
                 max: 100,
+                window_secs: 3600,
+            },
+            sign_up_per_address: Limit {
+                max: 10,
+                window_secs: 3600,
+            },
+            sign_up_per_client: Limit {
+                max: 200,
+                window_secs: 3600,
+            },
+            reset_per_address: Limit {
+                max: 20,
+                window_secs: 15 * 60,
+            },
+            reset_per_account: Limit {
+                max: 5,
                 window_secs: 3600,
             },
         }
@@ -74,16 +102,35 @@ pub(crate) fn address_block(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
-    let ip = match ip.map(address_block) {
+/// The address block as counter keys name it.
+fn address_name(ip: Option<IpAddr>) -> String {
+    match ip.map(address_block) {
         None => "unknown".to_owned(),
         Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
         Some(v4) => v4.to_string(),
-    };
+    }
+}
+
+fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
+    let ip = address_name(ip);
     [format!("pw:ua:{username}\u{1f}{ip}"), format!("pw:u:{username}")]
+}
+
+/// Counts one hit on each counter in order and fails at the first over its
+/// limit (later ones are then not counted).
+async fn admit_each(store: &dyn Store, counters: &[(String, Limit)], now: UnixTime) -> Result<(), GrantError> {
+    for (key, limit) in counters {
+        let c = store.throttle_hit(key, limit.window_secs, now).await?;
+        if c.count > limit.max {
+            let ends = c.window_start.plus(limit.window_secs);
+            let retry_after = u64::try_from(ends.0 - now.0).unwrap_or(1).max(1);
+            return Err(GrantError::Throttled { retry_after });
+        }
+    }
+    Ok(())
 }
 
 impl ThrottlePolicy {
@@ -97,18 +144,52 @@ impl ThrottlePolicy {
         ip: Option<IpAddr>,
         now: UnixTime,
     ) -> Result<(), GrantError> {
-        for (key, limit) in keys(username, ip)
-            .iter()
-            .zip([self.per_user_and_address, self.per_user])
-        {
-            let c = store.throttle_hit(key, limit.window_secs, now).await?;
-            if c.count > limit.max {
-                let ends = c.window_start.plus(limit.window_secs);
-                let retry_after = u64::try_from(ends.0 - now.0).unwrap_or(1).max(1);
-                return Err(GrantError::Throttled { retry_after });
-            }
+        let [pair, user] = keys(username, ip);
+        admit_each(
+            store,
+            &[(pair, self.per_user_and_address), (user, self.per_user)],
+            now,
+        )
+        .await
+    }
+
+    /// Counts a sign-up from `ip` through `client_id`: per address first,
+    /// then per client.
+    ///
+    /// # Errors
+    /// [`GrantError::Throttled`] over either limit; a store failure.
+    pub async fn admit_sign_up(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), GrantError> {
+        let counters = [
+            (format!("su:a:{}", address_name(ip)), self.sign_up_per_address),
+            (format!("su:c:{client_id}"), self.sign_up_per_client),
+        ];
+        admit_each(store, &counters, now).await
+    }
+
+    /// Counts a password reset request or code try from `ip`; with
+    /// `account` (a username key or an address as typed, known or not),
+    /// a request for that account too.
+    ///
+    /// # Errors
+    /// [`GrantError::Throttled`] over either limit; a store failure.
+    pub async fn admit_reset(
+        &self,
+        store: &dyn Store,
+        account: Option<&str>,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), GrantError> {
+        let mut counters = vec![(format!("rs:a:{}", address_name(ip)), self.reset_per_address)];
+        if let Some(account) = account {
+            counters.push((format!("rs:u:{account}"), self.reset_per_account));
         }
-        Ok(())
+        admit_each(store, &counters, now).await
     }
 
     /// The counters a successful sign-in clears (the (username, address)

@@ -19,6 +19,7 @@ pub mod admin_api;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod mail;
 mod http;
 pub mod metrics;
 pub mod openapi;

@@ -17,7 +17,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::admin_api::common::{ApiError, ApiErrorCode};
-use crate::admin_api::{account, audit, clients, devices, keys, users};
+use crate::admin_api::{account, audit, clients, devices, email, keys, self_service, users};
 use crate::{health, metrics};
 
 #[derive(OpenApi)]
@@ -50,6 +50,11 @@ use crate::{health, metrics};
         account::me,
         account::my_devices,
         account::my_sign_out_device,
+        email::set_email,
+        email::verify_email,
+        self_service::sign_up,
+        self_service::password_reset,
+        self_service::password_reset_confirm,
     ),
     components(schemas(ApiError, ApiErrorCode)),
     modifiers(&Shared),
@@ -166,8 +171,10 @@ impl Modify for Shared {
             (
                 "ApiBadRequest",
                 json_error(
-                    "`invalid_request`: a malformed path, query or `Authorization` header, or a token \
-                     in the query string; `unsupported_algorithm` for a key rotation.",
+                    "`invalid_request`: a malformed path, query, body or `Authorization` header, or a \
+                     token in the query string (a refused new password carries `reason` and \
+                     `error_description`); `invalid_grant` for a wrong one-time code; \
+                     `unsupported_algorithm` for a key rotation.",
                 ),
             ),
             (

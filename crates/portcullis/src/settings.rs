@@ -46,6 +46,9 @@ pub struct Settings {
     /// Refuse to start when the SQLite database files are readable or
     /// writable by group or others (default: warn and start).
     pub strict_permissions: bool,
+    /// How mail (password reset and email verification codes) is sent;
+    /// `None`: those answer 501 `mail_not_configured`.
+    pub mail: Option<crate::mail::MailSettings>,
 }
 
 /// The built-in TLS listener's certificate and key, reloaded on SIGHUP and
@@ -100,6 +103,7 @@ impl Settings {
             admin_console_client_id: Some("portcullis-admin".to_owned()),
             tls: None,
             strict_permissions: false,
+            mail: None,
         }
     }
 
@@ -119,6 +123,7 @@ impl fmt::Debug for Settings {
             .field("audience", &self.token.audience)
             .field("signing_alg", &self.token.signing_alg)
             .field("tls", &self.tls)
+            .field("mail", &self.mail)
             .finish_non_exhaustive()
     }
 }

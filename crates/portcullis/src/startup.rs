@@ -91,12 +91,21 @@ impl Application {
                  throttling and the per-address sign-in limit count all clients as one"
             );
         }
+        let mailer = match &settings.mail {
+            Some(mail) => Some(Arc::new(
+                crate::mail::Mailer::new(mail, &settings.token.issuer).map_err(|e| anyhow::anyhow!("mail: {e}"))?,
+            )),
+            None => {
+                tracing::info!("mail is off (no smtp_url): password reset and email verification answer 501");
+                None
+            }
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let router = crate::health::router(Arc::new(store.clone()))
             .merge(tokens.router())
-            .merge(crate::admin_api::router(store.clone(), tokens.clone()))
+            .merge(crate::admin_api::router(store.clone(), tokens.clone(), mailer))
             .merge(crate::openapi::router())
             .merge(crate::ui::router(settings))
             .route(
@@ -298,7 +307,7 @@ impl Application {
 /// - every 10 minutes, delete throttle counters, refresh families and
 ///   revocation-feed entries that can no longer matter.
 async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
-    use portcullis_store::{RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime};
+    use portcullis_store::{CodeStore as _, RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime};
     let window = i64::try_from(tokens.config().refresh_retry_window.as_secs()).unwrap_or(i64::MAX);
     let feed_keep = i64::try_from(tokens.config().access_token_ttl.as_secs())
         .unwrap_or(i64::MAX)
@@ -322,6 +331,7 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
             let purged = async {
                 let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
                 let f = store.purge_families(now.plus(-86_400)).await?;
+                store.purge_codes(now).await?;
                 // Feed entries matter while tokens they cover can be live.
                 store.purge_revocations(now.plus(-feed_keep)).await?;
                 Ok::<_, portcullis_store::StoreError>((t, f))

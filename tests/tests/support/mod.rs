@@ -9,6 +9,7 @@
 
 mod http;
 pub mod openapi;
+pub mod smtp;
 pub mod web;
 
 pub use http::{Http, HttpResponse};

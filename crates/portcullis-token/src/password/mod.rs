@@ -28,6 +28,7 @@
 mod phc;
 mod pool;
 mod slots;
+pub mod strength;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +44,7 @@ pub use pool::Busy;
 use pool::Workers;
 use slots::Places;
 pub use slots::{Slot, SlotError};
+pub use strength::Refused;
 
 /// How passwords are hashed and how much hashing may run at once.
 #[derive(Debug, Clone)]
@@ -56,6 +58,9 @@ pub struct PasswordPolicy {
     /// Longest accepted password in bytes; longer ones are refused before
     /// any hashing (default 1024).
     pub max_bytes: usize,
+    /// Shortest new password, in characters, for an account the password
+    /// alone protects (default 15, at least 8; see [`strength`]).
+    pub min_length: usize,
     /// Hashes computed at once (default: the number of CPUs).
     pub workers: usize,
     /// Hashes allowed to wait for a worker (default 64).
@@ -72,10 +77,23 @@ impl Default for PasswordPolicy {
             t_cost: Params::DEFAULT_T_COST,
             p_cost: Params::DEFAULT_P_COST,
             max_bytes: 1024,
+            min_length: 15,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             queue: 64,
             per_address: 8,
         }
+    }
+}
+
+impl PasswordPolicy {
+    /// Checks a new password (one being set, not one signing in) against
+    /// the rules of [`strength`]. `second_factor`: whether the account has
+    /// a second factor.
+    ///
+    /// # Errors
+    /// [`Refused`] with the rule the password breaks.
+    pub fn check_new(&self, password: &str, second_factor: bool) -> Result<(), Refused> {
+        strength::check(password, self.min_length, self.max_bytes, second_factor)
     }
 }
 
@@ -164,6 +182,20 @@ impl Passwords {
         let (params, hashers) = (self.params.clone(), self.hashers.clone());
         let password = password.to_owned();
         self.run(move || hash_blocking(&hashers, &params, &password).map_err(|_| Busy))
+            .await?
+    }
+
+    /// [`Passwords::hash`] in a place taken earlier with
+    /// [`Passwords::reserve`] (a sign-up: it shares the per-address
+    /// places of sign-ins).
+    ///
+    /// # Errors
+    /// [`Busy`] when the hashing thread fails.
+    pub async fn hash_reserved(&self, slot: Slot, password: &str) -> Result<String, Busy> {
+        let (params, hashers) = (self.params.clone(), self.hashers.clone());
+        let password = password.to_owned();
+        self.workers
+            .run_in(slot, move || hash_blocking(&hashers, &params, &password).map_err(|_| Busy))
             .await?
     }
 

@@ -24,6 +24,8 @@ use crate::ops::{Actor, OpsError};
 pub(crate) struct Api {
     pub(crate) store: SqlStore,
     pub(crate) tokens: Arc<TokenService>,
+    /// How mail is sent; `None` when it is not configured.
+    pub(crate) mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 /// A group of routes.
@@ -46,13 +48,27 @@ pub(crate) fn user(claims: &AccessTokenClaims) -> Actor {
 }
 
 /// An admin or account API error.
-// Answered with its status and the JSON body `{"error": code}`.
+// Answered with its status and the JSON body `{"error": code}`, with a
+// sentence to show and a machine-readable reason where the client can act
+// on it (a refused password).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApiError {
     #[serde(skip)]
     #[schema(ignore)]
     status: StatusCode,
     error: ApiErrorCode,
+    /// A short sentence an app can show as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<String>,
+    /// Why, for programs: `password_too_short`, `password_too_long`,
+    /// `password_too_common`, `invalid_code`, `username_taken`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    reason: Option<&'static str>,
+    /// `Retry-After` seconds of a 429.
+    #[serde(skip)]
+    #[schema(ignore)]
+    retry_after: Option<u64>,
 }
 
 /// The admin and account APIs' error codes.
@@ -60,6 +76,16 @@ pub(crate) struct ApiError {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ApiErrorCode {
     InvalidRequest,
+    /// An unknown or revoked client (401).
+    InvalidClient,
+    /// A wrong, used or expired one-time code (400).
+    InvalidGrant,
+    /// The client does not allow this (sign-up; 403).
+    AccessDenied,
+    /// The name or address is taken (409).
+    Conflict,
+    /// Mail is not configured on this server (501).
+    MailNotConfigured,
     NotFound,
     UnsupportedAlgorithm,
     TemporarilyUnavailable,
@@ -68,7 +94,41 @@ pub(crate) enum ApiErrorCode {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, error: ApiErrorCode) -> Self {
-        Self { status, error }
+        Self {
+            status,
+            error,
+            error_description: None,
+            reason: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many attempts; retry after `secs`.
+    pub(crate) fn throttled(secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ApiErrorCode::TemporarilyUnavailable)
+            .explained("too_many_attempts", "Too many attempts; retry later.");
+        e.retry_after = Some(secs);
+        e
+    }
+
+    /// 501: no SMTP server is configured.
+    pub(crate) fn mail_not_configured() -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, ApiErrorCode::MailNotConfigured).explained(
+            "mail_not_configured",
+            "This server cannot send mail (no SMTP server is configured).",
+        )
+    }
+
+    /// 401: an unknown or revoked client.
+    pub(crate) fn invalid_client() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ApiErrorCode::InvalidClient)
+    }
+
+    /// The error with a sentence to show and a machine-readable reason.
+    pub(crate) fn explained(mut self, reason: &'static str, description: impl Into<String>) -> Self {
+        self.reason = Some(reason);
+        self.error_description = Some(description.into());
+        self
     }
 
     pub(crate) fn invalid_request() -> Self {
@@ -90,14 +150,27 @@ impl From<OpsError> for ApiError {
             OpsError::Store(StoreError::Unavailable) | OpsError::Key(RotateError::Store(StoreError::Unavailable)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
             }
-            // Refused input; no route here creates clients or users or
-            // sets passwords yet, so none of these is reached today.
+            // The one shape of a refused password, on every route that
+            // sets one.
+            OpsError::Password(refused) => Self::invalid_request().explained(refused.reason(), refused.description()),
+            OpsError::UserExists(_) => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
+                .explained("username_taken", "This username is taken."),
+            OpsError::EmailTaken => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
+                .explained("email_taken", "This email address belongs to another account."),
+            OpsError::SignUpOff => Self::new(StatusCode::FORBIDDEN, ApiErrorCode::AccessDenied)
+                .explained("sign_up_off", "This app does not allow sign-up."),
+            OpsError::BadCode => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
+                .explained("invalid_code", "The code is wrong or has expired."),
+            OpsError::Mail(e) => {
+                tracing::warn!(error = %e, "mail not sent");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
+                    .explained("mail_failed", "The mail could not be sent; retry later.")
+            }
+            // Refused input.
             OpsError::ClientExists(_)
-            | OpsError::UserExists(_)
             | OpsError::PublicClient(_)
             | OpsError::DefaultScopeTooWide
-            | OpsError::IntrospectNeedsSecret
-            | OpsError::PasswordLength(_) => Self::invalid_request(),
+            | OpsError::IntrospectNeedsSecret => Self::invalid_request(),
             other => {
                 tracing::error!(error = %other, "admin API operation failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ApiErrorCode::ServerError)
@@ -108,8 +181,11 @@ impl From<OpsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let res = (self.status, Json(&self)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let mut res = (self.status, Json(&self)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            res
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             crate::http::retry_after(res)
         } else {
             res

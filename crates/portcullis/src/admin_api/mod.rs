@@ -15,7 +15,9 @@ pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod common;
 pub(crate) mod devices;
+pub(crate) mod email;
 mod guard;
+pub(crate) mod self_service;
 pub(crate) mod keys;
 pub(crate) mod users;
 
@@ -30,9 +32,10 @@ use portcullis_token::TokenService;
 use common::Api;
 use guard::{Guard, require};
 
-/// The admin and account routes.
-pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
-    let api = Api { store, tokens };
+/// The admin and account routes; `mailer` sends the account API's codes
+/// (none: those routes answer 501).
+pub fn router(store: SqlStore, tokens: Arc<TokenService>, mailer: Option<Arc<crate::mail::Mailer>>) -> Router {
+    let api = Api { store, tokens, mailer };
     let admin_only = Guard {
         api: api.clone(),
         scopes: &[ADMIN_SCOPE],
@@ -47,7 +50,11 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
         api: api.clone(),
         scopes: &[],
     };
-    let account = account::router().layer(from_fn_with_state(any_user, require));
+    let account = account::router()
+        .merge(email::router())
+        .layer(from_fn_with_state(any_user, require))
+        // Sign-up and password reset: no token (the user has none yet).
+        .merge(self_service::router());
     Router::new()
         .nest("/admin/v1", admin)
         .nest("/account/v1", account)

@@ -228,6 +228,18 @@ pub struct ServeArgs {
     #[arg(long, default_value = "portcullis-admin")]
     pub admin_console_client_id: String,
 
+    /// SMTP server for password reset and email verification codes:
+    /// `smtp://HOST:587` (STARTTLS), `smtps://HOST:465` (TLS),
+    /// `smtp://HOST:25?tls=none` (a local relay); may hold
+    /// `USER:PASSWORD@`. Prefer the environment variable or
+    /// `smtp_url_file`.
+    #[arg(long)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of mail, e.g. `Example <no-reply@example.com>`.
+    #[arg(long)]
+    pub mail_from: Option<String>,
+
     /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded
     /// on SIGHUP and when the file changes. Needs --tls-key.
     #[arg(long)]
@@ -266,6 +278,11 @@ pub struct HashingArgs {
     /// waiting at once; beyond, its sign-ins get 429.
     #[arg(long, default_value_t = 8)]
     pub hash_per_address: usize,
+
+    /// Shortest new password, in characters, for an account the password
+    /// alone protects (15, as NIST SP 800-63B-4 asks; at least 8).
+    #[arg(long, default_value_t = 15)]
+    pub password_min_length: usize,
 }
 
 /// `portcullis client …`

@@ -15,6 +15,9 @@ impl Loaded {
             let url = c.database_url.as_deref().unwrap_or(Settings::DEFAULT_DATABASE_URL);
             c.database_url = Some(crate::settings::redact_url(url));
         }
+        if let Some(url) = &c.smtp_url {
+            c.smtp_url = Some(crate::settings::redact_url(url));
+        }
         if c.revocation_feed_secret.is_some() {
             c.revocation_feed_secret = Some("***".to_owned());
         }
@@ -46,6 +49,7 @@ impl Loaded {
                     .is_none_or(serde_json::Value::is_null)
             })
             .collect();
+        out.push_str(&format!("\n# {}\n", self.mail_status()));
         if !unset.is_empty() {
             out.push_str("\n# not set:\n");
             for k in unset {
@@ -53,5 +57,16 @@ impl Loaded {
             }
         }
         out
+    }
+
+    /// One line on mail: on (how) or off (why, and what it means).
+    fn mail_status(&self) -> String {
+        match self.mail() {
+            Ok(Some(m)) => format!("mail: on, via {} ({}), from {}", m.redacted_url(), m.security(), m.from()),
+            Ok(None) => "mail: off (`smtp_url` and `mail_from` are not set): password reset and email \
+                         verification answer 501 mail_not_configured"
+                .to_owned(),
+            Err(e) => format!("mail: off ({e})"),
+        }
     }
 }

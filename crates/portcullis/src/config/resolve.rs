@@ -73,7 +73,7 @@ impl Loaded {
     /// The password-hashing policy.
     ///
     /// # Errors
-    /// When a count is zero.
+    /// When a count is zero or the minimum length is out of range.
     pub fn password_policy(&self) -> anyhow::Result<portcullis_token::password::PasswordPolicy> {
         let c = &self.config;
         for (key, v) in [
@@ -85,18 +85,47 @@ impl Loaded {
                 return Err(self.invalid(key, "must be at least 1"));
             }
         }
+        let floor = portcullis_token::password::strength::MIN_LENGTH_FLOOR;
+        if !(floor..=64).contains(&c.password_min_length) {
+            return Err(self.invalid(
+                "password_min_length",
+                format!("must be {floor} to 64 (NIST SP 800-63B-4 asks 15 for a password-only account)"),
+            ));
+        }
         let mut p = portcullis_token::password::PasswordPolicy {
             m_cost_kib: c.argon2_memory_kib,
             t_cost: c.argon2_iterations,
             p_cost: c.argon2_parallelism,
             queue: c.hash_queue,
             per_address: c.hash_per_address,
+            min_length: c.password_min_length,
             ..Default::default()
         };
         if let Some(w) = c.hash_workers {
             p.workers = w;
         }
         Ok(p)
+    }
+
+    /// How mail is sent: `None` when `smtp_url` is not set.
+    ///
+    /// # Errors
+    /// When the URL or the sender is invalid, or one is set without the
+    /// other.
+    pub fn mail(&self) -> anyhow::Result<Option<crate::mail::MailSettings>> {
+        let c = &self.config;
+        let url = self.secret("smtp_url", c.smtp_url.as_ref(), c.smtp_url_file.as_ref())?;
+        match (url, &c.mail_from) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.invalid("mail_from", "must be set with `smtp_url` (the sender of mail)")),
+            (None, Some(_)) => Err(self.invalid("smtp_url", "must be set with `mail_from` (the SMTP server)")),
+            (Some(url), Some(from)) => {
+                let key = if c.smtp_url_file.is_some() { "smtp_url_file" } else { "smtp_url" };
+                crate::mail::MailSettings::new(&url, from)
+                    .map(Some)
+                    .map_err(|why| self.invalid(key, why))
+            }
+        }
     }
 
     /// The server's settings.
@@ -137,6 +166,7 @@ impl Loaded {
         t.key_rotation_period = (c.key_rotation_period > 0).then(|| Duration::from_secs(c.key_rotation_period));
         t.key_encryption_key = self.key_encryption_key()?;
         s.strict_permissions = c.strict_permissions;
+        s.mail = self.mail()?;
         t.revocation_feed_secret = self
             .secret(
                 "revocation_feed_secret",

@@ -61,6 +61,8 @@ pub struct Config {
     pub hash_queue: usize,
     /// Sign-ins one address may have hashing or waiting.
     pub hash_per_address: usize,
+    /// Shortest new password of a password-only account, characters.
+    pub password_min_length: usize,
     /// Delay before a sign-in 429/503, milliseconds.
     pub refusal_delay_ms: u64,
     /// Seconds a new signing key is published before it signs.
@@ -108,6 +110,15 @@ pub struct Config {
     /// The client the admin console signs in with.
     #[serde(deserialize_with = "text")]
     pub admin_console_client_id: String,
+    /// SMTP server for mail (`smtp://` STARTTLS, `smtps://` TLS); may hold
+    /// a password.
+    #[serde(deserialize_with = "opt_text")]
+    pub smtp_url: Option<String>,
+    /// A file holding the SMTP URL (instead of `smtp_url`).
+    pub smtp_url_file: Option<PathBuf>,
+    /// The sender of mail (`Name <address>`).
+    #[serde(deserialize_with = "opt_text")]
+    pub mail_from: Option<String>,
     /// Built-in TLS.
     pub tls: TlsConfig,
 }
@@ -147,6 +158,7 @@ impl Default for Config {
             hash_workers: None,
             hash_queue: 64,
             hash_per_address: 8,
+            password_min_length: 15,
             refusal_delay_ms: 200,
             key_publish_delay: 390,
             key_rotation_period: 0,
@@ -166,6 +178,9 @@ impl Default for Config {
             demo_client_id: "portcullis-demo".to_owned(),
             admin_console: true,
             admin_console_client_id: "portcullis-admin".to_owned(),
+            smtp_url: None,
+            smtp_url_file: None,
+            mail_from: None,
             tls: TlsConfig::default(),
         }
     }

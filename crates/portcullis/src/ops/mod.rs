@@ -8,8 +8,10 @@
 //! [`Actor`] they speak for, and render what it returns or map its
 //! [`OpsError`].
 
+pub mod account;
 pub mod audit;
 pub mod clients;
+pub mod codes;
 pub mod devices;
 pub mod keys;
 pub mod users;
@@ -118,9 +120,25 @@ pub enum OpsError {
     /// secret).
     #[error("introspection needs a confidential client")]
     IntrospectNeedsSecret,
-    /// The password is empty or longer than the policy allows.
-    #[error("the password must be 1 to {0} bytes")]
-    PasswordLength(usize),
+    /// The new password breaks the password policy (too short, too long,
+    /// too common); its description is fit to show as it is.
+    #[error("{}", .0.description())]
+    Password(#[from] portcullis_token::password::Refused),
+    /// The client does not allow sign-up.
+    #[error("this client does not allow sign-up")]
+    SignUpOff,
+    /// The email address belongs to another account.
+    #[error("this email address belongs to another account")]
+    EmailTaken,
+    /// A one-time code is wrong, used, expired or out of tries.
+    #[error("the code is wrong or has expired")]
+    BadCode,
+    /// A mail could not be sent.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    /// The system's random source failed.
+    #[error("no randomness available")]
+    Random,
     /// The password hashing settings are refused.
     #[error("password policy: {0}")]
     Policy(#[from] portcullis_token::password::InvalidPolicy),

@@ -30,7 +30,7 @@ pub struct SignInsEnded {
 /// Creates a user; audited as `user.create`.
 ///
 /// # Errors
-/// [`OpsError::PasswordLength`], [`OpsError::UserExists`], a hashing
+/// [`OpsError::Password`], [`OpsError::UserExists`], a hashing
 /// failure or a store failure.
 pub async fn create(
     store: &dyn Store,
@@ -116,7 +116,7 @@ pub async fn disable(store: &dyn Store, actor: &Actor, username: &str) -> Result
 /// Audited as `user.set_password`.
 ///
 /// # Errors
-/// [`OpsError::NoUser`], [`OpsError::PasswordLength`], a hashing failure
+/// [`OpsError::NoUser`], [`OpsError::Password`], a hashing failure
 /// or a store failure.
 pub async fn set_password(
     store: &dyn Store,
@@ -189,12 +189,11 @@ async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change
     Ok(SignInsEnded { user, ended })
 }
 
-/// Checks a new password's length and hashes it with the server's policy.
+/// Checks a new password against the policy (length, common passwords;
+/// no account has a second factor yet) and hashes it.
 async fn hash(password: &SecretString, policy: &PasswordPolicy) -> Result<String, OpsError> {
     let password = password.expose_secret();
-    if password.is_empty() || password.len() > policy.max_bytes {
-        return Err(OpsError::PasswordLength(policy.max_bytes));
-    }
+    policy.check_new(password, false)?;
     Passwords::new(policy)?
         .hash(password)
         .await
