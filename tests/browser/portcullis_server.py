@@ -103,8 +103,10 @@ def cli(db: str, *args: str, stdin: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def running(access_token_ttl: int = 900, demo: bool = True):
-    """Yield a Portcullis set up as described above; stop it afterwards."""
+def running(access_token_ttl: int = 900, demo: bool = True, serve_args: tuple[str, ...] = (),
+            setup=None):
+    """Yield a Portcullis set up as described above; stop it afterwards. `serve_args` go to
+    `serve`; `setup(db)` runs after the set-up, before the server starts."""
     if not os.access(BINARY, os.X_OK):
         raise RuntimeError(f"no portcullis binary at {BINARY} (run tests/browser/run.sh, which builds it)")
     with tempfile.TemporaryDirectory(prefix="portcullis-browser-") as tmp:
@@ -122,10 +124,12 @@ def running(access_token_ttl: int = 900, demo: bool = True):
             "--public", "--scope", "read")  # fmt: skip
         cli(db, "user", "create", ALICE[0], "--password-stdin", "--scope", "read", stdin=ALICE[1] + "\n")
         cli(db, "user", "create", ROOT[0], "--password-stdin", "--admin", stdin=ROOT[1] + "\n")
+        if setup is not None:
+            setup(db)
 
         log = Path(tmp) / "server.log"
         args = [str(BINARY), "--database", db, "serve", "--listen", f"127.0.0.1:{port}", "--issuer", base,
-                "--access-token-ttl", str(access_token_ttl)]  # fmt: skip
+                "--access-token-ttl", str(access_token_ttl), *serve_args]  # fmt: skip
         if demo:
             args.append("--demo")
         with open(log, "wb") as out:

@@ -41,8 +41,8 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     assert page.text_content("#status") == "Not signed in."
     page.screenshot(path=str(artifacts_dir / "demo-1-signed-out.png"), full_page=True)
 
-    page.get_by_label("Username").fill(ALICE[0])
-    page.get_by_label("Password").fill(ALICE[1])
+    page.get_by_label("Username", exact=True).fill(ALICE[0])
+    page.get_by_label("Password", exact=True).fill(ALICE[1])
     with page.expect_response("**/web/sign-in") as signed_in:
         page.get_by_role("button", name="Sign in").click()
     answer = signed_in.value
@@ -140,8 +140,8 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
 def test_wrong_password_is_reported_and_sets_no_cookie(page, context, server):
     page.goto(f"{server.base}/demo/")
     page.wait_for_selector("body[data-state='signed-out']")
-    page.get_by_label("Username").fill(ALICE[0])
-    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Username", exact=True).fill(ALICE[0])
+    page.get_by_label("Password", exact=True).fill("not the password")
     with page.expect_response("**/web/sign-in") as answer:
         page.get_by_role("button", name="Sign in").click()
     assert answer.value.status == 400

@@ -33,8 +33,8 @@ def open_app(context, server, client_id):
 
 
 def sign_in(page, client_id):
-    page.get_by_label("Username").fill(ALICE[0])
-    page.get_by_label("Password").fill(ALICE[1])
+    page.get_by_label("Username", exact=True).fill(ALICE[0])
+    page.get_by_label("Password", exact=True).fill(ALICE[1])
     with page.expect_response("**/web/sign-in") as answer:
         page.get_by_role("button", name="Sign in").click()
     assert answer.value.status == 200

@@ -121,6 +121,29 @@
     accept(tokens);
   }
 
+  /// POST JSON to the account API's routes that need no token (sign-up,
+  /// password reset).
+  async function postAccount(path, body) {
+    let res;
+    try {
+      res = await fetch(AUTH + "/account/v1" + path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new AuthError(0, { error: "network", error_description: "the server cannot be reached" });
+    }
+    const answer = await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = new AuthError(res.status, answer, Number(res.headers.get("Retry-After")) || null);
+      err.reason = (answer && answer.reason) || null;
+      throw err;
+    }
+    return answer;
+  }
+
   async function signOut() {
     forget();
     await postWeb("/web/sign-out", {});
@@ -153,8 +176,7 @@
 
   function show(state) {
     document.body.dataset.state = state;
-    $("signed-out").hidden = state !== "signed-out";
-    $("signed-in").hidden = state !== "signed-in";
+    for (const id of ["signed-out", "signed-in", "sign-up", "reset"]) $(id).hidden = state !== id;
   }
 
   /// What to tell the user about a failure.
@@ -229,6 +251,94 @@
     }
   }
 
+  /// What to tell the user about a refused sign-up or reset: the server's
+  /// own sentence where it has one (a refused password, a taken name).
+  function explainAccount(e) {
+    if (e.status === 400 && e.reason === "invalid_code") return "That code is wrong or has expired.";
+    if (e.code === "mail_not_configured") return "This server sends no mail, so passwords cannot be reset here.";
+    if (e.status === 403) return "This app does not allow sign-up.";
+    if ((e.status === 400 || e.status === 409) && e.message) return e.message;
+    return explain(e);
+  }
+
+  async function onSignUp(event) {
+    event.preventDefault();
+    const username = $("new-username").value.trim();
+    const password = $("new-password").value;
+    const email = $("new-email").value.trim();
+    $("sign-up-submit").disabled = true;
+    status("Creating the account…");
+    try {
+      const body = { client_id: clientId, username, password };
+      if (email) body.email = email;
+      await postAccount("/sign-up", body);
+      await signIn(username, password);
+      $("new-password").value = "";
+      await showMe();
+      show("signed-in");
+      status(`Account created; signed in as ${username}.`, "ok");
+      $("signed-in-heading").focus();
+    } catch (e) {
+      forget();
+      status(explainAccount(e), "error");
+      (e.reason === "username_taken" ? $("new-username") : $("new-password")).focus();
+    } finally {
+      $("sign-up-submit").disabled = false;
+    }
+  }
+
+  async function onResetRequest(event) {
+    event.preventDefault();
+    const username = $("reset-username").value.trim();
+    if (!username) {
+      status("Enter your username.", "error");
+      $("reset-username").focus();
+      return;
+    }
+    try {
+      await postAccount("/password-reset", { client_id: clientId, username });
+      // The same answer whether or not the account exists.
+      status("If this account has a verified email address, a code is on its way.", "ok");
+      $("reset-confirm-form").hidden = false;
+      $("reset-code").focus();
+    } catch (e) {
+      status(explainAccount(e), "error");
+    }
+  }
+
+  async function onResetConfirm(event) {
+    event.preventDefault();
+    const body = {
+      client_id: clientId,
+      username: $("reset-username").value.trim(),
+      code: $("reset-code").value.trim(),
+      password: $("reset-password").value,
+    };
+    $("reset-confirm").disabled = true;
+    try {
+      await postAccount("/password-reset/confirm", body);
+      $("reset-password").value = "";
+      $("reset-code").value = "";
+      $("reset-confirm-form").hidden = true;
+      $("username").value = body.username;
+      show("signed-out");
+      status("Password changed, and every device signed out. Sign in with the new password.", "ok");
+      $("password").focus();
+    } catch (e) {
+      status(explainAccount(e), "error");
+      (e.reason === "invalid_code" ? $("reset-code") : $("reset-password")).focus();
+    } finally {
+      $("reset-confirm").disabled = false;
+    }
+  }
+
+  /// Switches to a form and focuses its heading.
+  function goTo(state, heading) {
+    show(state);
+    status("");
+    $(heading).focus();
+  }
+
   async function onCallMe() {
     try {
       const me = await showMe();
@@ -254,6 +364,14 @@
     $("sign-in-form").addEventListener("submit", onSignIn);
     $("call-me").addEventListener("click", onCallMe);
     $("sign-out").addEventListener("click", onSignOut);
+    $("sign-up-form").addEventListener("submit", onSignUp);
+    $("reset-request-form").addEventListener("submit", onResetRequest);
+    $("reset-confirm-form").addEventListener("submit", onResetConfirm);
+    $("to-sign-up").addEventListener("click", () => goTo("sign-up", "sign-up-heading"));
+    $("to-reset").addEventListener("click", () => goTo("reset", "reset-heading"));
+    for (const back of document.querySelectorAll("button.back")) {
+      back.addEventListener("click", () => goTo("signed-out", "sign-in-heading"));
+    }
     try {
       const res = await fetch("config.json", { cache: "no-store" });
       clientId = (await res.json()).client_id;
