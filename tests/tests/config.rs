@@ -452,3 +452,68 @@ fn tls_files_are_checked() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("key.pem"), "{stderr}");
 }
+
+#[test]
+fn config_check_says_whether_mail_is_on_and_masks_the_smtp_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = portcullis(dir.path(), &["config", "check"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(
+            "\n# mail: off (`smtp_url` and `mail_from` are not set): password reset and email verification \
+             answer 501 mail_not_configured\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(line(&stdout, "password_min_length"), "password_min_length = 15  # default");
+
+    let out = portcullis(
+        dir.path(),
+        &["config", "check", "--mail-from", "Example <no-reply@example.com>"],
+        &[("PORTCULLIS_SMTP_URL", "smtps://apikey:hunter2-smtp@smtp.example.com")],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("hunter2-smtp"), "{stdout}");
+    assert_eq!(
+        line(&stdout, "smtp_url"),
+        "smtp_url = \"smtps://apikey:***@smtp.example.com\"  # PORTCULLIS_SMTP_URL"
+    );
+    assert!(
+        stdout.contains(
+            "\n# mail: on, via smtps://apikey:***@smtp.example.com (TLS), from Example <no-reply@example.com>\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_mail_and_password_settings_are_refused_with_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("PORTCULLIS_SMTP_URL", "smtp://mail.example.com")], "`mail_from`"),
+        (
+            &[
+                ("PORTCULLIS_SMTP_URL", "http://mail.example.com"),
+                ("PORTCULLIS_MAIL_FROM", "a@example.com"),
+            ],
+            "`smtp_url` must be smtp:// or smtps://",
+        ),
+        (
+            &[
+                ("PORTCULLIS_SMTP_URL", "smtp://mail.example.com"),
+                ("PORTCULLIS_MAIL_FROM", "nobody"),
+            ],
+            "`mail_from` is not an address",
+        ),
+        (&[("PORTCULLIS_PASSWORD_MIN_LENGTH", "7")], "`password_min_length`"),
+    ];
+    for (env, expected) in cases {
+        let out = portcullis(dir.path(), &["config", "check"], env);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{env:?}");
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}

@@ -55,6 +55,8 @@ impl fmt::Debug for NewCode {
 pub struct CodeTry {
     /// The code's row id (to use or drop it).
     pub id: String,
+    /// What it is for.
+    pub purpose: CodePurpose,
     /// The per-code salt.
     pub salt: Vec<u8>,
     /// SHA-256 of the salt followed by the code.
@@ -148,11 +150,12 @@ impl CodeStore for SqlStore {
         max_tries: i64,
         now: UnixTime,
     ) -> Result<Option<CodeTry>, StoreError> {
-        let row: Option<(String, Vec<u8>, Vec<u8>, Option<String>, i64)> = with_pool!(&self.write, |c| {
+        type Row = (String, String, Vec<u8>, Vec<u8>, Option<String>, i64);
+        let row: Option<Row> = with_pool!(&self.write, |c| {
             sqlx::query_as(
                 "UPDATE one_time_codes SET attempts = attempts + 1 \
                  WHERE user_id = $1 AND purpose = $2 AND expires_at > $3 AND attempts < $4 \
-                 RETURNING id, salt, code_hash, email, attempts",
+                 RETURNING id, purpose, salt, code_hash, email, attempts",
             )
             .bind(user_id)
             .bind(purpose.as_str())
@@ -161,13 +164,17 @@ impl CodeStore for SqlStore {
             .fetch_optional(c)
             .await?
         });
-        Ok(row.map(|(id, salt, code_hash, email, attempts)| CodeTry {
-            id,
-            salt,
-            code_hash,
-            email,
-            attempts,
-        }))
+        row.map(|(id, purpose, salt, code_hash, email, attempts)| {
+            Ok(CodeTry {
+                id,
+                purpose: CodePurpose::from_row(&purpose)?,
+                salt,
+                code_hash,
+                email,
+                attempts,
+            })
+        })
+        .transpose()
     }
 
     async fn delete_code(&self, id: &str) -> Result<bool, StoreError> {

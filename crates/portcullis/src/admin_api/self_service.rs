@@ -18,7 +18,6 @@ use portcullis_domain::{Email, Username};
 use portcullis_store::UnixTime;
 use portcullis_token::GrantError;
 use portcullis_token::password::SlotError;
-use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -90,8 +89,8 @@ pub(crate) struct SignUpRequest {
     /// The sign-in name asked for.
     username: String,
     /// The password (at least 15 characters by default; not a common one).
-    #[schema(value_type = String, format = Password)]
-    password: SecretString,
+    #[schema(format = Password)]
+    password: String,
     /// An address to confirm (a code is mailed to it when mail is on).
     email: Option<String>,
 }
@@ -141,7 +140,7 @@ pub(crate) async fn sign_up(
     let username = Username::parse(&req.username)
         .map_err(|e| ApiError::invalid_request().explained("invalid_username", format!("The username is not accepted: {e}.")))?;
     let email = req.email.as_deref().map(parse_email).transpose()?;
-    let password = req.password.expose_secret();
+    let password = req.password.as_str();
     api.tokens
         .config()
         .password
@@ -266,7 +265,7 @@ pub(crate) async fn password_reset(
         .map_err(refused)?;
     if let Some(who) = who {
         let store = api.store.clone();
-        let client_id = client.id.to_string();
+        let client_id = client.id.clone();
         tokio::spawn(async move { ops::account::request_reset(&store, &client_id, who, &mailer).await });
     }
     Ok(crate::http::no_store((StatusCode::ACCEPTED, Json(ACCEPTED)).into_response()))
@@ -283,8 +282,8 @@ pub(crate) struct ResetConfirm {
     /// The code from the mail (any case; dashes and spaces ignored).
     code: String,
     /// The new password.
-    #[schema(value_type = String, format = Password)]
-    password: SecretString,
+    #[schema(format = Password)]
+    password: String,
 }
 
 /// A password set by reset.
@@ -321,7 +320,7 @@ pub(crate) async fn password_reset_confirm(
 ) -> Result<Response, ApiError> {
     let ip = client_ip(info.as_deref());
     let store = &api.store;
-    let password = req.password.expose_secret();
+    let password = req.password.as_str();
     api.tokens
         .config()
         .password

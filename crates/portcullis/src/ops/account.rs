@@ -96,7 +96,7 @@ pub async fn sign_up(
     };
     let actor = Actor::User {
         user_id: user.id.clone(),
-        client_id: client.id.to_string(),
+        client_id: client.id.clone(),
     };
     record(store, &actor, AuditAction::UserSignUp, &user.id).await;
     if let (Some(mailer), Some(email)) = (mailer, &user.email) {
