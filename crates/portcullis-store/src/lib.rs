@@ -6,7 +6,8 @@
 //!
 //! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
 //! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
-//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`HealthStore`]).
+//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`LifecycleStore`],
+//! [`HealthStore`]).
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
@@ -31,6 +32,7 @@ mod db;
 mod error;
 mod files;
 mod keys;
+mod lifecycle;
 mod migrations;
 mod refresh;
 mod revocations;
@@ -45,10 +47,11 @@ pub mod testing;
 use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
-pub use clients::{Client, ClientStatus, ClientStore, NewClient};
+pub use clients::{Client, ClientChanges, ClientStatus, ClientStore, NewClient, PreviousSecret};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
+pub use lifecycle::LifecycleStore;
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
@@ -58,7 +61,7 @@ pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpda
 pub use throttle::{ThrottleCount, ThrottleStore};
 pub use types::{TokenHash, UnixTime};
 pub use usernames::UsernameConflicts;
-pub use users::{NewUser, User, UserStatus, UserStore};
+pub use users::{NewUser, User, UserChanges, UserStatus, UserStore};
 
 /// Whether the database answers (for readiness probes).
 #[async_trait]
@@ -95,11 +98,27 @@ impl HealthStore for SqlStore {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+    UserStore
+    + ClientStore
+    + RefreshStore
+    + KeyStore
+    + AuditStore
+    + ThrottleStore
+    + RevocationStore
+    + LifecycleStore
+    + HealthStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + ClientStore + RefreshStore + KeyStore + AuditStore + ThrottleStore + RevocationStore + HealthStore
+    T: UserStore
+    + ClientStore
+    + RefreshStore
+    + KeyStore
+    + AuditStore
+    + ThrottleStore
+    + RevocationStore
+    + LifecycleStore
+    + HealthStore
 {
 }
