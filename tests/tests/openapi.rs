@@ -76,7 +76,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
     assert_eq!(doc["info"]["license"]["identifier"], "Apache-2.0");
 
     let expected = [
+        ("DELETE", "/account/v1"),
         ("DELETE", "/account/v1/devices/{id}"),
+        ("DELETE", "/admin/v1/users/{username}"),
         ("DELETE", "/admin/v1/users/{username}/devices/{id}"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/.well-known/oauth-authorization-server"),
@@ -97,9 +99,17 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ("OPTIONS", "/web/refresh"),
         ("OPTIONS", "/web/sign-in"),
         ("OPTIONS", "/web/sign-out"),
+        ("PATCH", "/admin/v1/clients/{id}"),
+        ("PATCH", "/admin/v1/users/{username}"),
+        ("POST", "/account/v1/password"),
+        ("POST", "/admin/v1/clients"),
         ("POST", "/admin/v1/clients/{id}/revoke"),
+        ("POST", "/admin/v1/clients/{id}/secret"),
         ("POST", "/admin/v1/keys/rotate"),
+        ("POST", "/admin/v1/users"),
         ("POST", "/admin/v1/users/{username}/disable"),
+        ("POST", "/admin/v1/users/{username}/enable"),
+        ("POST", "/admin/v1/users/{username}/password"),
         ("POST", "/admin/v1/users/{username}/revoke-tokens"),
         ("POST", "/oauth/introspect"),
         ("POST", "/oauth/revoke"),

@@ -46,13 +46,20 @@ pub(crate) fn user(claims: &AccessTokenClaims) -> Actor {
 }
 
 /// An admin or account API error.
-// Answered with its status and the JSON body `{"error": code}`.
+// Answered with its status and the JSON body `{"error": code}`, with an
+// `error_description` when the caller can act on it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApiError {
     #[serde(skip)]
     #[schema(ignore)]
     status: StatusCode,
     error: ApiErrorCode,
+    /// What was refused, in short ASCII, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<String>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    retry_after: Option<u64>,
 }
 
 /// The admin and account APIs' error codes.
@@ -62,13 +69,30 @@ pub(crate) enum ApiErrorCode {
     InvalidRequest,
     NotFound,
     UnsupportedAlgorithm,
+    /// The name, id or email address is taken; or the client is revoked.
+    Conflict,
+    /// The current password given to re-authenticate is wrong.
+    InvalidGrant,
+    /// Too many attempts: see `Retry-After`.
+    TooManyRequests,
     TemporarilyUnavailable,
     ServerError,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, error: ApiErrorCode) -> Self {
-        Self { status, error }
+        Self {
+            status,
+            error,
+            error_description: None,
+            retry_after: None,
+        }
+    }
+
+    /// This error with a description.
+    pub(crate) fn describe(mut self, description: impl Into<String>) -> Self {
+        self.error_description = Some(description.into());
+        self
     }
 
     pub(crate) fn invalid_request() -> Self {
@@ -90,14 +114,32 @@ impl From<OpsError> for ApiError {
             OpsError::Store(StoreError::Unavailable) | OpsError::Key(RotateError::Store(StoreError::Unavailable)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
             }
-            // Refused input; no route here creates clients or users or
-            // sets passwords yet, so none of these is reached today.
             OpsError::ClientExists(_)
             | OpsError::UserExists(_)
-            | OpsError::PublicClient(_)
+            | OpsError::EmailTaken
+            | OpsError::ClientRevoked(_) => {
+                let description = e.to_string();
+                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).describe(description)
+            }
+            OpsError::WrongPassword => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
+                .describe("the current password is wrong"),
+            OpsError::Throttled(secs) => {
+                let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ApiErrorCode::TooManyRequests)
+                    .describe("too many attempts");
+                e.retry_after = Some(secs);
+                e
+            }
+            // Refused input, described.
+            OpsError::PublicClient(_)
             | OpsError::DefaultScopeTooWide
             | OpsError::IntrospectNeedsSecret
-            | OpsError::PasswordLength(_) => Self::invalid_request(),
+            | OpsError::GraceTooLong(_)
+            | OpsError::Invalid(_)
+            | OpsError::NoSignIn
+            | OpsError::PasswordLength(_) => {
+                let description = e.to_string();
+                Self::invalid_request().describe(description)
+            }
             other => {
                 tracing::error!(error = %other, "admin API operation failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ApiErrorCode::ServerError)
@@ -108,7 +150,12 @@ impl From<OpsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let res = (self.status, Json(&self)).into_response();
+        let mut res = (self.status, Json(&self)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs.max(1)));
+            return res;
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             crate::http::retry_after(res)
         } else {
@@ -157,6 +204,44 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
     }
 }
 
+/// A JSON request body, refusing with the API's JSON error (400
+/// `invalid_request`, described) rather than axum's plain text: a body
+/// that is not JSON, not an object of the documented fields, or over the
+/// body limit.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                let description = match &rejection {
+                    axum::extract::rejection::JsonRejection::MissingJsonContentType(_) => {
+                        "the body must be JSON (Content-Type: application/json)".to_owned()
+                    }
+                    axum::extract::rejection::JsonRejection::JsonDataError(e) => {
+                        // serde's message names the field; it holds no
+                        // secret (values are not echoed).
+                        ascii(&e.body_text())
+                    }
+                    _ => "the body is not a JSON object".to_owned(),
+                };
+                Err(ApiError::invalid_request().describe(description))
+            }
+        }
+    }
+}
+
+/// `text` in printable ASCII, at most 200 characters.
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(200)
+        .collect()
+}
+
 /// A page of a listing: `?after=` or `?before=`, and `?limit=` (default
 /// 100, at most 500).
 #[derive(serde::Deserialize)]
@@ -203,6 +288,25 @@ impl IntoResponses for AccountErrors {
             ("401", "ApiUnauthorized"),
             ("503", "ApiUnavailable"),
         ])
+    }
+}
+
+/// A route whose write can collide with a taken name or address, or a
+/// revoked client.
+pub(crate) struct Conflict;
+
+impl IntoResponses for Conflict {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refs(&[("409", "ApiConflict")])
+    }
+}
+
+/// A route that checks the current password (throttled like sign-in).
+pub(crate) struct Reauthentication;
+
+impl IntoResponses for Reauthentication {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refs(&[("429", "ApiTooManyRequests")])
     }
 }
 

@@ -12,11 +12,13 @@
 
 pub(crate) mod account;
 pub(crate) mod audit;
+pub(crate) mod client_changes;
 pub(crate) mod clients;
 pub(crate) mod common;
 pub(crate) mod devices;
 mod guard;
 pub(crate) mod keys;
+pub(crate) mod user_changes;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -38,7 +40,9 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>) -> Router {
         scopes: &[ADMIN_SCOPE],
     };
     let admin = clients::router()
+        .merge(client_changes::router())
         .merge(users::router())
+        .merge(user_changes::router())
         .merge(devices::router())
         .merge(keys::router())
         .merge(audit::router())
