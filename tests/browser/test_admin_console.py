@@ -42,15 +42,15 @@ def test_console_revokes_a_client_and_its_next_token_request_fails(page, server,
     page.screenshot(path=str(artifacts_dir / "admin-1-sign-in.png"), full_page=True)
 
     # A user without portcullis:admin is refused with a clear message.
-    page.get_by_label("Username").fill(ALICE[0])
-    page.get_by_label("Password").fill(ALICE[1])
+    page.get_by_label("Username", exact=True).fill(ALICE[0])
+    page.get_by_label("Password", exact=True).fill(ALICE[1])
     page.get_by_role("button", name="Sign in").click()
     status_starts(page, "This account is not an administrator")
 
-    page.get_by_label("Username").fill(ROOT[0])
-    page.get_by_label("Password").fill(ROOT[1])
+    page.get_by_label("Username", exact=True).fill(ROOT[0])
+    page.get_by_label("Password", exact=True).fill(ROOT[1])
     with page.expect_response("**/oauth/token") as answer:
-        page.get_by_label("Password").press("Enter")
+        page.get_by_label("Password", exact=True).press("Enter")
     assert answer.value.status == 200
     console_token = answer.value.json()["access_token"]
     assert "refresh_token" not in answer.value.json()

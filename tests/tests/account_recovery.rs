@@ -166,7 +166,7 @@ async fn a_sign_up_flood_from_one_address_is_throttled(db: &TestDb) {
     let res = post_json(&app, &app.http, "/account/v1/sign-up", &sign_up_body("mobile", "bot3", PASSWORD), None).await;
     let retry: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=3600).contains(&retry), "{retry}");
-    assert_api_error(res, 429, "temporarily_unavailable", Some("too_many_attempts")).await;
+    assert_api_error(res, 429, "too_many_requests", Some("too_many_attempts")).await;
     assert!(db.user_by_username(&Username::parse("bot3").expect("name")).await.is_err());
     // Another address is not affected.
     let other = http_client(Some("127.0.0.2".parse().expect("ip")));
@@ -326,7 +326,7 @@ async fn reset_requests_are_throttled_per_account(db: &TestDb) {
         }
         let res = post_json(&app, &app.http, "/account/v1/password-reset", &json!({"client_id": "mobile", "username": who}), None).await;
         assert!(res.headers().contains_key("retry-after"));
-        assert_api_error(res, 429, "temporarily_unavailable", Some("too_many_attempts")).await;
+        assert_api_error(res, 429, "too_many_requests", Some("too_many_attempts")).await;
     }
     assert_eq!(sink.wait_for(2).await.len(), 2);
 }

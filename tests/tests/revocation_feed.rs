@@ -59,6 +59,8 @@ async fn feed_reader(db: &TestDb, id: &str, introspect: bool) -> String {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()

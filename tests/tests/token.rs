@@ -414,8 +414,10 @@ async fn long_passwords_work_and_over_long_ones_are_refused_before_hashing(db: &
         .expect("h");
     let new = portcullis_store::NewUser {
         username: portcullis_domain::Username::parse("carol").expect("username"),
-        password_hash: hash,
+        password_hash: Some(hash),
         scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+        email: None,
+        email_verified: false,
     };
     portcullis_store::UserStore::create_user(&**db, &new, portcullis_store::UnixTime::now())
         .await

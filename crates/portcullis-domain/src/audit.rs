@@ -46,6 +46,8 @@ actions! {
     ClientRevoke => "client.revoke",
     /// A client's secret was replaced.
     ClientRotateSecret => "client.rotate_secret",
+    /// A client's settings were changed.
+    ClientUpdate => "client.update",
     /// A user was created.
     UserCreate => "user.create",
     /// A user was disabled.
@@ -54,6 +56,15 @@ actions! {
     UserSetPassword => "user.set_password",
     /// Every sign-in of a user was ended.
     UserRevokeTokens => "user.revoke_tokens",
+    /// A user's scope, admin right or email address was changed.
+    UserUpdate => "user.update",
+    /// A disabled user was enabled again.
+    UserEnable => "user.enable",
+    /// A user was deleted, by an admin or by themselves; the subject is a
+    /// pseudonym of their id, not the id.
+    UserDelete => "user.delete",
+    /// A user changed their own password (their other sign-ins ended).
+    UserChangePassword => "user.change_password",
     /// A user signed up through a client that allows it.
     UserSignUp => "user.sign_up",
     /// A password reset was asked for (the account exists; a code was

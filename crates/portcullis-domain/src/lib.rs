@@ -42,6 +42,7 @@ pub(crate) use text_value;
 
 mod audit;
 mod client_id;
+mod email;
 mod grant;
 mod origin;
 mod scope;
@@ -49,6 +50,7 @@ mod username;
 
 pub use audit::{AuditAction, UnknownAuditAction};
 pub use client_id::{ClientId, InvalidClientId};
+pub use email::{Email, InvalidEmail};
 pub use grant::{GrantType, GrantTypes, UnknownGrantType};
 pub use origin::{InvalidOrigin, WebOrigin, WebOrigins};
 pub use scope::{MalformedScope, Scopes};

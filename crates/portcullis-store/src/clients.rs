@@ -42,6 +42,13 @@ pub struct Client {
     pub web_origins: WebOrigins,
     /// Whether the client may obtain tokens.
     pub status: ClientStatus,
+    /// Whether the account API may create users for this client (sign-up).
+    pub allow_sign_up: bool,
+    /// The scopes a user created by sign-up through this client holds.
+    pub sign_up_scope: Scopes,
+    /// The secret replaced by the last rotation, while its grace period
+    /// runs.
+    pub previous_secret: Option<PreviousSecret>,
     /// When the client was registered.
     pub created_at: UnixTime,
     /// When the client was last changed.
@@ -54,6 +61,43 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
     }
+
+    /// The previous secret's hash if it is still accepted at `now`.
+    #[must_use]
+    pub fn previous_secret_at(&self, now: UnixTime) -> Option<TokenHash> {
+        self.previous_secret.filter(|p| now < p.expires_at).map(|p| p.hash)
+    }
+}
+
+/// A client secret replaced by a rotation that keeps working until
+/// `expires_at`, so the client's deployments can move to the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// SHA-256 of the replaced secret.
+    pub hash: TokenHash,
+    /// When it stops being accepted.
+    pub expires_at: UnixTime,
+}
+
+/// A change to a client; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// New grant types.
+    pub grant_types: Option<GrantTypes>,
+    /// New allowed scopes.
+    pub scope: Option<Scopes>,
+    /// New default scopes.
+    pub default_scope: Option<Scopes>,
+    /// Whether the client may introspect.
+    pub introspect: Option<bool>,
+    /// New browser origins.
+    pub web_origins: Option<WebOrigins>,
+    /// Whether sign-up is allowed.
+    pub allow_sign_up: Option<bool>,
+    /// New sign-up scopes.
+    pub sign_up_scope: Option<Scopes>,
 }
 
 /// What is needed to register a client.
@@ -75,6 +119,10 @@ pub struct NewClient {
     pub introspect: bool,
     /// The browser origins (a browser client), or none.
     pub web_origins: WebOrigins,
+    /// Whether sign-up through this client is allowed.
+    pub allow_sign_up: bool,
+    /// The scopes of users created by sign-up.
+    pub sign_up_scope: Scopes,
 }
 
 /// Clients.
@@ -104,6 +152,29 @@ pub trait ClientStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such client.
     async fn set_client_secret_hash(&self, id: &str, hash: TokenHash, now: UnixTime) -> Result<(), StoreError>;
+
+    /// Replaces the secret of an active confidential client. With
+    /// `grace_until`, the replaced secret keeps working until then (and a
+    /// secret kept from an earlier rotation stops); without, it stops at
+    /// once.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such client;
+    /// [`StoreError::Conflict`] when it is revoked or public.
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        hash: TokenHash,
+        grace_until: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<Client, StoreError>;
+
+    /// Applies `changes` to an active client and returns it as changed.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such client;
+    /// [`StoreError::Conflict`] when it is revoked (revocation is final).
+    async fn update_client(&self, id: &str, changes: &ClientChanges, now: UnixTime) -> Result<Client, StoreError>;
 }
 
 #[derive(sqlx::FromRow)]
@@ -119,6 +190,10 @@ pub(crate) struct ClientRow {
     status: String,
     created_at: i64,
     updated_at: i64,
+    allow_sign_up: bool,
+    sign_up_scope: String,
+    prev_secret_hash: Option<Vec<u8>>,
+    prev_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -134,6 +209,15 @@ impl TryFrom<ClientRow> for Client {
             default_scope: Scopes::parse(&r.default_scope).map_err(|_| stored("default_scope"))?,
             introspect: r.introspect,
             web_origins: WebOrigins::parse(&r.web_origins).map_err(|_| stored("web_origins"))?,
+            allow_sign_up: r.allow_sign_up,
+            sign_up_scope: Scopes::parse(&r.sign_up_scope).map_err(|_| stored("sign_up_scope"))?,
+            previous_secret: match (r.prev_secret_hash.as_deref(), r.prev_secret_expires_at) {
+                (Some(h), Some(t)) => Some(PreviousSecret {
+                    hash: TokenHash::from_row(h)?,
+                    expires_at: UnixTime(t),
+                }),
+                _ => None,
+            },
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
@@ -147,10 +231,12 @@ pub(crate) fn stored(column: &'static str) -> StoreError {
 }
 
 const COLUMNS: &str = "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, \
-                       updated_at, web_origins";
+                       updated_at, web_origins, allow_sign_up, sign_up_scope, prev_secret_hash, \
+                       prev_secret_expires_at";
 /// [`COLUMNS`] qualified by the alias `c`, for joins.
 pub(crate) const COLUMNS_C: &str = "c.id, c.name, c.secret_hash, c.grant_types, c.scope, c.default_scope, \
-                                    c.introspect, c.status, c.created_at, c.updated_at, c.web_origins";
+                                    c.introspect, c.status, c.created_at, c.updated_at, c.web_origins, \
+                                    c.allow_sign_up, c.sign_up_scope, c.prev_secret_hash, c.prev_secret_expires_at";
 
 impl ClientRow {
     /// The client whose columns start at `base` (in [`COLUMNS`] order).
@@ -161,6 +247,7 @@ impl ClientRow {
         for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
         for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
         for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
         Ok(Self {
             id: row.try_get(base)?,
@@ -174,6 +261,10 @@ impl ClientRow {
             created_at: row.try_get(base + 8)?,
             updated_at: row.try_get(base + 9)?,
             web_origins: row.try_get(base + 10)?,
+            allow_sign_up: row.try_get(base + 11)?,
+            sign_up_scope: row.try_get(base + 12)?,
+            prev_secret_hash: row.try_get(base + 13)?,
+            prev_secret_expires_at: row.try_get(base + 14)?,
         })
     }
 }
@@ -182,7 +273,8 @@ impl ClientRow {
 impl ClientStore for SqlStore {
     async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING {COLUMNS}"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, NULL, NULL) \
+             RETURNING {COLUMNS}"
         );
         let row: ClientRow = with_pool!(&self.write, |c| {
             sqlx::query_as(&sql)
@@ -196,6 +288,8 @@ impl ClientStore for SqlStore {
                 .bind(ClientStatus::Active.as_str())
                 .bind(now.0)
                 .bind(new.web_origins.to_string())
+                .bind(new.allow_sign_up)
+                .bind(new.sign_up_scope.to_string())
                 .fetch_one(c)
                 .await?
         });
@@ -216,7 +310,9 @@ impl ClientStore for SqlStore {
 
     async fn set_client_secret_hash(&self, id: &str, hash: TokenHash, now: UnixTime) -> Result<(), StoreError> {
         let done = with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE clients SET secret_hash = $1, updated_at = $2 WHERE id = $3")
+            sqlx::query("UPDATE clients SET secret_hash = $1, prev_secret_hash = NULL, prev_secret_expires_at = NULL, \
+                 updated_at = $2 WHERE id = $3",
+            )
                 .bind(hash.0.to_vec())
                 .bind(now.0)
                 .bind(id)
@@ -225,5 +321,61 @@ impl ClientStore for SqlStore {
                 .rows_affected()
         });
         one_row(done)
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        hash: TokenHash,
+        grace_until: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<Client, StoreError> {
+        let sql = format!(
+            "UPDATE clients SET prev_secret_hash = CASE WHEN $2 IS NULL THEN NULL ELSE secret_hash END, \
+             prev_secret_expires_at = $2, secret_hash = $3, updated_at = $4 \
+             WHERE id = $1 AND status = 'active' AND secret_hash IS NOT NULL RETURNING {COLUMNS}"
+        );
+        let row: Option<ClientRow> = with_pool!(&self.write, |c| {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .bind(grace_until.map(|t| t.0))
+                .bind(hash.0.to_vec())
+                .bind(now.0)
+                .fetch_optional(c)
+                .await?
+        });
+        match row {
+            Some(row) => row.try_into(),
+            None => self.client_by_id(id).await.and(Err(StoreError::Conflict)),
+        }
+    }
+
+    async fn update_client(&self, id: &str, changes: &ClientChanges, now: UnixTime) -> Result<Client, StoreError> {
+        let sql = format!(
+            "UPDATE clients SET name = COALESCE($2, name), grant_types = COALESCE($3, grant_types), \
+             scope = COALESCE($4, scope), default_scope = COALESCE($5, default_scope), \
+             introspect = COALESCE($6, introspect), web_origins = COALESCE($7, web_origins), \
+             allow_sign_up = COALESCE($8, allow_sign_up), sign_up_scope = COALESCE($9, sign_up_scope), \
+             updated_at = $10 WHERE id = $1 AND status = 'active' RETURNING {COLUMNS}"
+        );
+        let row: Option<ClientRow> = with_pool!(&self.write, |c| {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .bind(changes.name.as_deref())
+                .bind(changes.grant_types.as_ref().map(ToString::to_string))
+                .bind(changes.scope.as_ref().map(ToString::to_string))
+                .bind(changes.default_scope.as_ref().map(ToString::to_string))
+                .bind(changes.introspect)
+                .bind(changes.web_origins.as_ref().map(ToString::to_string))
+                .bind(changes.allow_sign_up)
+                .bind(changes.sign_up_scope.as_ref().map(ToString::to_string))
+                .bind(now.0)
+                .fetch_optional(c)
+                .await?
+        });
+        match row {
+            Some(row) => row.try_into(),
+            None => self.client_by_id(id).await.and(Err(StoreError::Conflict)),
+        }
     }
 }

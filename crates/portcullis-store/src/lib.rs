@@ -6,8 +6,8 @@
 //!
 //! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
 //! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
-//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`CodeStore`],
-//! [`HealthStore`]).
+//! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`LifecycleStore`],
+//! [`CodeStore`], [`HealthStore`]).
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
@@ -33,6 +33,7 @@ mod db;
 mod error;
 mod files;
 mod keys;
+mod lifecycle;
 mod migrations;
 mod refresh;
 mod revocations;
@@ -47,11 +48,12 @@ pub mod testing;
 use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
-pub use clients::{Client, ClientStatus, ClientStore, NewClient};
+pub use clients::{Client, ClientChanges, ClientStatus, ClientStore, NewClient, PreviousSecret};
 pub use codes::{CodePurpose, CodeStore, CodeTry, NewCode};
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
+pub use lifecycle::LifecycleStore;
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
@@ -61,7 +63,7 @@ pub use revocations::{RevocationEntry, RevocationKind, RevocationStore, UserUpda
 pub use throttle::{ThrottleCount, ThrottleStore};
 pub use types::{TokenHash, UnixTime};
 pub use usernames::UsernameConflicts;
-pub use users::{NewUser, User, UserStatus, UserStore};
+pub use users::{NewUser, User, UserChanges, UserStatus, UserStore};
 
 /// Whether the database answers (for readiness probes).
 #[async_trait]
@@ -105,6 +107,7 @@ pub trait Store:
     + AuditStore
     + ThrottleStore
     + RevocationStore
+    + LifecycleStore
     + CodeStore
     + HealthStore
 {
@@ -118,6 +121,7 @@ impl<T> Store for T where
     + AuditStore
     + ThrottleStore
     + RevocationStore
+    + LifecycleStore
     + CodeStore
     + HealthStore
 {

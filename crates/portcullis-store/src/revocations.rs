@@ -135,7 +135,7 @@ pub trait RevocationStore: Send + Sync {
 }
 
 #[derive(sqlx::FromRow)]
-struct EntryRow {
+pub(crate) struct EntryRow {
     cursor: i64,
     kind: String,
     subject: String,
@@ -154,7 +154,7 @@ impl TryFrom<EntryRow> for RevocationEntry {
     }
 }
 
-const APPEND_SQL: &str = "INSERT INTO revocations (kind, subject, revoked_at) VALUES ($1, $2, $3) RETURNING cursor, kind, subject, revoked_at";
+pub(crate) const APPEND_SQL: &str = "INSERT INTO revocations (kind, subject, revoked_at) VALUES ($1, $2, $3) RETURNING cursor, kind, subject, revoked_at";
 
 /// Appends a feed entry inside the transaction `$tx` of dialect `$d`.
 macro_rules! append_entry {
@@ -171,9 +171,10 @@ macro_rules! append_entry {
         row
     }};
 }
+pub(crate) use append_entry;
 
 /// Revoking a family also forgets its sealed successor.
-const REVOKE_FAMILIES_SQL: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2, successor = NULL \
+pub(crate) const REVOKE_FAMILIES_SQL: &str = "UPDATE refresh_families SET revoked_at = $1, revoke_reason = $2, successor = NULL \
                                    WHERE revoked_at IS NULL AND expires_at > $1";
 
 #[async_trait]

@@ -47,6 +47,8 @@ async fn migrating_again_changes_nothing(s: &SqlStore) {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     s.create_client(&app, UnixTime(1)).await.expect("client");
     s.migrate().await.expect("second run");
@@ -68,8 +70,10 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             .create_user(
                 &NewUser {
                     username: portcullis_domain::Username::parse("alice").expect("username"),
-                    password_hash: "h".into(),
+                    password_hash: Some("h".into()),
                     scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+                    email: None,
+                    email_verified: false,
                 },
                 now,
             )
@@ -84,6 +88,8 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
             introspect: false,
             web_origins: portcullis_domain::WebOrigins::default(),
+            allow_sign_up: false,
+            sign_up_scope: portcullis_domain::Scopes::empty(),
         };
         s.create_client(&client, now).await.expect("client");
         let fam = NewFamily {
@@ -172,8 +178,10 @@ async fn an_in_memory_sqlite_store_works_and_reports_its_backend() {
         .create_user(
             &NewUser {
                 username: portcullis_domain::Username::parse("a").expect("username"),
-                password_hash: "h".into(),
+                password_hash: Some("h".into()),
                 scope: portcullis_domain::Scopes::empty(),
+                email: None,
+                email_verified: false,
             },
             UnixTime(1),
         )
@@ -212,6 +220,8 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     let app = s.create_client(&app, NOW.plus(-2000)).await.expect("client");
     s.insert_legacy_family(&LegacyFamily {

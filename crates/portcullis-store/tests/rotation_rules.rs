@@ -151,8 +151,10 @@ const FAILING: Row = Row {
 async fn user(s: &SqlStore, name: &str) -> User {
     let new = NewUser {
         username: portcullis_domain::Username::parse(name).expect("username"),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         scope: portcullis_domain::Scopes::parse("read").expect("scope"),
+        email: None,
+        email_verified: false,
     };
     s.create_user(&new, NOW).await.expect("create user")
 }
@@ -167,6 +169,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     s.create_client(&new, NOW).await.expect("create client")
 }

@@ -21,8 +21,10 @@ fn selector(first: &str) -> TokenHash {
 async fn user(s: &SqlStore, name: &str) -> User {
     let new = NewUser {
         username: portcullis_domain::Username::parse(name).expect("username"),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
+        email: None,
+        email_verified: false,
     };
     s.create_user(&new, NOW).await.expect("create user")
 }
@@ -37,6 +39,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -96,8 +100,10 @@ async fn duplicate_username_is_a_conflict(s: &SqlStore) {
     user(s, "alice").await;
     let again = NewUser {
         username: portcullis_domain::Username::parse("alice").expect("username"),
-        password_hash: "x".into(),
+        password_hash: Some("x".into()),
         scope: portcullis_domain::Scopes::empty(),
+        email: None,
+        email_verified: false,
     };
     assert_eq!(
         s.create_user(&again, NOW).await.expect_err("duplicate"),
@@ -148,7 +154,7 @@ async fn user_status_password_and_scope_can_change(s: &SqlStore) {
         .expect("scope");
     let got = s.user_by_id(&alice.id).await.expect("reload");
     assert_eq!(got.status, UserStatus::Disabled);
-    assert_eq!(got.password_hash, "$argon2id$new");
+    assert_eq!(got.password_hash.as_deref(), Some("$argon2id$new"));
     assert_eq!(got.scope, "read portcullis:admin");
     assert_eq!(got.updated_at, later);
     assert_eq!(got.created_at, NOW);
@@ -156,7 +162,7 @@ async fn user_status_password_and_scope_can_change(s: &SqlStore) {
 
 async fn a_rehash_does_not_undo_a_password_change(s: &SqlStore) {
     let alice = user(s, "alice").await;
-    let old = alice.password_hash.clone();
+    let old = alice.password_hash.clone().expect("a password");
     assert!(
         s.rehash_user_password(&alice.id, &old, "$argon2id$rehashed", NOW)
             .await
@@ -171,8 +177,8 @@ async fn a_rehash_does_not_undo_a_password_change(s: &SqlStore) {
             .expect("stale")
     );
     assert_eq!(
-        s.user_by_id(&alice.id).await.expect("user").password_hash,
-        "$argon2id$changed"
+        s.user_by_id(&alice.id).await.expect("user").password_hash.as_deref(),
+        Some("$argon2id$changed")
     );
 }
 
@@ -222,7 +228,9 @@ fn new_client_like(c: &Client) -> NewClient {
         default_scope: c.default_scope.clone(),
         introspect: c.introspect,
         web_origins: c.web_origins.clone(),
-    }
+    },
+    allow_sign_up: false,
+    sign_up_scope: portcullis_domain::Scopes::empty(),
 }
 
 async fn duplicate_client_id_is_a_conflict(s: &SqlStore) {
@@ -996,8 +1004,10 @@ async fn errors_carry_no_sql(s: &SqlStore) {
     user(s, "alice").await;
     let again = NewUser {
         username: portcullis_domain::Username::parse("alice").expect("username"),
-        password_hash: "x".into(),
+        password_hash: Some("x".into()),
         scope: portcullis_domain::Scopes::empty(),
+        email: None,
+        email_verified: false,
     };
     let err = s.create_user(&again, NOW).await.expect_err("dup");
     for text in [err.to_string(), format!("{err:?}")] {
@@ -1173,7 +1183,7 @@ async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_ref
         sign_in: None,
     };
     // The hash the password was checked against is still current: fine.
-    s.start_family(&new("a", NOW, Some(&alice.password_hash)), NOW)
+    s.start_family(&new("a", NOW, alice.password_hash.as_deref()), NOW)
         .await
         .expect("current hash");
     // The password changed meanwhile (and sign-ins were revoked with it).
@@ -1187,11 +1197,11 @@ async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_ref
         Ok(1)
     );
     assert_eq!(
-        s.user_by_id(&alice.id).await.expect("user").password_hash,
-        "$argon2id$new"
+        s.user_by_id(&alice.id).await.expect("user").password_hash.as_deref(),
+        Some("$argon2id$new")
     );
     assert_eq!(
-        s.start_family(&new("b", NOW.plus(-5), Some(&alice.password_hash)), NOW)
+        s.start_family(&new("b", NOW.plus(-5), alice.password_hash.as_deref()), NOW)
             .await
             .expect_err("old hash"),
         StoreError::NotFound

@@ -108,8 +108,10 @@ async fn without_look_alikes_every_account_stays_usable(db: &TestDb) {
     // The keys now keep look-alikes out.
     let again = NewUser {
         username: name("ＢＯＢ"),
-        password_hash: HASH.into(),
+        password_hash: Some(HASH.into()),
         scope: Scopes::empty(),
+        email: None,
+        email_verified: false,
     };
     assert_eq!(
         db.create_user(&again, NOW).await.expect_err("taken"),

@@ -18,8 +18,10 @@ fn name(raw: &str) -> Username {
 async fn create(s: &SqlStore, raw: &str) -> Result<User, StoreError> {
     let new = NewUser {
         username: name(raw),
-        password_hash: HASH.into(),
+        password_hash: Some(HASH.into()),
         scope: Scopes::parse("read").expect("scope"),
+        email: None,
+        email_verified: false,
     };
     s.create_user(&new, NOW).await
 }

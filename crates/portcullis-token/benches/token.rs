@@ -83,8 +83,10 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
         .create_user(
             &NewUser {
                 username: portcullis_domain::Username::parse("alice").expect("username"),
-                password_hash: hash,
+                password_hash: Some(hash),
                 scope: portcullis_domain::Scopes::parse("read write").expect("scope"),
+                email: None,
+                email_verified: false,
             },
             UnixTime::now(),
         )
@@ -99,6 +101,8 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
     Fixture {

@@ -123,8 +123,17 @@ pub(crate) async fn authenticate(store: &dyn Store, p: Presented, known: Option<
     }
     let ok = match (&client.secret_hash, &p.secret) {
         (None, None) => true,
-        // A secret compared in constant time against the stored SHA-256.
-        (Some(hash), Some(secret)) => secret::matches(secret, hash),
+        // A secret compared in constant time against the stored SHA-256,
+        // and against the previous secret's while its grace period after a
+        // rotation runs. Both comparisons always run (no short cut), so
+        // the time taken does not say which one matched.
+        (Some(hash), Some(secret)) => {
+            let current = secret::matches(secret, hash);
+            let previous = client
+                .previous_secret_at(portcullis_store::UnixTime::now())
+                .is_some_and(|prev| secret::matches(secret, &prev));
+            current | previous
+        }
         // A public client sending a secret, or a confidential one without.
         _ => false,
     };

@@ -28,6 +28,7 @@ mod grants;
 pub mod keys;
 pub mod openapi;
 pub mod password;
+mod reauth;
 mod refresh_token;
 mod responses;
 mod revocation;

@@ -88,7 +88,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
                 ClientCommand::List(a) => admin::client_list(&store, a.json).await,
                 ClientCommand::Show(a) => admin::client_show(&store, &a.id, a.json).await,
                 ClientCommand::Revoke(a) => admin::client_revoke(&store, &a.id, a.json).await,
-                ClientCommand::RotateSecret(a) => admin::client_rotate_secret(&store, &a.id, a.json).await,
+                ClientCommand::RotateSecret(a) => admin::client_rotate_secret(&store, a).await,
             };
             store.close().await;
             print(out?)
@@ -100,6 +100,8 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
                 UserCommand::Create(args) => admin::user_create(&store, args, &policy).await,
                 UserCommand::List(a) => admin::user_list(&store, a.json).await,
                 UserCommand::Disable(a) => admin::user_disable(&store, &a.username, a.json).await,
+                UserCommand::Enable(a) => admin::user_enable(&store, &a.username, a.json).await,
+                UserCommand::Delete(a) => admin::user_delete(&store, &a.username, a.json).await,
                 UserCommand::SetPassword(a) => admin::user_set_password(&store, a, &policy).await,
                 UserCommand::RevokeTokens(a) => admin::user_revoke_tokens(&store, &a.username, a.json).await,
             };

@@ -17,7 +17,9 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::admin_api::common::{ApiError, ApiErrorCode};
-use crate::admin_api::{account, audit, clients, devices, email, keys, self_service, users};
+use crate::admin_api::{
+    account, audit, client_changes, clients, devices, email, keys, self_service, user_changes, users,
+};
 use crate::{health, metrics};
 
 #[derive(OpenApi)]
@@ -38,10 +40,18 @@ use crate::{health, metrics};
         clients::clients,
         clients::client,
         clients::revoke_client,
+        client_changes::create_client,
+        client_changes::update_client,
+        client_changes::rotate_client_secret,
         users::users,
         users::user,
         users::disable_user,
         users::revoke_user,
+        user_changes::create_user,
+        user_changes::update_user,
+        user_changes::enable_user,
+        user_changes::set_user_password,
+        user_changes::delete_user,
         devices::user_devices,
         devices::user_sign_out_device,
         audit::audit_events,
@@ -50,6 +60,8 @@ use crate::{health, metrics};
         account::me,
         account::my_devices,
         account::my_sign_out_device,
+        account::change_my_password,
+        account::delete_me,
         email::set_email,
         email::verify_email,
         self_service::sign_up,
@@ -172,9 +184,9 @@ impl Modify for Shared {
                 "ApiBadRequest",
                 json_error(
                     "`invalid_request`: a malformed path, query, body or `Authorization` header, or a \
-                     token in the query string (a refused new password carries `reason` and \
-                     `error_description`); `invalid_grant` for a wrong one-time code; \
-                     `unsupported_algorithm` for a key rotation.",
+                     token in the query string, with an `error_description` where the caller can act on \
+                     it (a refused new password also carries `reason`); `invalid_grant`: a wrong current \
+                     password or one-time code; `unsupported_algorithm` for a key rotation.",
                 ),
             ),
             (
@@ -192,6 +204,18 @@ impl Modify for Shared {
                     .header("Cache-Control", string_header("`no-store`")),
             ),
             ("ApiNotFound", json_error("`not_found`: no such name or id.")),
+            (
+                "ApiConflict",
+                json_error(
+                    "`conflict`: the username, email address or client id is taken, or the client is \
+                     revoked (revocation is final).",
+                ),
+            ),
+            (
+                "ApiTooManyRequests",
+                json_error("`too_many_requests`: too many wrong passwords for this account; retry later.")
+                    .header("Retry-After", integer_header("Seconds to wait before retrying.")),
+            ),
             (
                 "ApiUnavailable",
                 json_error("`temporarily_unavailable`: the database is unreachable.")

@@ -35,6 +35,7 @@ const DEMO: &[Asset] = &[
 const ADMIN: &[Asset] = &[
     Asset("", HTML, include_str!("../ui/admin/index.html")),
     Asset("admin.js", JS, include_str!("../ui/admin/admin.js")),
+    Asset("forms.js", JS, include_str!("../ui/admin/forms.js")),
     Asset("admin.css", CSS, include_str!("../ui/admin/admin.css")),
 ];
 

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod http;
+pub mod lifecycle;
 pub mod openapi;
 pub mod smtp;
 pub mod web;
@@ -89,6 +90,8 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
         default_scope: portcullis_domain::Scopes::parse(default_scope).expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -106,6 +109,8 @@ pub async fn introspector(db: &TestDb, id: &str) -> String {
         default_scope: portcullis_domain::Scopes::empty(),
         introspect: true,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -122,6 +127,8 @@ pub async fn public(db: &TestDb, id: &str, scope: &str) {
         default_scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::default(),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }
@@ -138,8 +145,10 @@ pub async fn user(db: &TestDb, name: &str, scope: &str) -> String {
     .expect("hash");
     let new = NewUser {
         username: portcullis_domain::Username::parse(name).expect("username"),
-        password_hash: hash,
+        password_hash: Some(hash),
         scope: portcullis_domain::Scopes::parse(scope).expect("scope"),
+        email: None,
+        email_verified: false,
     };
     db.create_user(&new, UnixTime::now()).await.expect("user").id
 }

@@ -27,6 +27,8 @@ pub async fn web_client(db: &TestDb, id: &str, origins: &str) {
         default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
         introspect: false,
         web_origins: portcullis_domain::WebOrigins::parse(origins).expect("origins"),
+        allow_sign_up: false,
+        sign_up_scope: portcullis_domain::Scopes::empty(),
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -131,8 +131,8 @@ impl RefreshStore for SqlStore {
             (
                 FamilyRow::at(&row, 0)?,
                 crate::users::UserRow::at(&row, FAMILY_COLUMN_COUNT)?,
-                // After the user's 7 columns (`COLUMNS_U`).
-                crate::clients::ClientRow::at(&row, FAMILY_COLUMN_COUNT + 7)?,
+                // After the user's columns (`COLUMNS_U`).
+                crate::clients::ClientRow::at(&row, FAMILY_COLUMN_COUNT + crate::users::COLUMN_COUNT)?,
             )
         });
         Ok((family.try_into()?, user.try_into()?, client.try_into()?))

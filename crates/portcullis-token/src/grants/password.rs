@@ -54,16 +54,19 @@ pub(crate) async fn password(
         .verify_reserved(
             slot,
             password.expose_secret(),
-            user.as_ref().map(|u| u.password_hash.as_str()),
+            // A user without a password is checked against the dummy hash,
+            // like an unknown one.
+            user.as_ref().and_then(|u| u.password_hash.as_deref()),
         )
         .await;
     let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
     let (user, checked_hash) = match (verdict, user) {
-        (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active => {
-            let mut checked = user.password_hash.clone();
+        (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active && user.password_hash.is_some() => {
+            let stored = user.password_hash.clone().unwrap_or_default();
+            let mut checked = stored.clone();
             if let Some(hash) = rehash {
                 match store
-                    .rehash_user_password(&user.id, &user.password_hash, &hash, req.now)
+                    .rehash_user_password(&user.id, &stored, &hash, req.now)
                     .await
                 {
                     Ok(true) => checked = hash,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{failed, lines, render, scope};
 use crate::admin_api::clients::{AuthMethod, Client, ClientRevoked};
-use crate::cli::ClientCreate;
+use crate::cli::{ClientCreate, ClientRotateSecret};
 use crate::ops::clients::NewClientInput;
 use crate::ops::{self, Actor, OpsError};
 
@@ -31,6 +31,8 @@ struct Created<'a> {
 struct Rotated<'a> {
     client_id: &'a str,
     client_secret: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<i64>,
 }
 
 const SHOWN_ONCE: &str = "(the secret is shown only now: store it safely)";
@@ -66,6 +68,8 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         scope: allowed,
         default_scope,
         introspect: args.introspect,
+        allow_sign_up: args.allow_sign_up,
+        sign_up_scope: scope(&args.sign_up_scope, "sign-up scope")?,
     };
     let created = ops::clients::create(store, &Actor::Cli, input)
         .await
@@ -154,21 +158,28 @@ pub async fn client_revoke(store: &SqlStore, id: &str, json: bool) -> anyhow::Re
     )
 }
 
-/// `portcullis client rotate-secret ID`.
+/// `portcullis client rotate-secret ID [--grace-period SECONDS]`.
 ///
 /// # Errors
-/// An unknown or public client, or a database failure.
-pub async fn client_rotate_secret(store: &SqlStore, id: &str, json: bool) -> anyhow::Result<String> {
-    let secret = ops::clients::rotate_secret(store, &Actor::Cli, id)
+/// An unknown, public or revoked client, a grace period over the maximum,
+/// or a database failure.
+pub async fn client_rotate_secret(store: &SqlStore, args: ClientRotateSecret) -> anyhow::Result<String> {
+    let id = args.id.as_str();
+    let rotated = ops::clients::rotate_secret(store, &Actor::Cli, id, args.grace_period)
         .await
         .map_err(failed("cannot rotate"))?;
-    let client_secret = secret.expose();
+    let client_secret = rotated.secret.expose();
+    let previous = match rotated.previous_expires_at {
+        Some(t) => format!("the previous secret works until {} (Unix seconds)", t.0),
+        None => "the previous secret no longer works".to_owned(),
+    };
     render(
         &Rotated {
             client_id: id,
             client_secret,
+            previous_secret_expires_at: rotated.previous_expires_at.map(|t| t.0),
         },
-        json,
-        format!("client_id: {id}\nclient_secret: {client_secret}\n{SHOWN_ONCE}"),
+        args.json,
+        format!("client_id: {id}\nclient_secret: {client_secret}\n{SHOWN_ONCE}\n{previous}"),
     )
 }

@@ -1,6 +1,6 @@
 //! `portcullis user …`
 
-use portcullis_domain::{ADMIN_SCOPE, Scopes, Username};
+use portcullis_domain::{ADMIN_SCOPE, Email, Scopes, Username};
 use portcullis_store::SqlStore;
 use portcullis_token::password::PasswordPolicy;
 use serde::Serialize;
@@ -42,7 +42,18 @@ pub async fn user_create(store: &SqlStore, args: UserCreate, policy: &PasswordPo
     let input = NewUserInput {
         username,
         scope: scope(tokens.trim(), "scope")?,
-        password: read_password(args.password_stdin)?,
+        password: if args.no_password {
+            None
+        } else {
+            Some(read_password(args.password_stdin)?)
+        },
+        email: args
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--email: {e}"))?,
+        email_verified: args.email_verified,
     };
     let user = ops::users::create(store, &Actor::Cli, input, policy)
         .await
@@ -119,4 +130,41 @@ pub async fn user_revoke_tokens(store: &SqlStore, username: &str, json: bool) ->
         .map_err(failed("cannot revoke"))?;
     let text = format!("{} sign-ins of {username} ended", done.ended);
     render(&UserTokensRevoked::from(done), json, text)
+}
+
+/// `portcullis user enable NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_enable(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let user = ops::lifecycle::enable(store, &Actor::Cli, username)
+        .await
+        .map_err(failed("cannot enable"))?;
+    let text = format!("user {} enabled", user.username);
+    render(&User::from(&user), json, text)
+}
+
+/// What `user delete --json` prints.
+#[derive(Serialize)]
+struct Deleted<'a> {
+    username: &'a Username,
+    deleted: bool,
+    sign_ins_ended: u64,
+}
+
+/// `portcullis user delete NAME`.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_delete(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let done = ops::lifecycle::delete(store, &Actor::Cli, username)
+        .await
+        .map_err(failed("cannot delete"))?;
+    let doc = Deleted {
+        username: &done.user.username,
+        deleted: true,
+        sign_ins_ended: done.ended,
+    };
+    let text = format!("user {} deleted; {} sign-ins ended", done.user.username, done.ended);
+    render(&doc, json, text)
 }

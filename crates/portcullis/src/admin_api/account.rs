@@ -1,14 +1,19 @@
 //! `/account/v1/…`: the signed-in user's own account.
 
-use axum::extract::State;
-use axum::routing::{delete, get};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
 use portcullis_domain::Username;
 use portcullis_verify::AccessTokenClaims;
-use serde::Serialize;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{AccountErrors, Api, ApiResult, NotFound, Path, Routes, user};
+use super::common::{
+    AccountErrors, Api, ApiError, ApiResult, JsonBody, NotFound, Path, Reauthentication, Routes, user,
+};
 use super::devices::{DeviceList, SignedOut};
 use crate::ops;
 
@@ -17,6 +22,8 @@ pub(super) fn router() -> Routes {
         .route("/me", get(me))
         .route("/devices", get(my_devices))
         .route("/devices/{id}", delete(my_sign_out_device))
+        .route("/password", post(change_my_password))
+        .route("/", delete(delete_me))
 }
 
 /// Who an access token speaks for.
@@ -99,4 +106,121 @@ pub(crate) async fn my_sign_out_device(
 ) -> ApiResult<SignedOut> {
     let signed_out = ops::devices::sign_out(&api.store, &user(&me), &me.sub, &id).await?;
     Ok(Json(SignedOut::new(id, signed_out)))
+}
+
+/// A password change: the current password (re-authentication) and the
+/// new one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePassword {
+    #[schema(format = Password)]
+    current_password: String,
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+/// The password changed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PasswordChanged {
+    /// The user's other sign-ins, ended.
+    sign_ins_ended: u64,
+}
+
+/// An account deletion: the current password (re-authentication).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteAccount {
+    #[schema(format = Password)]
+    password: String,
+}
+
+/// The account is deleted.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccountDeleted {
+    #[schema(value_type = String)]
+    username: Username,
+    /// Every sign-in of the account, ended.
+    sign_ins_ended: u64,
+}
+
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn ip(peer: &Peer) -> Option<std::net::IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(a))| a.ip())
+}
+
+#[utoipa::path(
+    post,
+    path = "/account/v1/password",
+    tag = "account",
+    summary = "Change my password",
+    description = "Checks the current password (counted like a sign-in attempt), sets the new one and ends \
+        every other sign-in of the user at once (a `family` entry each in the revocation feed). The sign-in \
+        the access token belongs to (its `sid`) stays. A wrong current password is `400` `invalid_grant`.",
+    request_body = ChangePassword,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Changed.", body = PasswordChanged, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AccountErrors,
+        Reauthentication,
+    ),
+)]
+pub(crate) async fn change_my_password(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    peer: Peer,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> ApiResult<PasswordChanged> {
+    let keep = me.sid.clone().ok_or_else(|| ApiError::from(crate::ops::OpsError::NoSignIn))?;
+    let current = SecretString::from(body.current_password);
+    let who = ops::lifecycle::Reauthenticated {
+        user_id: &me.sub,
+        password: &current,
+        ip: ip(&peer),
+    };
+    let ended = ops::lifecycle::change_own_password(
+        &api.store,
+        &api.tokens,
+        &user(&me),
+        who,
+        &keep,
+        &SecretString::from(body.new_password),
+    )
+    .await?;
+    Ok(Json(PasswordChanged { sign_ins_ended: ended }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/account/v1",
+    tag = "account",
+    summary = "Delete my account",
+    description = "Checks the password (counted like a sign-in attempt), then deletes the user and every \
+        sign-in of theirs, as an admin's delete does; the revocation feed gets a `user` entry. The app \
+        then forgets its tokens. A wrong password is `400` `invalid_grant`.",
+    request_body = DeleteAccount,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "Deleted.", body = AccountDeleted, headers(("Cache-Control" = String, description = "`no-store`"))),
+        AccountErrors,
+        Reauthentication,
+    ),
+)]
+pub(crate) async fn delete_me(
+    State(api): State<Api>,
+    Extension(me): Extension<AccessTokenClaims>,
+    peer: Peer,
+    JsonBody(body): JsonBody<DeleteAccount>,
+) -> ApiResult<AccountDeleted> {
+    let password = SecretString::from(body.password);
+    let who = ops::lifecycle::Reauthenticated {
+        user_id: &me.sub,
+        password: &password,
+        ip: ip(&peer),
+    };
+    let done = ops::lifecycle::delete_own(&api.store, &api.tokens, &user(&me), who).await?;
+    Ok(Json(AccountDeleted {
+        username: done.user.username,
+        sign_ins_ended: done.ended,
+    }))
 }

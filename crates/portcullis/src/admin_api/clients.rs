@@ -38,6 +38,15 @@ pub(crate) struct Client {
     /// Origins whose pages may use the /web/ endpoints (browser clients).
     #[schema(value_type = Vec<String>)]
     web_origins: WebOrigins,
+    /// Whether users may sign up through this client.
+    allow_sign_up: bool,
+    /// The scopes of users who sign up through it, space-delimited.
+    #[schema(value_type = String)]
+    sign_up_scope: Scopes,
+    /// After a secret rotation with a grace period: until when (Unix
+    /// seconds) the previous secret still works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_expires_at: Option<i64>,
     status: ClientStatus,
     created_at: i64,
 }
@@ -53,6 +62,11 @@ impl From<&portcullis_store::Client> for Client {
             token_endpoint_auth_method: AuthMethod::of(c),
             introspect: c.introspect,
             web_origins: c.web_origins.clone(),
+            allow_sign_up: c.allow_sign_up,
+            sign_up_scope: c.sign_up_scope.clone(),
+            previous_secret_expires_at: c
+                .previous_secret_at(portcullis_store::UnixTime::now())
+                .and(c.previous_secret.map(|p| p.expires_at.0)),
             status: c.status.into(),
             created_at: c.created_at.0,
         }
@@ -60,7 +74,7 @@ impl From<&portcullis_store::Client> for Client {
 }
 
 /// The grant types (an array of their names).
-fn grant_types() -> Array {
+pub(crate) fn grant_types() -> Array {
     let name = ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(GrantType::ALL.map(GrantType::as_str)))
@@ -69,7 +83,7 @@ fn grant_types() -> Array {
 }
 
 /// How a client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum AuthMethod {
     None,

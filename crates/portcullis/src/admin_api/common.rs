@@ -48,9 +48,9 @@ pub(crate) fn user(claims: &AccessTokenClaims) -> Actor {
 }
 
 /// An admin or account API error.
-// Answered with its status and the JSON body `{"error": code}`, with a
-// sentence to show and a machine-readable reason where the client can act
-// on it (a refused password).
+// Answered with its status and the JSON body `{"error": code}`, with an
+// `error_description` when the caller can act on it, and a machine-readable
+// `reason` where a program can (a refused password, a taken name).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ApiError {
     #[serde(skip)]
@@ -78,16 +78,19 @@ pub(crate) enum ApiErrorCode {
     InvalidRequest,
     /// An unknown or revoked client (401).
     InvalidClient,
-    /// A wrong, used or expired one-time code (400).
-    InvalidGrant,
     /// The client does not allow this (sign-up; 403).
     AccessDenied,
-    /// The name or address is taken (409).
-    Conflict,
     /// Mail is not configured on this server (501).
     MailNotConfigured,
     NotFound,
     UnsupportedAlgorithm,
+    /// The name, id or email address is taken; or the client is revoked.
+    Conflict,
+    /// The current password given to re-authenticate is wrong, or a
+    /// one-time code is wrong, used or expired.
+    InvalidGrant,
+    /// Too many attempts: see `Retry-After`.
+    TooManyRequests,
     TemporarilyUnavailable,
     ServerError,
 }
@@ -105,7 +108,7 @@ impl ApiError {
 
     /// 429: too many attempts; retry after `secs`.
     pub(crate) fn throttled(secs: u64) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ApiErrorCode::TemporarilyUnavailable)
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ApiErrorCode::TooManyRequests)
             .explained("too_many_attempts", "Too many attempts; retry later.");
         e.retry_after = Some(secs);
         e
@@ -122,6 +125,12 @@ impl ApiError {
     /// 401: an unknown or revoked client.
     pub(crate) fn invalid_client() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, ApiErrorCode::InvalidClient)
+    }
+
+    /// This error with a description.
+    pub(crate) fn describe(mut self, description: impl Into<String>) -> Self {
+        self.error_description = Some(description.into());
+        self
     }
 
     /// The error with a sentence to show and a machine-readable reason.
@@ -153,10 +162,18 @@ impl From<OpsError> for ApiError {
             // The one shape of a refused password, on every route that
             // sets one.
             OpsError::Password(refused) => Self::invalid_request().explained(refused.reason(), refused.description()),
-            OpsError::UserExists(_) => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
-                .explained("username_taken", "This username is taken."),
-            OpsError::EmailTaken => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
-                .explained("email_taken", "This email address belongs to another account."),
+            OpsError::UserExists(_) => {
+                let description = e.to_string();
+                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained("username_taken", description)
+            }
+            OpsError::EmailTaken => {
+                let description = e.to_string();
+                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained("email_taken", description)
+            }
+            OpsError::ClientExists(_) | OpsError::ClientRevoked(_) => {
+                let description = e.to_string();
+                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).describe(description)
+            }
             OpsError::SignUpOff => Self::new(StatusCode::FORBIDDEN, ApiErrorCode::AccessDenied)
                 .explained("sign_up_off", "This app does not allow sign-up."),
             OpsError::BadCode => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
@@ -166,11 +183,19 @@ impl From<OpsError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
                     .explained("mail_failed", "The mail could not be sent; retry later.")
             }
-            // Refused input.
-            OpsError::ClientExists(_)
-            | OpsError::PublicClient(_)
+            OpsError::WrongPassword => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
+                .describe("the current password is wrong"),
+            OpsError::Throttled(secs) => Self::throttled(secs),
+            // Refused input, described.
+            OpsError::PublicClient(_)
             | OpsError::DefaultScopeTooWide
-            | OpsError::IntrospectNeedsSecret => Self::invalid_request(),
+            | OpsError::IntrospectNeedsSecret
+            | OpsError::GraceTooLong(_)
+            | OpsError::Invalid(_)
+            | OpsError::NoSignIn => {
+                let description = e.to_string();
+                Self::invalid_request().describe(description)
+            }
             other => {
                 tracing::error!(error = %other, "admin API operation failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ApiErrorCode::ServerError)
@@ -183,9 +208,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(&self)).into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
-            res
-        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs.max(1)));
+            return res;
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
             crate::http::retry_after(res)
         } else {
             res
@@ -231,6 +258,44 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
             .map(|axum::extract::Query(v)| Self(v))
             .map_err(|_| ApiError::invalid_request())
     }
+}
+
+/// A JSON request body, refusing with the API's JSON error (400
+/// `invalid_request`, described) rather than axum's plain text: a body
+/// that is not JSON, not an object of the documented fields, or over the
+/// body limit.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                let description = match &rejection {
+                    axum::extract::rejection::JsonRejection::MissingJsonContentType(_) => {
+                        "the body must be JSON (Content-Type: application/json)".to_owned()
+                    }
+                    axum::extract::rejection::JsonRejection::JsonDataError(e) => {
+                        // serde's message names the field; it holds no
+                        // secret (values are not echoed).
+                        ascii(&e.body_text())
+                    }
+                    _ => "the body is not a JSON object".to_owned(),
+                };
+                Err(ApiError::invalid_request().describe(description))
+            }
+        }
+    }
+}
+
+/// `text` in printable ASCII, at most 200 characters.
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(200)
+        .collect()
 }
 
 /// A page of a listing: `?after=` or `?before=`, and `?limit=` (default
@@ -279,6 +344,25 @@ impl IntoResponses for AccountErrors {
             ("401", "ApiUnauthorized"),
             ("503", "ApiUnavailable"),
         ])
+    }
+}
+
+/// A route whose write can collide with a taken name or address, or a
+/// revoked client.
+pub(crate) struct Conflict;
+
+impl IntoResponses for Conflict {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refs(&[("409", "ApiConflict")])
+    }
+}
+
+/// A route that checks the current password (throttled like sign-in).
+pub(crate) struct Reauthentication;
+
+impl IntoResponses for Reauthentication {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refs(&[("429", "ApiTooManyRequests")])
     }
 }
 

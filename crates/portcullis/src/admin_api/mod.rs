@@ -12,6 +12,7 @@
 
 pub(crate) mod account;
 pub(crate) mod audit;
+pub(crate) mod client_changes;
 pub(crate) mod clients;
 pub(crate) mod common;
 pub(crate) mod devices;
@@ -19,6 +20,7 @@ pub(crate) mod email;
 mod guard;
 pub(crate) mod self_service;
 pub(crate) mod keys;
+pub(crate) mod user_changes;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -41,7 +43,9 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>, mailer: Option<Arc<cra
         scopes: &[ADMIN_SCOPE],
     };
     let admin = clients::router()
+        .merge(client_changes::router())
         .merge(users::router())
+        .merge(user_changes::router())
         .merge(devices::router())
         .merge(keys::router())
         .merge(audit::router())

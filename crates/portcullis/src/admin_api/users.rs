@@ -30,6 +30,13 @@ pub(crate) struct User {
     #[schema(value_type = String)]
     scope: Scopes,
     status: UserStatus,
+    /// The user's email address, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    /// Whether the owner proved they read mail sent to `email`.
+    email_verified: bool,
+    /// Whether a password is set (without one the user cannot sign in).
+    has_password: bool,
     created_at: i64,
 }
 
@@ -40,6 +47,9 @@ impl From<&portcullis_store::User> for User {
             username: u.username.clone(),
             scope: u.scope.clone(),
             status: u.status.into(),
+            email: u.email.as_ref().map(ToString::to_string),
+            email_verified: u.email_verified_at.is_some(),
+            has_password: u.password_hash.is_some(),
             created_at: u.created_at.0,
         }
     }

@@ -298,9 +298,23 @@ pub enum ClientCommand {
     /// Cut a client off: no new tokens, its sign-ins end, resource servers
     /// following the revocation feed refuse its access tokens.
     Revoke(ClientId),
-    /// Replace a confidential client's secret; the old one stops working
-    /// at once. The new secret is shown only this once.
-    RotateSecret(ClientId),
+    /// Replace a confidential client's secret; the old one keeps working
+    /// for the grace period. The new secret is shown only this once.
+    RotateSecret(ClientRotateSecret),
+}
+
+/// `portcullis client rotate-secret`
+#[derive(Debug, Args)]
+pub struct ClientRotateSecret {
+    /// The client_id.
+    pub id: String,
+    /// Seconds the old secret keeps working (at most 2592000, 30 days);
+    /// 0 ends it at once, as after a leak.
+    #[arg(long, default_value_t = 86_400)]
+    pub grace_period: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--json`
@@ -365,6 +379,12 @@ pub struct ClientCreate {
     /// pages may call the /web/ endpoints for this client (repeat).
     #[arg(long = "origin", requires = "web")]
     pub origins: Vec<String>,
+    /// Let users sign up through this client (POST /account/v1/sign-up).
+    #[arg(long)]
+    pub allow_sign_up: bool,
+    /// Space-delimited scopes of users who sign up through this client.
+    #[arg(long, default_value = "", requires = "allow_sign_up")]
+    pub sign_up_scope: String,
     /// Print JSON (RFC 7591 field names).
     #[arg(long)]
     pub json: bool,
@@ -379,6 +399,11 @@ pub enum UserCommand {
     List(JsonFlag),
     /// Disable a user: sign-in refused, every sign-in ended.
     Disable(UserName),
+    /// Enable a disabled user: they may sign in again.
+    Enable(UserName),
+    /// Delete a user and every sign-in of theirs (the audit log keeps a
+    /// pseudonym).
+    Delete(UserName),
     /// Set a user's password (from stdin or a prompt); ends every sign-in.
     SetPassword(UserSetPassword),
     /// End every sign-in of a user (all devices).
@@ -408,8 +433,18 @@ pub struct UserCreate {
     pub username: String,
     /// Read the password from standard input (first line) instead of
     /// prompting for it. Passwords are never taken from the command line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_password")]
     pub password_stdin: bool,
+    /// Create the user without a password: they cannot sign in until one
+    /// is set (`user set-password`, or a reset through a verified email).
+    #[arg(long)]
+    pub no_password: bool,
+    /// The user's email address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Count the email address as verified at once.
+    #[arg(long, requires = "email")]
+    pub email_verified: bool,
     /// Space-delimited scopes the user may be granted.
     #[arg(long, default_value = "")]
     pub scope: String,

@@ -1,7 +1,10 @@
-//! Clients: register, list, show, revoke, rotate the secret.
+//! Clients: register, list, show, change, revoke, rotate the secret.
+//!
+//! Revocation is final: a revoked client cannot be changed, re-activated
+//! or given a new secret; register a new one instead.
 
-use portcullis_domain::{AuditAction, ClientId, GrantType, GrantTypes, Scopes, WebOrigins};
-use portcullis_store::{Client, NewClient, Store, StoreError, UnixTime};
+use portcullis_domain::{ADMIN_SCOPE, AuditAction, ClientId, GrantType, GrantTypes, Scopes, WebOrigins};
+use portcullis_store::{Client, ClientChanges, NewClient, Store, StoreError, UnixTime};
 use portcullis_token::secret::OpaqueSecret;
 
 use super::{Actor, OpsError, not_found, record};
@@ -26,6 +29,10 @@ pub struct NewClientInput {
     /// Whether it may call the introspection endpoint (confidential
     /// clients only).
     pub introspect: bool,
+    /// Whether users may sign up through it (`POST /account/v1/sign-up`).
+    pub allow_sign_up: bool,
+    /// The scopes of users who sign up through it (never the admin scope).
+    pub sign_up_scope: Scopes,
 }
 
 /// A registered client, with its secret (confidential clients only),
@@ -52,6 +59,7 @@ pub async fn create(store: &dyn Store, actor: &Actor, input: NewClientInput) -> 
     if public && input.introspect {
         return Err(OpsError::IntrospectNeedsSecret);
     }
+    check_sign_up_scope(&input.sign_up_scope)?;
     let id = match input.id {
         Some(id) => id,
         None => ClientId::parse(&OpaqueSecret::generate().expose()[..22])
@@ -72,6 +80,8 @@ pub async fn create(store: &dyn Store, actor: &Actor, input: NewClientInput) -> 
         default_scope,
         introspect: input.introspect,
         web_origins: input.web,
+        allow_sign_up: input.allow_sign_up,
+        sign_up_scope: input.sign_up_scope,
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => OpsError::ClientExists(new.id.to_string()),
@@ -115,21 +125,145 @@ pub async fn revoke(store: &dyn Store, actor: &Actor, id: &str) -> Result<u64, O
     Ok(ended)
 }
 
-/// Replaces a confidential client's secret (the old one stops working at
-/// once) and returns the new one, shown this once. Audited as
-/// `client.rotate_secret`.
+/// The default grace period of a rotated secret: a day, for the
+/// client's deployments to move to the new one.
+pub const DEFAULT_SECRET_GRACE_SECS: u64 = 24 * 3600;
+/// The longest grace period a rotation may give the old secret.
+pub const MAX_SECRET_GRACE_SECS: u64 = 30 * 24 * 3600;
+
+/// A rotated secret, shown this once.
+#[derive(Debug)]
+pub struct RotatedSecret {
+    /// The new secret.
+    pub secret: OpaqueSecret,
+    /// Until when the previous secret keeps working; `None` when it
+    /// stopped at once.
+    pub previous_expires_at: Option<UnixTime>,
+}
+
+/// Replaces a confidential client's secret and returns the new one, shown
+/// this once. The old secret keeps working for `grace_secs` seconds (0:
+/// it stops at once, as after a leak); a secret kept from an earlier
+/// rotation stops now. Audited as `client.rotate_secret`.
 ///
 /// # Errors
-/// [`OpsError::NoClient`], [`OpsError::PublicClient`] or a store failure.
-pub async fn rotate_secret(store: &dyn Store, actor: &Actor, id: &str) -> Result<OpaqueSecret, OpsError> {
-    if show(store, id).await?.is_public() {
+/// [`OpsError::NoClient`], [`OpsError::PublicClient`],
+/// [`OpsError::ClientRevoked`], [`OpsError::GraceTooLong`] or a store
+/// failure.
+pub async fn rotate_secret(store: &dyn Store, actor: &Actor, id: &str, grace_secs: u64) -> Result<RotatedSecret, OpsError> {
+    if grace_secs > MAX_SECRET_GRACE_SECS {
+        return Err(OpsError::GraceTooLong(MAX_SECRET_GRACE_SECS));
+    }
+    let client = show(store, id).await?;
+    if client.is_public() {
         return Err(OpsError::PublicClient(id.to_owned()));
     }
     let secret = OpaqueSecret::generate();
+    let now = UnixTime::now();
+    let grace_until = (grace_secs > 0).then(|| now.plus(i64::try_from(grace_secs).unwrap_or(i64::MAX)));
     store
-        .set_client_secret_hash(id, secret.hash(), UnixTime::now())
+        .rotate_client_secret(id, secret.hash(), grace_until, now)
         .await
-        .map_err(|e| not_found(e, || OpsError::NoClient(id.to_owned())))?;
+        .map_err(|e| match e {
+            StoreError::Conflict => OpsError::ClientRevoked(id.to_owned()),
+            other => not_found(other, || OpsError::NoClient(id.to_owned())),
+        })?;
     record(store, actor, AuditAction::ClientRotateSecret, id).await;
-    Ok(secret)
+    Ok(RotatedSecret {
+        secret,
+        previous_expires_at: grace_until,
+    })
+}
+
+/// A change to a client; `None` fields stay as they are.
+#[derive(Debug, Default)]
+pub struct ClientEdit {
+    /// A new name.
+    pub name: Option<String>,
+    /// New grant types (not empty).
+    pub grants: Option<GrantTypes>,
+    /// New allowed scopes.
+    pub scope: Option<Scopes>,
+    /// New default scopes (within the allowed ones).
+    pub default_scope: Option<Scopes>,
+    /// Whether it may introspect (confidential clients only).
+    pub introspect: Option<bool>,
+    /// New browser origins (public clients only).
+    pub web: Option<WebOrigins>,
+    /// Whether users may sign up through it.
+    pub allow_sign_up: Option<bool>,
+    /// The scopes of users who sign up through it.
+    pub sign_up_scope: Option<Scopes>,
+}
+
+/// Changes a client's settings. A confidential client stays confidential
+/// and a public one public (a secret cannot be added or taken away).
+/// Sign-ins stay; narrower scopes apply to new sign-ins (refreshes keep
+/// what was granted, within the client's scope when it is checked).
+/// Audited as `client.update`.
+///
+/// # Errors
+/// [`OpsError::NoClient`], [`OpsError::ClientRevoked`],
+/// [`OpsError::DefaultScopeTooWide`], [`OpsError::IntrospectNeedsSecret`],
+/// [`OpsError::Invalid`] or a store failure.
+pub async fn update(store: &dyn Store, actor: &Actor, id: &str, edit: ClientEdit) -> Result<Client, OpsError> {
+    let client = show(store, id).await?;
+    if client.status == portcullis_store::ClientStatus::Revoked {
+        return Err(OpsError::ClientRevoked(id.to_owned()));
+    }
+    let scope = edit.scope.as_ref().unwrap_or(&client.scope);
+    let default_scope = match (&edit.default_scope, &edit.scope) {
+        (Some(d), _) => d.clone(),
+        // A narrower scope narrows the default with it.
+        (None, Some(s)) => client.default_scope.intersection(s),
+        (None, None) => client.default_scope.clone(),
+    };
+    if !default_scope.is_subset_of(scope) {
+        return Err(OpsError::DefaultScopeTooWide);
+    }
+    if edit.introspect == Some(true) && client.is_public() {
+        return Err(OpsError::IntrospectNeedsSecret);
+    }
+    if edit.web.as_ref().is_some_and(|w| !w.is_empty()) && !client.is_public() {
+        return Err(OpsError::Invalid("web origins need a public client"));
+    }
+    if edit.grants.as_ref().is_some_and(GrantTypes::is_empty) {
+        return Err(OpsError::Invalid("a client needs at least one grant type"));
+    }
+    if let Some(sign_up) = &edit.sign_up_scope {
+        check_sign_up_scope(sign_up)?;
+    }
+    if edit.name.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > MAX_NAME_LEN) {
+        return Err(OpsError::Invalid("client_name must be 1 to 200 characters"));
+    }
+    let changes = ClientChanges {
+        name: edit.name,
+        grant_types: edit.grants,
+        scope: edit.scope,
+        default_scope: Some(default_scope),
+        introspect: edit.introspect,
+        web_origins: edit.web,
+        allow_sign_up: edit.allow_sign_up,
+        sign_up_scope: edit.sign_up_scope,
+    };
+    let updated = store
+        .update_client(id, &changes, UnixTime::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => OpsError::ClientRevoked(id.to_owned()),
+            other => not_found(other, || OpsError::NoClient(id.to_owned())),
+        })?;
+    record(store, actor, AuditAction::ClientUpdate, id).await;
+    Ok(updated)
+}
+
+/// Longest client name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Sign-up must never hand out the admin right.
+fn check_sign_up_scope(scope: &Scopes) -> Result<(), OpsError> {
+    if scope.contains(ADMIN_SCOPE) {
+        return Err(OpsError::Invalid("the sign-up scope may not hold portcullis:admin"));
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod codes;
 pub mod devices;
 pub mod keys;
+pub mod lifecycle;
 pub mod users;
 
 use portcullis_domain::AuditAction;
@@ -110,6 +111,28 @@ pub enum OpsError {
     /// The username is taken.
     #[error("a user named {0:?} exists already (usernames are compared ignoring case and width)")]
     UserExists(String),
+    /// Refused input, with a short reason an admin can act on.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The email address belongs to another user.
+    #[error("another user has this email address (addresses are compared ignoring case)")]
+    EmailTaken,
+    /// The client is revoked: it cannot be changed or re-activated.
+    #[error("client {0:?} is revoked; revocation is final (register a new client)")]
+    ClientRevoked(String),
+    /// The grace period asked for a rotated secret is too long.
+    #[error("the grace period may be at most {0} seconds")]
+    GraceTooLong(u64),
+    /// The current password given to re-authenticate is wrong (or the
+    /// user has none).
+    #[error("the current password is wrong")]
+    WrongPassword,
+    /// Too many wrong passwords: try again after this many seconds.
+    #[error("too many attempts; retry after {0} seconds")]
+    Throttled(u64),
+    /// The access token has no sign-in (`sid`) to keep.
+    #[error("the access token names no sign-in")]
+    NoSignIn,
     /// A public client has no secret to rotate.
     #[error("client {0:?} is public: it has no secret to rotate")]
     PublicClient(String),
@@ -127,9 +150,6 @@ pub enum OpsError {
     /// The client does not allow sign-up.
     #[error("this client does not allow sign-up")]
     SignUpOff,
-    /// The email address belongs to another account.
-    #[error("this email address belongs to another account")]
-    EmailTaken,
     /// A one-time code is wrong, used, expired or out of tries.
     #[error("the code is wrong or has expired")]
     BadCode,

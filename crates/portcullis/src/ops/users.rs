@@ -1,6 +1,6 @@
 //! Users: create, list, show, disable, set a password, end every sign-in.
 
-use portcullis_domain::{AuditAction, Scopes, Username};
+use portcullis_domain::{AuditAction, Email, Scopes, Username};
 use portcullis_store::{NewUser, RevokeReason, Store, StoreError, UnixTime, User, UserStatus, UserUpdate};
 use portcullis_token::password::{PasswordPolicy, Passwords};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -12,10 +12,17 @@ use super::{Actor, OpsError, not_found, record};
 pub struct NewUserInput {
     /// The sign-in name.
     pub username: Username,
-    /// The password, hashed with the server's policy.
-    pub password: SecretString,
+    /// The password, hashed with the server's policy; `None` creates a
+    /// user who cannot sign in until a password is set (by an admin, or
+    /// by a reset through a verified email address).
+    pub password: Option<SecretString>,
     /// The scopes they may be granted.
     pub scope: Scopes,
+    /// An email address (unique, ignoring case).
+    pub email: Option<Email>,
+    /// Whether the address counts as verified at once (an admin vouches
+    /// for it); a user's own address is verified by a code sent there.
+    pub email_verified: bool,
 }
 
 /// A user after a change that ended their sign-ins.
@@ -30,23 +37,30 @@ pub struct SignInsEnded {
 /// Creates a user; audited as `user.create`.
 ///
 /// # Errors
-/// [`OpsError::Password`], [`OpsError::UserExists`], a hashing
-/// failure or a store failure.
+/// [`OpsError::Password`], [`OpsError::UserExists`],
+/// [`OpsError::EmailTaken`], a hashing failure or a store failure.
 pub async fn create(
     store: &dyn Store,
     actor: &Actor,
     input: NewUserInput,
     policy: &PasswordPolicy,
 ) -> Result<User, OpsError> {
+    let password_hash = match &input.password {
+        Some(password) => Some(hash(password, policy).await?),
+        None => None,
+    };
     let new = NewUser {
-        password_hash: hash(&input.password, policy).await?,
+        password_hash,
         username: input.username,
         scope: input.scope,
+        email: input.email,
+        email_verified: input.email_verified,
     };
-    let user = store.create_user(&new, UnixTime::now()).await.map_err(|e| match e {
-        StoreError::Conflict => OpsError::UserExists(new.username.to_string()),
-        other => OpsError::Store(other),
-    })?;
+    let user = match store.create_user(&new, UnixTime::now()).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict) => return Err(super::lifecycle::conflict(store, &new.username, new.email.as_ref()).await),
+        Err(other) => return Err(OpsError::Store(other)),
+    };
     record(store, actor, AuditAction::UserCreate, &user.id).await;
     Ok(user)
 }
@@ -191,7 +205,7 @@ async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change
 
 /// Checks a new password against the policy (length, common passwords;
 /// no account has a second factor yet) and hashes it.
-async fn hash(password: &SecretString, policy: &PasswordPolicy) -> Result<String, OpsError> {
+pub(super) async fn hash(password: &SecretString, policy: &PasswordPolicy) -> Result<String, OpsError> {
     let password = password.expose_secret();
     policy.check_new(password, false)?;
     Passwords::new(policy)?

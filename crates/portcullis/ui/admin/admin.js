@@ -118,12 +118,16 @@
     }).catch(() => {});
   }
 
-  /// A call to the admin API. A 401 ends the session (there is no refresh).
-  async function api(method, path) {
+  /// A call to the admin API, with an optional JSON body. A 401 ends the
+  /// session (there is no refresh).
+  async function api(method, path, json) {
     if (!token) throw new ApiError(401, null);
+    const headers = { Authorization: `Bearer ${token}` };
+    if (json !== undefined) headers["Content-Type"] = "application/json";
     const res = await fetch(`../admin/v1${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}` },
+      headers,
+      body: json === undefined ? undefined : JSON.stringify(json),
       cache: "no-store",
     });
     const body = await res.json().catch(() => null);
@@ -410,6 +414,16 @@
       ? `Events ${events[0].id} to ${last}${stack.length ? "" : " (newest)"}.`
       : "No events.";
   }
+
+  // The create, edit and delete forms (forms.js) act through these.
+  window.portcullisConsole = Object.freeze({
+    api,
+    attempt,
+    status,
+    reloadClients: loadClients,
+    reloadUsers: () => loadUsers(false),
+    showClient,
+  });
 
   // ---- Start ----
 
