@@ -250,23 +250,27 @@ fn percent_decode(s: &str) -> String {
 #[must_use]
 pub fn render(issuer: &str, mail: Mail<'_>) -> (String, String) {
     match mail {
+        // Short lines: plain ASCII text under 78 characters a line goes
+        // out as it is (7bit), readable in any client.
         Mail::VerifyEmail { code, username } => (
             format!("Your email verification code for {issuer}"),
             format!(
                 "Hello {username},\n\n\
-                 Use this code to confirm your email address on {issuer}:\n\n    {code}\n\n\
+                 Use this code to confirm your email address on\n{issuer}:\n\n    {code}\n\n\
                  It works once, for 15 minutes.\n\
-                 If you did not ask for it, you can ignore this message: nothing changes.\n"
+                 If you did not ask for it, ignore this message: nothing changes.\n"
             ),
         ),
         Mail::PasswordReset { code, username } => (
             format!("Your password reset code for {issuer}"),
             format!(
                 "Hello {username},\n\n\
-                 Someone (we hope you) asked to reset the password of the account {username:?} on {issuer}.\n\
+                 Someone (we hope you) asked to reset the password of the account\n\
+                 {username:?} on {issuer}.\n\
                  Use this code to choose a new password:\n\n    {code}\n\n\
-                 It works once, for 15 minutes. Setting a new password signs the account out everywhere.\n\
-                 If you did not ask for it, ignore this message: your password has not changed.\n"
+                 It works once, for 15 minutes. Setting a new password signs the\n\
+                 account out everywhere. If you did not ask for it, ignore this\n\
+                 message: your password has not changed.\n"
             ),
         ),
     }
@@ -320,5 +324,6 @@ mod tests {
         assert_eq!(subject, "Your password reset code for https://auth.example.com");
         assert!(body.contains("    ABCD-EFGH\n"));
         assert!(body.contains("\"alice\" on https://auth.example.com"));
+        assert!(body.lines().all(|l| l.len() < 78), "{body}");
     }
 }

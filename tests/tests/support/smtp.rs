@@ -43,9 +43,15 @@ impl Received {
         value
     }
 
-    /// The body (after the first blank line).
+    /// The body (after the first blank line), quoted-printable decoded
+    /// when so encoded, with CRLF as LF.
     pub fn body(&self) -> String {
-        self.data.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+        let raw = self.data.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let qp = self
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"));
+        let text = if qp { quoted_printable(&raw) } else { raw };
+        text.replace("\r\n", "\n")
     }
 
     /// The first word of the body that looks like a code `XXXX-XXXX`.
@@ -164,6 +170,28 @@ impl SmtpSink {
         }
         Ok(())
     }
+}
+
+/// RFC 2045 §6.7: soft line breaks removed, `=XX` decoded.
+fn quoted_printable(text: &str) -> String {
+    let text = text.replace("=\r\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The address between `<` and `>` of a MAIL or RCPT command.

@@ -162,14 +162,13 @@ impl From<OpsError> for ApiError {
             // The one shape of a refused password, on every route that
             // sets one.
             OpsError::Password(refused) => Self::invalid_request().explained(refused.reason(), refused.description()),
-            OpsError::UserExists(_) => {
-                let description = e.to_string();
-                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained("username_taken", description)
-            }
-            OpsError::EmailTaken => {
-                let description = e.to_string();
-                Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained("email_taken", description)
-            }
+            // Fixed ASCII sentences: the name as typed may be any script.
+            OpsError::UserExists(_) => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained(
+                "username_taken",
+                "This username is taken (usernames are compared ignoring case and width).",
+            ),
+            OpsError::EmailTaken => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
+                .explained("email_taken", "This email address belongs to another account."),
             OpsError::ClientExists(_) | OpsError::ClientRevoked(_) => {
                 let description = e.to_string();
                 Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).describe(description)
