@@ -466,7 +466,10 @@ fn config_check_says_whether_mail_is_on_and_masks_the_smtp_password() {
         ),
         "{stdout}"
     );
-    assert_eq!(line(&stdout, "password_min_length"), "password_min_length = 15  # default");
+    assert_eq!(
+        line(&stdout, "password_min_length"),
+        "password_min_length = 15  # default"
+    );
 
     let out = portcullis(
         dir.path(),

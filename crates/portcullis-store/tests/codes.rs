@@ -31,7 +31,9 @@ fn code(user_id: &str, purpose: CodePurpose, tag: u8) -> NewCode {
 
 async fn a_try_is_counted_before_it_is_answered_and_the_fifth_is_the_last(db: &testing::TestDb) {
     let alice = user(db, "alice").await;
-    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW).await.expect("put");
+    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW)
+        .await
+        .expect("put");
     for n in 1..=5 {
         let live = db
             .try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
@@ -43,16 +45,27 @@ async fn a_try_is_counted_before_it_is_answered_and_the_fifth_is_the_last(db: &t
         assert_eq!(live.code_hash, vec![1; 32]);
         assert_eq!(live.email, None);
     }
-    let none = db.try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW).await.expect("try");
+    let none = db
+        .try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
+        .await
+        .expect("try");
     assert!(none.is_none(), "a sixth try");
 }
 
 async fn a_new_code_replaces_the_old_and_purposes_are_apart(db: &testing::TestDb) {
     let alice = user(db, "alice").await;
-    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW).await.expect("put");
-    db.try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW).await.expect("try");
-    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 2), NOW).await.expect("put again");
-    db.put_code(&code(&alice.id, CodePurpose::VerifyEmail, 3), NOW).await.expect("put verify");
+    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW)
+        .await
+        .expect("put");
+    db.try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
+        .await
+        .expect("try");
+    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 2), NOW)
+        .await
+        .expect("put again");
+    db.put_code(&code(&alice.id, CodePurpose::VerifyEmail, 3), NOW)
+        .await
+        .expect("put verify");
     let reset = db
         .try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
         .await
@@ -70,7 +83,9 @@ async fn a_new_code_replaces_the_old_and_purposes_are_apart(db: &testing::TestDb
 
 async fn a_code_is_used_once_and_expires(db: &testing::TestDb) {
     let alice = user(db, "alice").await;
-    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW).await.expect("put");
+    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW)
+        .await
+        .expect("put");
     let live = db
         .try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
         .await
@@ -78,18 +93,37 @@ async fn a_code_is_used_once_and_expires(db: &testing::TestDb) {
         .expect("live");
     assert!(db.delete_code(&live.id).await.expect("use"));
     assert!(!db.delete_code(&live.id).await.expect("use again"), "used once");
-    assert!(db.try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW).await.expect("try").is_none());
+    assert!(
+        db.try_code(&alice.id, CodePurpose::PasswordReset, 5, NOW)
+            .await
+            .expect("try")
+            .is_none()
+    );
 
-    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW).await.expect("put");
+    db.put_code(&code(&alice.id, CodePurpose::PasswordReset, 1), NOW)
+        .await
+        .expect("put");
     let later = NOW.plus(900);
-    assert!(db.try_code(&alice.id, CodePurpose::PasswordReset, 5, later).await.expect("try").is_none());
+    assert!(
+        db.try_code(&alice.id, CodePurpose::PasswordReset, 5, later)
+            .await
+            .expect("try")
+            .is_none()
+    );
     assert_eq!(db.purge_codes(later).await.expect("purge"), 1);
 }
 
 async fn codes_need_a_user(db: &testing::TestDb) {
-    let err = db.put_code(&code("no-such-user", CodePurpose::PasswordReset, 1), NOW).await;
+    let err = db
+        .put_code(&code("no-such-user", CodePurpose::PasswordReset, 1), NOW)
+        .await;
     assert_eq!(err, Err(StoreError::NotFound));
-    assert!(db.try_code("", CodePurpose::PasswordReset, 5, NOW).await.expect("try").is_none());
+    assert!(
+        db.try_code("", CodePurpose::PasswordReset, 5, NOW)
+            .await
+            .expect("try")
+            .is_none()
+    );
 }
 
 on_both_backends!(

@@ -145,12 +145,7 @@ impl ThrottlePolicy {
         now: UnixTime,
     ) -> Result<(), GrantError> {
         let [pair, user] = keys(username, ip);
-        admit_each(
-            store,
-            &[(pair, self.per_user_and_address), (user, self.per_user)],
-            now,
-        )
-        .await
+        admit_each(store, &[(pair, self.per_user_and_address), (user, self.per_user)], now).await
     }
 
     /// Counts a sign-up from `ip` through `client_id`: per address first,

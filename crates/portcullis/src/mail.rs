@@ -81,7 +81,11 @@ impl MailSettings {
         for (k, v) in url.query_pairs() {
             match (k.as_ref(), tls) {
                 ("tls", None) => tls = Some(v.into_owned()),
-                _ => return Err(format!("`smtp_url`: unknown or repeated parameter `{k}` (only `tls=none`)")),
+                _ => {
+                    return Err(format!(
+                        "`smtp_url`: unknown or repeated parameter `{k}` (only `tls=none`)"
+                    ));
+                }
             }
         }
         let security = match (url.scheme(), tls.as_deref()) {
@@ -89,7 +93,9 @@ impl MailSettings {
             ("smtp", None) => Security::StartTls,
             ("smtp", Some("none")) => Security::None,
             ("smtp" | "smtps", Some(other)) => {
-                return Err(format!("`smtp_url`: `tls={other}` is not known (only `smtp://…?tls=none`)"));
+                return Err(format!(
+                    "`smtp_url`: `tls={other}` is not known (only `smtp://…?tls=none`)"
+                ));
             }
             (other, _) => return Err(format!("`smtp_url` must be smtp:// or smtps://, not {other}://")),
         };
@@ -152,7 +158,9 @@ pub struct Mailer {
 
 impl fmt::Debug for Mailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mailer").field("from", &self.from.to_string()).finish_non_exhaustive()
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -283,13 +291,22 @@ mod tests {
     #[test]
     fn the_scheme_chooses_the_security() {
         let from = "Portcullis <auth@example.com>";
-        assert_eq!(MailSettings::new("smtps://mail.example.com", from).expect("ok").security(), Security::Tls);
         assert_eq!(
-            MailSettings::new("smtp://mail.example.com:587", from).expect("ok").security(),
+            MailSettings::new("smtps://mail.example.com", from)
+                .expect("ok")
+                .security(),
+            Security::Tls
+        );
+        assert_eq!(
+            MailSettings::new("smtp://mail.example.com:587", from)
+                .expect("ok")
+                .security(),
             Security::StartTls
         );
         assert_eq!(
-            MailSettings::new("smtp://127.0.0.1:2525?tls=none", from).expect("ok").security(),
+            MailSettings::new("smtp://127.0.0.1:2525?tls=none", from)
+                .expect("ok")
+                .security(),
             Security::None
         );
         for bad in [

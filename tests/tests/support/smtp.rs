@@ -46,7 +46,11 @@ impl Received {
     /// The body (after the first blank line), quoted-printable decoded
     /// when so encoded, with CRLF as LF.
     pub fn body(&self) -> String {
-        let raw = self.data.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let raw = self
+            .data
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         let qp = self
             .header("Content-Transfer-Encoding")
             .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"));
@@ -58,7 +62,9 @@ impl Received {
     pub fn code(&self) -> Option<String> {
         self.body()
             .split_whitespace()
-            .find(|w| w.len() == 9 && w.as_bytes()[4] == b'-' && w.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()))
+            .find(|w| {
+                w.len() == 9 && w.as_bytes()[4] == b'-' && w.chars().all(|c| c == '-' || c.is_ascii_alphanumeric())
+            })
             .map(str::to_owned)
     }
 }
@@ -179,7 +185,9 @@ fn quoted_printable(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
         match (bytes[i], hex) {
             (b'=', Some(b)) => {
                 out.push(b);

@@ -195,7 +195,9 @@ impl Passwords {
         let (params, hashers) = (self.params.clone(), self.hashers.clone());
         let password = password.to_owned();
         self.workers
-            .run_in(slot, move || hash_blocking(&hashers, &params, &password).map_err(|_| Busy))
+            .run_in(slot, move || {
+                hash_blocking(&hashers, &params, &password).map_err(|_| Busy)
+            })
             .await?
     }
 

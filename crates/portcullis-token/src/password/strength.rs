@@ -193,7 +193,10 @@ mod tests {
             "The password must be at least 15 characters long."
         );
         assert_eq!(Refused::TooCommon.reason(), "password_too_common");
-        assert_eq!(Refused::TooCommon.description(), "This password is too common: choose another.");
+        assert_eq!(
+            Refused::TooCommon.description(),
+            "This password is too common: choose another."
+        );
         assert_eq!(Refused::TooLong(1024).reason(), "password_too_long");
     }
 }

@@ -182,8 +182,9 @@ impl From<OpsError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
                     .explained("mail_failed", "The mail could not be sent; retry later.")
             }
-            OpsError::WrongPassword => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
-                .describe("the current password is wrong"),
+            OpsError::WrongPassword => {
+                Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant).describe("the current password is wrong")
+            }
             OpsError::Throttled(secs) => Self::throttled(secs),
             // Refused input, described.
             OpsError::PublicClient(_)
@@ -207,8 +208,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(&self)).into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs.max(1)));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
             return res;
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

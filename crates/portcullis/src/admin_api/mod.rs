@@ -18,8 +18,8 @@ pub(crate) mod common;
 pub(crate) mod devices;
 pub(crate) mod email;
 mod guard;
-pub(crate) mod self_service;
 pub(crate) mod keys;
+pub(crate) mod self_service;
 pub(crate) mod user_changes;
 pub(crate) mod users;
 

@@ -62,12 +62,16 @@ pub(crate) fn refused(e: GrantError) -> ApiError {
     match e {
         GrantError::Throttled { retry_after } => ApiError::throttled(retry_after),
         GrantError::AddressBusy => ApiError::throttled(1),
-        GrantError::Unavailable | GrantError::Saturated => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, super::common::ApiErrorCode::TemporarilyUnavailable)
-        }
+        GrantError::Unavailable | GrantError::Saturated => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            super::common::ApiErrorCode::TemporarilyUnavailable,
+        ),
         other => {
             tracing::error!(error = %other, "account API: unexpected refusal");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, super::common::ApiErrorCode::ServerError)
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                super::common::ApiErrorCode::ServerError,
+            )
         }
     }
 }
@@ -137,8 +141,9 @@ pub(crate) async fn sign_up(
 ) -> Result<Response, ApiError> {
     let ip = client_ip(info.as_deref());
     let store = &api.store;
-    let username = Username::parse(&req.username)
-        .map_err(|e| ApiError::invalid_request().explained("invalid_username", format!("The username is not accepted: {e}.")))?;
+    let username = Username::parse(&req.username).map_err(|e| {
+        ApiError::invalid_request().explained("invalid_username", format!("The username is not accepted: {e}."))
+    })?;
     let email = req.email.as_deref().map(parse_email).transpose()?;
     let password = req.password.as_str();
     api.tokens
@@ -146,7 +151,9 @@ pub(crate) async fn sign_up(
         .password
         .check_new(password, false)
         .map_err(OpsError::from)?;
-    let client = ops::account::sign_up_client(store, &req.client_id).await.map_err(client_error)?;
+    let client = ops::account::sign_up_client(store, &req.client_id)
+        .await
+        .map_err(client_error)?;
     // The hashing place first (per-address share), then the count.
     let passwords = api.tokens.passwords();
     let slot = passwords.reserve(ip).map_err(|e| match e {
@@ -183,8 +190,9 @@ pub(crate) async fn sign_up(
 }
 
 pub(crate) fn parse_email(text: &str) -> Result<Email, ApiError> {
-    Email::parse(text)
-        .map_err(|e| ApiError::invalid_request().explained("invalid_email", format!("The email address is not accepted: {e}.")))
+    Email::parse(text).map_err(|e| {
+        ApiError::invalid_request().explained("invalid_email", format!("The email address is not accepted: {e}."))
+    })
 }
 
 /// A password reset request: one of `username` and `email`.
@@ -246,17 +254,17 @@ pub(crate) async fn password_reset(
         (Some(name), None) => Username::parse(name).ok().map(ops::account::ResetFor::Username),
         (None, Some(email)) => Some(ops::account::ResetFor::Email(parse_email(email)?)),
         _ => {
-            return Err(ApiError::invalid_request()
-                .explained("invalid_body", "Give one of `username` and `email`."));
+            return Err(ApiError::invalid_request().explained("invalid_body", "Give one of `username` and `email`."));
         }
     };
     let client = ops::account::usable_client(&api.store, &req.client_id)
         .await
         .map_err(client_error)?;
     // A name no account can have is counted like any other.
-    let account = who
-        .as_ref()
-        .map_or_else(|| format!("u:{}", req.username.unwrap_or_default()), ops::account::ResetFor::throttle_key);
+    let account = who.as_ref().map_or_else(
+        || format!("u:{}", req.username.unwrap_or_default()),
+        ops::account::ResetFor::throttle_key,
+    );
     api.tokens
         .config()
         .throttle
@@ -268,7 +276,9 @@ pub(crate) async fn password_reset(
         let client_id = client.id.clone();
         tokio::spawn(async move { ops::account::request_reset(&store, &client_id, who, &mailer).await });
     }
-    Ok(crate::http::no_store((StatusCode::ACCEPTED, Json(ACCEPTED)).into_response()))
+    Ok(crate::http::no_store(
+        (StatusCode::ACCEPTED, Json(ACCEPTED)).into_response(),
+    ))
 }
 
 /// A reset code and the new password.

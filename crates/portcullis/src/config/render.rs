@@ -62,7 +62,12 @@ impl Loaded {
     /// One line on mail: on (how) or off (why, and what it means).
     fn mail_status(&self) -> String {
         match self.mail() {
-            Ok(Some(m)) => format!("mail: on, via {} ({}), from {}", m.redacted_url(), m.security(), m.from()),
+            Ok(Some(m)) => format!(
+                "mail: on, via {} ({}), from {}",
+                m.redacted_url(),
+                m.security(),
+                m.from()
+            ),
             Ok(None) => "mail: off (`smtp_url` and `mail_from` are not set): password reset and email \
                          verification answer 501 mail_not_configured"
                 .to_owned(),

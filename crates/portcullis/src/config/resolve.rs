@@ -120,7 +120,11 @@ impl Loaded {
             (Some(_), None) => Err(self.invalid("mail_from", "must be set with `smtp_url` (the sender of mail)")),
             (None, Some(_)) => Err(self.invalid("smtp_url", "must be set with `mail_from` (the SMTP server)")),
             (Some(url), Some(from)) => {
-                let key = if c.smtp_url_file.is_some() { "smtp_url_file" } else { "smtp_url" };
+                let key = if c.smtp_url_file.is_some() {
+                    "smtp_url_file"
+                } else {
+                    "smtp_url"
+                };
                 crate::mail::MailSettings::new(&url, from)
                     .map(Some)
                     .map_err(|why| self.invalid(key, why))

@@ -7,8 +7,8 @@
 
 use portcullis_domain::{AuditAction, Email, Username};
 use portcullis_store::{
-    Client, ClientStatus, CodePurpose, NewAuditEvent, NewUser, RevokeReason, Store, StoreError, UnixTime, User, UserChanges,
-    UserStatus, UserUpdate,
+    Client, ClientStatus, CodePurpose, NewAuditEvent, NewUser, RevokeReason, Store, StoreError, UnixTime, User,
+    UserChanges, UserStatus, UserUpdate,
 };
 
 use super::{Actor, OpsError, codes, record};
@@ -114,24 +114,40 @@ pub async fn sign_up(
 /// [`OpsError::EmailTaken`] (another account has it), [`OpsError::Mail`]
 /// when the mail could not be sent (the address stays set, unverified),
 /// a store failure.
-pub async fn set_email(store: &dyn Store, actor: &Actor, user_id: &str, email: Email, mailer: &Mailer) -> Result<User, OpsError> {
+pub async fn set_email(
+    store: &dyn Store,
+    actor: &Actor,
+    user_id: &str,
+    email: Email,
+    mailer: &Mailer,
+) -> Result<User, OpsError> {
     let changes = UserChanges {
         email: Some(Some(email.clone())),
         email_verified: Some(false),
         ..UserChanges::default()
     };
-    let user = store.update_user(user_id, &changes, UnixTime::now()).await.map_err(|e| match e {
-        StoreError::Conflict => OpsError::EmailTaken,
-        StoreError::NotFound => OpsError::NoUser(user_id.to_owned()),
-        other => OpsError::Store(other),
-    })?;
+    let user = store
+        .update_user(user_id, &changes, UnixTime::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => OpsError::EmailTaken,
+            StoreError::NotFound => OpsError::NoUser(user_id.to_owned()),
+            other => OpsError::Store(other),
+        })?;
     record(store, actor, AuditAction::UserSetEmail, user_id).await;
     send_verification(store, mailer, &user, &email).await?;
     Ok(user)
 }
 
 async fn send_verification(store: &dyn Store, mailer: &Mailer, user: &User, email: &Email) -> Result<(), OpsError> {
-    let code = codes::issue(store, &user.id, CodePurpose::VerifyEmail, Some(email.as_str()), UnixTime::now()).await?;
+    let code = codes::issue(
+        store,
+        &user.id,
+        CodePurpose::VerifyEmail,
+        Some(email.as_str()),
+        UnixTime::now(),
+    )
+    .await?;
     let mail = Mail::VerifyEmail {
         code: &code,
         username: user.username.as_str(),
