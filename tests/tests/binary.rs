@@ -445,7 +445,11 @@ async fn admin_commands_manage_clients_users_and_keys(db: &TestDb) {
     assert_eq!(status, 200, "{bob}");
 
     // Secret rotation: the old secret stops working at once.
-    let rotated = ok_json(db, &["client", "rotate-secret", "web", "--grace-period", "0", "--json"], None);
+    let rotated = ok_json(
+        db,
+        &["client", "rotate-secret", "web", "--grace-period", "0", "--json"],
+        None,
+    );
     let new_secret = rotated["client_secret"].as_str().expect("secret").to_owned();
     assert_eq!(
         password_grant(&http, &base, ("web", &old_secret), "alice", PASSWORD)

@@ -32,10 +32,23 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
 
     // Taken names and addresses are 409; bad input is 400; nothing is created.
     let taken = json!({"username": "BOB", "password": NEW_PASSWORD});
-    api_error(call(&app, "POST", "/admin/v1/users", &admin, Some(taken)).await, 409, "conflict").await;
+    api_error(
+        call(&app, "POST", "/admin/v1/users", &admin, Some(taken)).await,
+        409,
+        "conflict",
+    )
+    .await;
     let same_address = json!({"username": "carol", "email": "bob@example.COM"});
-    let body = api_error(call(&app, "POST", "/admin/v1/users", &admin, Some(same_address)).await, 409, "conflict").await;
-    assert!(body["error_description"].as_str().expect("d").contains("email"), "{body}");
+    let body = api_error(
+        call(&app, "POST", "/admin/v1/users", &admin, Some(same_address)).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert!(
+        body["error_description"].as_str().expect("d").contains("email"),
+        "{body}"
+    );
     for bad in [
         json!({"username": "carol", "email": "not-an-address"}),
         json!({"username": "car ol"}),
@@ -43,7 +56,12 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
         json!({"username": "carol", "passwd": NEW_PASSWORD}),
         json!({"password": NEW_PASSWORD}),
     ] {
-        api_error(call(&app, "POST", "/admin/v1/users", &admin, Some(bad)).await, 400, "invalid_request").await;
+        api_error(
+            call(&app, "POST", "/admin/v1/users", &admin, Some(bad)).await,
+            400,
+            "invalid_request",
+        )
+        .await;
     }
     let res = app
         .http
@@ -59,7 +77,14 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
 
     // A user without a password cannot sign in, whatever is tried.
     let nopass = json(
-        call(&app, "POST", "/admin/v1/users", &admin, Some(json!({"username": "dora", "scope": "read"}))).await,
+        call(
+            &app,
+            "POST",
+            "/admin/v1/users",
+            &admin,
+            Some(json!({"username": "dora", "scope": "read"})),
+        )
+        .await,
         201,
     )
     .await;
@@ -71,7 +96,14 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
 
     // Changes: the admin right, the scope, the address (removed).
     let changed = json(
-        call(&app, "PATCH", "/admin/v1/users/bob", &admin, Some(json!({"admin": true, "email": null}))).await,
+        call(
+            &app,
+            "PATCH",
+            "/admin/v1/users/bob",
+            &admin,
+            Some(json!({"admin": true, "email": null})),
+        )
+        .await,
         200,
     )
     .await;
@@ -92,18 +124,44 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
     assert_eq!(changed["scope"], "write");
     assert_eq!(changed["email"], "b@example.org");
     assert_eq!(changed["email_verified"], true);
-    json(call(&app, "PATCH", "/admin/v1/users/nobody", &admin, Some(json!({"scope": "x"}))).await, 404).await;
+    json(
+        call(
+            &app,
+            "PATCH",
+            "/admin/v1/users/nobody",
+            &admin,
+            Some(json!({"scope": "x"})),
+        )
+        .await,
+        404,
+    )
+    .await;
     api_error(
-        call(&app, "PATCH", "/admin/v1/users/bob", &admin, Some(json!({"status": "active"}))).await,
+        call(
+            &app,
+            "PATCH",
+            "/admin/v1/users/bob",
+            &admin,
+            Some(json!({"status": "active"})),
+        )
+        .await,
         400,
         "invalid_request",
     )
     .await;
 
     // Disabled, then enabled: signs in again.
-    json(call(&app, "POST", "/admin/v1/users/bob/disable", &admin, None).await, 200).await;
+    json(
+        call(&app, "POST", "/admin/v1/users/bob/disable", &admin, None).await,
+        200,
+    )
+    .await;
     assert_eq!(sign_in_with(&app, "mobile", "bob", NEW_PASSWORD).await.status(), 400);
-    let enabled = json(call(&app, "POST", "/admin/v1/users/BOB/enable", &admin, None).await, 200).await;
+    let enabled = json(
+        call(&app, "POST", "/admin/v1/users/BOB/enable", &admin, None).await,
+        200,
+    )
+    .await;
     assert_eq!(enabled["status"], "active");
     // The disable's feed entry covers the second it was written in.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -114,7 +172,11 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
         .expect("rt")
         .to_owned();
     let family = family_of(db, &refresh).await.id;
-    json(call(&app, "POST", "/admin/v1/users/nobody/enable", &admin, None).await, 404).await;
+    json(
+        call(&app, "POST", "/admin/v1/users/nobody/enable", &admin, None).await,
+        404,
+    )
+    .await;
 
     // Deleted: with the sign-in; the feed names the user, the audit log a
     // pseudonym only.
@@ -125,14 +187,18 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
     json(call(&app, "DELETE", "/admin/v1/users/bob", &admin, None).await, 404).await;
     assert_error(app.refresh("mobile", &refresh).await, 400, "invalid_grant").await;
     assert_eq!(sign_in_with(&app, "mobile", "bob", NEW_PASSWORD).await.status(), 400);
-    assert!(portcullis_store::RefreshStore::family_by_id(&**db, &family).await.is_err());
+    assert!(
+        portcullis_store::RefreshStore::family_by_id(&**db, &family)
+            .await
+            .is_err()
+    );
     assert!(feed(db).await.contains(&("user".to_owned(), bob_id.clone())));
 
     let events = audit(db).await;
     let by_admin = |action: &str| {
-        events
-            .iter()
-            .any(|(a, actor, subject)| a == action && actor.as_deref() == Some(&admin_id) && subject.as_deref() == Some(&bob_id))
+        events.iter().any(|(a, actor, subject)| {
+            a == action && actor.as_deref() == Some(&admin_id) && subject.as_deref() == Some(&bob_id)
+        })
     };
     for action in ["user.create", "user.update", "user.enable"] {
         assert!(by_admin(action), "{action} by the admin missing: {events:?}");
@@ -140,8 +206,14 @@ async fn an_admin_creates_changes_enables_and_deletes_a_user(db: &TestDb) {
     let deletion = events.iter().find(|(a, _, _)| a == "user.delete").expect("user.delete");
     assert_eq!(deletion.1.as_deref(), Some(admin_id.as_str()));
     let pseudonym = deletion.2.as_deref().expect("subject");
-    assert!(pseudonym.starts_with("deleted:") && !pseudonym.contains(&bob_id), "{pseudonym}");
-    assert!(!events.iter().any(|e| format!("{e:?}").contains("Bob")), "no username in the log");
+    assert!(
+        pseudonym.starts_with("deleted:") && !pseudonym.contains(&bob_id),
+        "{pseudonym}"
+    );
+    assert!(
+        !events.iter().any(|e| format!("{e:?}").contains("Bob")),
+        "no username in the log"
+    );
 }
 
 async fn setting_a_password_ends_every_sign_in(db: &TestDb) {
@@ -151,7 +223,11 @@ async fn setting_a_password_ends_every_sign_in(db: &TestDb) {
     let admin = admin_token(db, &app).await;
     let refresh = app.sign_in_refresh_token("mobile", "alice").await;
     let body = json!({"password": NEW_PASSWORD});
-    let done = json(call(&app, "POST", "/admin/v1/users/alice/password", &admin, Some(body)).await, 200).await;
+    let done = json(
+        call(&app, "POST", "/admin/v1/users/alice/password", &admin, Some(body)).await,
+        200,
+    )
+    .await;
     assert_eq!(done["username"], "alice");
     assert_eq!(done["sign_ins_ended"], 1);
     assert_error(app.refresh("mobile", &refresh).await, 400, "invalid_grant").await;
@@ -160,7 +236,11 @@ async fn setting_a_password_ends_every_sign_in(db: &TestDb) {
     assert_eq!(sign_in_with(&app, "mobile", "alice", PASSWORD).await.status(), 400);
     assert_eq!(sign_in_with(&app, "mobile", "alice", NEW_PASSWORD).await.status(), 200);
     // Bad bodies change nothing.
-    for bad in [json!({}), json!({"password": ""}), json!({"password": NEW_PASSWORD, "x": 1})] {
+    for bad in [
+        json!({}),
+        json!({"password": ""}),
+        json!({"password": NEW_PASSWORD, "x": 1}),
+    ] {
         api_error(
             call(&app, "POST", "/admin/v1/users/alice/password", &admin, Some(bad)).await,
             400,
@@ -169,7 +249,14 @@ async fn setting_a_password_ends_every_sign_in(db: &TestDb) {
         .await;
     }
     json(
-        call(&app, "POST", "/admin/v1/users/nobody/password", &admin, Some(json!({"password": NEW_PASSWORD}))).await,
+        call(
+            &app,
+            "POST",
+            "/admin/v1/users/nobody/password",
+            &admin,
+            Some(json!({"password": NEW_PASSWORD})),
+        )
+        .await,
         404,
     )
     .await;
@@ -184,7 +271,11 @@ async fn setting_a_password_ends_every_sign_in(db: &TestDb) {
 
 /// Signs in with Basic client credentials.
 async fn confidential_sign_in(app: &App, id: &str, secret: &str) -> u16 {
-    let pairs = [("grant_type", "password"), ("username", "alice"), ("password", PASSWORD)];
+    let pairs = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
     app.token(&pairs, Some((id, secret))).await.status().as_u16()
 }
 
@@ -218,7 +309,12 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
 
     // A taken id is 409; a public client has no secret; bad metadata is 400.
     let again = json!({"client_name": "x", "client_id": "billing"});
-    api_error(call(&app, "POST", "/admin/v1/clients", &admin, Some(again)).await, 409, "conflict").await;
+    api_error(
+        call(&app, "POST", "/admin/v1/clients", &admin, Some(again)).await,
+        409,
+        "conflict",
+    )
+    .await;
     let mobile = json!({"client_name": "App", "token_endpoint_auth_method": "none", "scope": "read",
                         "allow_sign_up": true, "sign_up_scope": "read"});
     let mobile = json(call(&app, "POST", "/admin/v1/clients", &admin, Some(mobile)).await, 201).await;
@@ -235,13 +331,22 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
         json!({"client_name": "x", "web_origins": ["ftp://x"]}),
         json!({"client_name": "x", "token_endpoint_auth_method": "private_key_jwt"}),
     ] {
-        api_error(call(&app, "POST", "/admin/v1/clients", &admin, Some(bad)).await, 400, "invalid_request").await;
+        api_error(
+            call(&app, "POST", "/admin/v1/clients", &admin, Some(bad)).await,
+            400,
+            "invalid_request",
+        )
+        .await;
     }
 
     // Changes.
     let body = json!({"client_name": "Billing", "scope": "read", "allow_sign_up": true, "sign_up_scope": "read",
                       "introspect": true, "grant_types": ["password"]});
-    let changed = json(call(&app, "PATCH", "/admin/v1/clients/billing", &admin, Some(body)).await, 200).await;
+    let changed = json(
+        call(&app, "PATCH", "/admin/v1/clients/billing", &admin, Some(body)).await,
+        200,
+    )
+    .await;
     assert_eq!(changed["client_name"], "Billing");
     assert_eq!(changed["scope"], "read");
     assert_eq!(changed["default_scope"], "read");
@@ -264,10 +369,25 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
     }
     let unchanged = json(call(&app, "GET", "/admin/v1/clients/billing", &admin, None).await, 200).await;
     assert_eq!(unchanged, changed);
-    json(call(&app, "PATCH", "/admin/v1/clients/nope", &admin, Some(json!({"client_name": "x"}))).await, 404).await;
+    json(
+        call(
+            &app,
+            "PATCH",
+            "/admin/v1/clients/nope",
+            &admin,
+            Some(json!({"client_name": "x"})),
+        )
+        .await,
+        404,
+    )
+    .await;
 
     // Rotation with the default grace: both secrets work.
-    let rotated = json(call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, None).await, 200).await;
+    let rotated = json(
+        call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, None).await,
+        200,
+    )
+    .await;
     let second = rotated["client_secret"].as_str().expect("secret").to_owned();
     let until = rotated["previous_secret_expires_at"].as_i64().expect("grace");
     let now = portcullis_store::UnixTime::now().0;
@@ -279,7 +399,11 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
     // A short grace: the old secret works before it ends, not after; the
     // secret kept from the rotation before ends at once.
     let body = json!({"grace_period": 2});
-    let rotated = json(call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, Some(body)).await, 200).await;
+    let rotated = json(
+        call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, Some(body)).await,
+        200,
+    )
+    .await;
     let third = rotated["client_secret"].as_str().expect("secret").to_owned();
     assert_eq!(confidential_sign_in(&app, "billing", &first).await, 401);
     assert_eq!(confidential_sign_in(&app, "billing", &second).await, 200);
@@ -290,7 +414,11 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
 
     // No grace: the old secret stops at once.
     let body = json!({"grace_period": 0});
-    let rotated = json(call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, Some(body)).await, 200).await;
+    let rotated = json(
+        call(&app, "POST", "/admin/v1/clients/billing/secret", &admin, Some(body)).await,
+        200,
+    )
+    .await;
     assert!(rotated.get("previous_secret_expires_at").is_none());
     assert_eq!(confidential_sign_in(&app, "billing", &third).await, 401);
     let fourth = rotated["client_secret"].as_str().expect("secret");
@@ -305,7 +433,14 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
     .await;
     let public_id = mobile["client_id"].as_str().expect("id");
     api_error(
-        call(&app, "POST", &format!("/admin/v1/clients/{public_id}/secret"), &admin, None).await,
+        call(
+            &app,
+            "POST",
+            &format!("/admin/v1/clients/{public_id}/secret"),
+            &admin,
+            None,
+        )
+        .await,
         400,
         "invalid_request",
     )
@@ -314,9 +449,9 @@ async fn an_admin_registers_changes_and_rotates_a_client(db: &TestDb) {
     let admin_id = sub_of(&admin);
     for action in ["client.create", "client.update", "client.rotate_secret"] {
         assert!(
-            events
-                .iter()
-                .any(|(a, actor, s)| a == action && actor.as_deref() == Some(&admin_id) && s.as_deref() == Some("billing")),
+            events.iter().any(|(a, actor, s)| a == action
+                && actor.as_deref() == Some(&admin_id)
+                && s.as_deref() == Some("billing")),
             "{action}: {events:?}"
         );
     }
@@ -329,14 +464,25 @@ async fn a_revoked_client_stays_revoked(db: &TestDb) {
     let body = json!({"client_name": "Old", "client_id": "old", "scope": "read"});
     let created = json(call(&app, "POST", "/admin/v1/clients", &admin, Some(body)).await, 201).await;
     let secret = created["client_secret"].as_str().expect("secret").to_owned();
-    json(call(&app, "POST", "/admin/v1/clients/old/revoke", &admin, None).await, 200).await;
+    json(
+        call(&app, "POST", "/admin/v1/clients/old/revoke", &admin, None).await,
+        200,
+    )
+    .await;
     for (method, path, body) in [
         ("PATCH", "/admin/v1/clients/old", Some(json!({"client_name": "New"}))),
-        ("PATCH", "/admin/v1/clients/old", Some(json!({"grant_types": ["password"]}))),
+        (
+            "PATCH",
+            "/admin/v1/clients/old",
+            Some(json!({"grant_types": ["password"]})),
+        ),
         ("POST", "/admin/v1/clients/old/secret", None),
     ] {
         let body = api_error(call(&app, method, path, &admin, body).await, 409, "conflict").await;
-        assert!(body["error_description"].as_str().expect("d").contains("final"), "{body}");
+        assert!(
+            body["error_description"].as_str().expect("d").contains("final"),
+            "{body}"
+        );
     }
     let shown = json(call(&app, "GET", "/admin/v1/clients/old", &admin, None).await, 200).await;
     assert_eq!(shown["status"], "revoked");
@@ -347,13 +493,33 @@ async fn a_revoked_client_stays_revoked(db: &TestDb) {
 async fn the_cli_creates_enables_and_deletes(db: &TestDb) {
     let (ok, out, err) = cli(
         db,
-        &["user", "create", "erin", "--no-password", "--email", "erin@example.com", "--email-verified", "--json"],
+        &[
+            "user",
+            "create",
+            "erin",
+            "--no-password",
+            "--email",
+            "erin@example.com",
+            "--email-verified",
+            "--json",
+        ],
         None,
     );
     assert!(ok, "{err}");
     let created: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(created["username"], "erin");
-    let (ok, _, err) = cli(db, &["user", "create", "frank", "--password-stdin", "--email", "ERIN@example.com"], Some(NEW_PASSWORD));
+    let (ok, _, err) = cli(
+        db,
+        &[
+            "user",
+            "create",
+            "frank",
+            "--password-stdin",
+            "--email",
+            "ERIN@example.com",
+        ],
+        Some(NEW_PASSWORD),
+    );
     assert!(!ok && err.contains("email"), "{err}");
     let (ok, _, _) = cli(db, &["user", "disable", "erin"], None);
     assert!(ok);
@@ -372,7 +538,19 @@ async fn the_cli_creates_enables_and_deletes(db: &TestDb) {
 
     let (ok, out, err) = cli(
         db,
-        &["client", "create", "--name", "App", "--client-id", "app", "--public", "--allow-sign-up", "--sign-up-scope", "read", "--json"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "App",
+            "--client-id",
+            "app",
+            "--public",
+            "--allow-sign-up",
+            "--sign-up-scope",
+            "read",
+            "--json",
+        ],
         None,
     );
     assert!(ok, "{err}");
@@ -382,16 +560,40 @@ async fn the_cli_creates_enables_and_deletes(db: &TestDb) {
     let shown: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(shown["allow_sign_up"], true);
     assert_eq!(shown["sign_up_scope"], "read");
-    let (ok, _, err) = cli(db, &["client", "create", "--name", "Bad", "--allow-sign-up", "--sign-up-scope", "portcullis:admin"], None);
+    let (ok, _, err) = cli(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--allow-sign-up",
+            "--sign-up-scope",
+            "portcullis:admin",
+        ],
+        None,
+    );
     assert!(!ok && err.contains("portcullis:admin"), "{err}");
-    let (ok, out, err) = cli(db, &["client", "create", "--name", "Svc", "--client-id", "svc", "--json"], None);
+    let (ok, out, err) = cli(
+        db,
+        &["client", "create", "--name", "Svc", "--client-id", "svc", "--json"],
+        None,
+    );
     assert!(ok, "{err}");
     assert!(serde_json::from_str::<Value>(&out).expect("json")["client_secret"].is_string());
-    let (ok, out, err) = cli(db, &["client", "rotate-secret", "svc", "--grace-period", "600", "--json"], None);
+    let (ok, out, err) = cli(
+        db,
+        &["client", "rotate-secret", "svc", "--grace-period", "600", "--json"],
+        None,
+    );
     assert!(ok, "{err}");
     let rotated: Value = serde_json::from_str(&out).expect("json");
     assert!(rotated["previous_secret_expires_at"].as_i64().expect("grace") > portcullis_store::UnixTime::now().0);
-    let (ok, _, err) = cli(db, &["client", "rotate-secret", "svc", "--grace-period", "99999999"], None);
+    let (ok, _, err) = cli(
+        db,
+        &["client", "rotate-secret", "svc", "--grace-period", "99999999"],
+        None,
+    );
     assert!(!ok && err.contains("2592000"), "{err}");
 }
 

@@ -310,15 +310,16 @@ impl ClientStore for SqlStore {
 
     async fn set_client_secret_hash(&self, id: &str, hash: TokenHash, now: UnixTime) -> Result<(), StoreError> {
         let done = with_pool!(&self.write, |c| {
-            sqlx::query("UPDATE clients SET secret_hash = $1, prev_secret_hash = NULL, prev_secret_expires_at = NULL, \
+            sqlx::query(
+                "UPDATE clients SET secret_hash = $1, prev_secret_hash = NULL, prev_secret_expires_at = NULL, \
                  updated_at = $2 WHERE id = $3",
             )
-                .bind(hash.0.to_vec())
-                .bind(now.0)
-                .bind(id)
-                .execute(c)
-                .await?
-                .rows_affected()
+            .bind(hash.0.to_vec())
+            .bind(now.0)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected()
         });
         one_row(done)
     }

@@ -51,8 +51,8 @@ pub use clients::{Client, ClientChanges, ClientStatus, ClientStore, NewClient, P
 pub use db::{Backend, ConnectOptions, SqlStore};
 pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
-pub use lifecycle::LifecycleStore;
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
+pub use lifecycle::LifecycleStore;
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
     Sealed, SignInRecord, TokenKey,
@@ -112,13 +112,13 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
-    + ClientStore
-    + RefreshStore
-    + KeyStore
-    + AuditStore
-    + ThrottleStore
-    + RevocationStore
-    + LifecycleStore
-    + HealthStore
+        + ClientStore
+        + RefreshStore
+        + KeyStore
+        + AuditStore
+        + ThrottleStore
+        + RevocationStore
+        + LifecycleStore
+        + HealthStore
 {
 }

@@ -306,7 +306,10 @@ impl UserStore for SqlStore {
 
     async fn user_by_email(&self, email: &Email) -> Result<User, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE email_key = $1");
-        let row: UserRow = with_pool!(&self.read, |c| sqlx::query_as(&sql).bind(email.key()).fetch_one(c).await?);
+        let row: UserRow = with_pool!(&self.read, |c| sqlx::query_as(&sql)
+            .bind(email.key())
+            .fetch_one(c)
+            .await?);
         row.try_into()
     }
 

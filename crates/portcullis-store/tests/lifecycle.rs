@@ -69,7 +69,10 @@ async fn emails_are_unique_ignoring_case_and_passwords_may_be_absent(s: &SqlStor
     assert_eq!(bob.email_verified_at, None);
     let read = s.user_by_id(&bob.id).await.expect("read back");
     assert_eq!(read, bob);
-    assert_eq!(s.user_by_email(&email("bob@example.COM")).await.expect("by email").id, bob.id);
+    assert_eq!(
+        s.user_by_email(&email("bob@example.COM")).await.expect("by email").id,
+        bob.id
+    );
     assert_eq!(
         user(s, "carol", Some("h"), Some("BOB@example.com")).await,
         Err(StoreError::Conflict)
@@ -77,12 +80,17 @@ async fn emails_are_unique_ignoring_case_and_passwords_may_be_absent(s: &SqlStor
     // Users without an address do not collide.
     user(s, "dora", Some("h"), None).await.expect("dora");
     user(s, "erin", Some("h"), None).await.expect("erin");
-    assert_eq!(s.user_by_email(&email("nobody@example.com")).await, Err(StoreError::NotFound));
+    assert_eq!(
+        s.user_by_email(&email("nobody@example.com")).await,
+        Err(StoreError::NotFound)
+    );
 }
 
 async fn profile_changes_apply_and_a_changed_address_is_unverified(s: &SqlStore) {
     let bob = user(s, "bob", Some("h"), Some("bob@example.com")).await.expect("bob");
-    user(s, "carol", Some("h"), Some("carol@example.com")).await.expect("carol");
+    user(s, "carol", Some("h"), Some("carol@example.com"))
+        .await
+        .expect("carol");
     let later = NOW.plus(60);
     let verified = s
         .update_user(
@@ -180,7 +188,9 @@ async fn a_password_change_keeps_one_family_and_feeds_the_others(s: &SqlStore) {
 }
 
 async fn deleting_a_user_deletes_their_families_and_feeds_the_user(s: &SqlStore) {
-    let alice = user(s, "alice", Some("h"), Some("alice@example.com")).await.expect("alice");
+    let alice = user(s, "alice", Some("h"), Some("alice@example.com"))
+        .await
+        .expect("alice");
     let bob = user(s, "bob", Some("h"), None).await.expect("bob");
     let app = client(s, "app").await;
     let a = family(s, &alice, &app, "a").await;
@@ -196,7 +206,9 @@ async fn deleting_a_user_deletes_their_families_and_feeds_the_user(s: &SqlStore)
     );
     assert_eq!(s.delete_user(&alice.id, NOW).await, Err(StoreError::NotFound));
     // Name and address are free again.
-    user(s, "alice", Some("h"), Some("alice@example.com")).await.expect("again");
+    user(s, "alice", Some("h"), Some("alice@example.com"))
+        .await
+        .expect("again");
 }
 
 async fn clients_change_rotate_with_grace_and_stay_revoked(s: &SqlStore) {
@@ -235,11 +247,21 @@ async fn clients_change_rotate_with_grace_and_stay_revoked(s: &SqlStore) {
     };
     assert_eq!(rotated.previous_secret, Some(previous));
     assert_eq!(rotated.previous_secret_at(NOW), Some(hash("app-secret")));
-    assert_eq!(rotated.previous_secret_at(NOW.plus(DAY)), None, "not at or after its end");
+    assert_eq!(
+        rotated.previous_secret_at(NOW.plus(DAY)),
+        None,
+        "not at or after its end"
+    );
     // The next rotation replaces the kept secret; without grace none is kept.
-    let again = s.rotate_client_secret("app", hash("third"), None, later).await.expect("rotate");
+    let again = s
+        .rotate_client_secret("app", hash("third"), None, later)
+        .await
+        .expect("rotate");
     assert_eq!(again.previous_secret, None);
-    assert_eq!(s.client_by_id("app").await.expect("read").secret_hash, Some(hash("third")));
+    assert_eq!(
+        s.client_by_id("app").await.expect("read").secret_hash,
+        Some(hash("third"))
+    );
 
     s.revoke_client("app", later).await.expect("revoke");
     assert_eq!(

@@ -45,9 +45,7 @@ pub async fn call(app: &App, method: &str, path: &str, token: &str, body: Option
         .request(method, format!("{}{path}", app.base))
         .bearer_auth(token);
     if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
+        req = req.header("content-type", "application/json").body(body.to_string());
     }
     req.send().await.expect("request")
 }

@@ -61,14 +61,13 @@ pub(crate) async fn password(
         .await;
     let verdict = verdict.map_err(|_| GrantError::Unavailable)?;
     let (user, checked_hash) = match (verdict, user) {
-        (Verdict::Valid { rehash }, Some(user)) if user.status == UserStatus::Active && user.password_hash.is_some() => {
+        (Verdict::Valid { rehash }, Some(user))
+            if user.status == UserStatus::Active && user.password_hash.is_some() =>
+        {
             let stored = user.password_hash.clone().unwrap_or_default();
             let mut checked = stored.clone();
             if let Some(hash) = rehash {
-                match store
-                    .rehash_user_password(&user.id, &stored, &hash, req.now)
-                    .await
-                {
+                match store.rehash_user_password(&user.id, &stored, &hash, req.now).await {
                     Ok(true) => checked = hash,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "could not store a rehashed password"),

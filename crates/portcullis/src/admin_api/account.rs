@@ -171,7 +171,10 @@ pub(crate) async fn change_my_password(
     peer: Peer,
     JsonBody(body): JsonBody<ChangePassword>,
 ) -> ApiResult<PasswordChanged> {
-    let keep = me.sid.clone().ok_or_else(|| ApiError::from(crate::ops::OpsError::NoSignIn))?;
+    let keep = me
+        .sid
+        .clone()
+        .ok_or_else(|| ApiError::from(crate::ops::OpsError::NoSignIn))?;
     let current = SecretString::from(body.current_password);
     let who = ops::lifecycle::Reauthenticated {
         user_id: &me.sub,

@@ -138,7 +138,9 @@ fn origins(list: &[String]) -> Result<WebOrigins, ApiError> {
 
 fn name(text: &str) -> Result<String, ApiError> {
     if text.trim().is_empty() || text.len() > MAX_NAME_LEN || text.chars().any(char::is_control) {
-        return Err(refused("client_name must be 1 to 200 characters, no control characters"));
+        return Err(refused(
+            "client_name must be 1 to 200 characters, no control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -174,7 +176,11 @@ pub(crate) async fn create_client(
         web: origins(&body.web_origins)?,
         grants: grants(&body.grant_types)?,
         scope: scope(&body.scope, "scope")?,
-        default_scope: body.default_scope.as_deref().map(|d| scope(d, "default_scope")).transpose()?,
+        default_scope: body
+            .default_scope
+            .as_deref()
+            .map(|d| scope(d, "default_scope"))
+            .transpose()?,
         introspect: body.introspect,
         allow_sign_up: body.allow_sign_up,
         sign_up_scope: scope(&body.sign_up_scope, "sign_up_scope")?,
@@ -219,11 +225,19 @@ pub(crate) async fn update_client(
         name: body.client_name.as_deref().map(name).transpose()?,
         grants: body.grant_types.as_deref().map(grants).transpose()?,
         scope: body.scope.as_deref().map(|s| scope(s, "scope")).transpose()?,
-        default_scope: body.default_scope.as_deref().map(|s| scope(s, "default_scope")).transpose()?,
+        default_scope: body
+            .default_scope
+            .as_deref()
+            .map(|s| scope(s, "default_scope"))
+            .transpose()?,
         introspect: body.introspect,
         web: body.web_origins.as_deref().map(origins).transpose()?,
         allow_sign_up: body.allow_sign_up,
-        sign_up_scope: body.sign_up_scope.as_deref().map(|s| scope(s, "sign_up_scope")).transpose()?,
+        sign_up_scope: body
+            .sign_up_scope
+            .as_deref()
+            .map(|s| scope(s, "sign_up_scope"))
+            .transpose()?,
     };
     let client = ops::clients::update(&api.store, &admin(&me), &id, edit).await?;
     Ok(Json(Client::from(&client)))

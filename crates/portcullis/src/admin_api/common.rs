@@ -114,15 +114,13 @@ impl From<OpsError> for ApiError {
             OpsError::Store(StoreError::Unavailable) | OpsError::Key(RotateError::Store(StoreError::Unavailable)) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
             }
-            OpsError::ClientExists(_)
-            | OpsError::UserExists(_)
-            | OpsError::EmailTaken
-            | OpsError::ClientRevoked(_) => {
+            OpsError::ClientExists(_) | OpsError::UserExists(_) | OpsError::EmailTaken | OpsError::ClientRevoked(_) => {
                 let description = e.to_string();
                 Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).describe(description)
             }
-            OpsError::WrongPassword => Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant)
-                .describe("the current password is wrong"),
+            OpsError::WrongPassword => {
+                Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant).describe("the current password is wrong")
+            }
             OpsError::Throttled(secs) => {
                 let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, ApiErrorCode::TooManyRequests)
                     .describe("too many attempts");
@@ -152,8 +150,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(&self)).into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs.max(1)));
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
             return res;
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

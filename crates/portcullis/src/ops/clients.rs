@@ -150,7 +150,12 @@ pub struct RotatedSecret {
 /// [`OpsError::NoClient`], [`OpsError::PublicClient`],
 /// [`OpsError::ClientRevoked`], [`OpsError::GraceTooLong`] or a store
 /// failure.
-pub async fn rotate_secret(store: &dyn Store, actor: &Actor, id: &str, grace_secs: u64) -> Result<RotatedSecret, OpsError> {
+pub async fn rotate_secret(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &str,
+    grace_secs: u64,
+) -> Result<RotatedSecret, OpsError> {
     if grace_secs > MAX_SECRET_GRACE_SECS {
         return Err(OpsError::GraceTooLong(MAX_SECRET_GRACE_SECS));
     }
@@ -233,7 +238,11 @@ pub async fn update(store: &dyn Store, actor: &Actor, id: &str, edit: ClientEdit
     if let Some(sign_up) = &edit.sign_up_scope {
         check_sign_up_scope(sign_up)?;
     }
-    if edit.name.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > MAX_NAME_LEN) {
+    if edit
+        .name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty() || n.len() > MAX_NAME_LEN)
+    {
         return Err(OpsError::Invalid("client_name must be 1 to 200 characters"));
     }
     let changes = ClientChanges {

@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 
 use portcullis_domain::{ADMIN_SCOPE, AuditAction, Email, Scopes, Username};
-use portcullis_store::{NewAuditEvent, RevokeReason, Store, StoreError, UnixTime, User, UserChanges, UserStatus, UserUpdate};
+use portcullis_store::{
+    NewAuditEvent, RevokeReason, Store, StoreError, UnixTime, User, UserChanges, UserStatus, UserUpdate,
+};
 use portcullis_token::{GrantError, TokenService};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -105,7 +107,11 @@ pub async fn delete_user(store: &dyn Store, actor: &Actor, user: User) -> Result
     let subject = pseudonym(&user.id);
     let by_self = actor.user_id() == Some(user.id.as_str());
     let event = NewAuditEvent {
-        actor: Some(if by_self { subject.clone() } else { actor.name().to_owned() }),
+        actor: Some(if by_self {
+            subject.clone()
+        } else {
+            actor.name().to_owned()
+        }),
         client_id: actor.client_id().map(str::to_owned),
         subject: Some(subject),
         ..NewAuditEvent::new(AuditAction::UserDelete)

@@ -58,7 +58,9 @@ pub async fn create(
     };
     let user = match store.create_user(&new, UnixTime::now()).await {
         Ok(user) => user,
-        Err(StoreError::Conflict) => return Err(super::lifecycle::conflict(store, &new.username, new.email.as_ref()).await),
+        Err(StoreError::Conflict) => {
+            return Err(super::lifecycle::conflict(store, &new.username, new.email.as_ref()).await);
+        }
         Err(other) => return Err(OpsError::Store(other)),
     };
     record(store, actor, AuditAction::UserCreate, &user.id).await;
