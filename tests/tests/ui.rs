@@ -64,7 +64,7 @@ async fn assert_not_served(app: &App, dir: &str, files: &[&str]) {
 }
 
 const DEMO_FILES: &[&str] = &["", "/", "/demo.js", "/demo.css", "/config.json"];
-const ADMIN_FILES: &[&str] = &["", "/", "/admin.js", "/admin.css", "/config.json"];
+const ADMIN_FILES: &[&str] = &["", "/", "/admin.js", "/forms.js", "/admin.css", "/config.json"];
 
 #[tokio::test]
 async fn by_default_the_console_is_served_and_the_demo_is_not() {
@@ -72,6 +72,13 @@ async fn by_default_the_console_is_served_and_the_demo_is_not() {
     let app = spawn(&db).await;
     let config = assert_page_served(&app, "admin", "admin.js", "admin.css").await;
     assert_eq!(config, serde_json::json!({"client_id": "portcullis-admin"}));
+    // The create, edit and delete forms: a second script, under the same rules.
+    let html = get(&app, "/admin/").await.text().await.expect("body");
+    assert!(html.contains(r#"<script src="forms.js" defer></script>"#));
+    let res = get(&app, "/admin/forms.js").await;
+    assert_eq!(res.status(), 200);
+    assert_protected(res.headers(), "text/javascript; charset=utf-8");
+    assert!(res.text().await.expect("body").contains("\"use strict\";"));
     assert_not_served(&app, "demo", DEMO_FILES).await;
     db.finish().await;
 }

@@ -32,7 +32,8 @@ pub trait LifecycleStore: Send + Sync {
 
     /// Deletes the user with every sign-in (families and their tokens) and
     /// adds a `user` entry to the feed, so resource servers refuse the
-    /// user's live access tokens. Returns how many families were deleted.
+    /// user's live access tokens. Returns how many live families (sign-ins
+    /// not ended before) were deleted with them.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such user.
@@ -96,6 +97,13 @@ impl LifecycleStore for SqlStore {
             if found == 0 {
                 return Err(StoreError::NotFound);
             }
+            let (live,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            )
+            .bind(user_id)
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?;
             // Explicit deletes rather than the foreign keys' cascade, so
             // nothing depends on how a connection was opened.
             sqlx::query(
@@ -104,18 +112,17 @@ impl LifecycleStore for SqlStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-            let families = sqlx::query("DELETE FROM refresh_families WHERE user_id = $1")
+            sqlx::query("DELETE FROM refresh_families WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .await?;
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
             append_entry!(tx, d, RevocationKind::User, user_id, now);
             tx.commit().await?;
-            Ok(families)
+            Ok(u64::try_from(live).unwrap_or(0))
         })
     }
 }

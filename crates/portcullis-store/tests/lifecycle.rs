@@ -196,7 +196,11 @@ async fn deleting_a_user_deletes_their_families_and_feeds_the_user(s: &SqlStore)
     let a = family(s, &alice, &app, "a").await;
     family(s, &alice, &app, "b").await;
     let b = family(s, &bob, &app, "c").await;
+    // A sign-in ended before is deleted too, but not counted as ended now.
+    let ended = family(s, &alice, &app, "d").await;
+    assert_eq!(s.revoke_family(&ended.id, RevokeReason::SignOut, NOW).await, Ok(true));
     assert_eq!(s.delete_user(&alice.id, NOW).await, Ok(2));
+    assert_eq!(s.family_by_id(&ended.id).await, Err(StoreError::NotFound));
     assert_eq!(s.user_by_id(&alice.id).await, Err(StoreError::NotFound));
     assert_eq!(s.family_by_id(&a.id).await, Err(StoreError::NotFound));
     assert!(s.family_by_id(&b.id).await.is_ok());

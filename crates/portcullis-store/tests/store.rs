@@ -228,9 +228,9 @@ fn new_client_like(c: &Client) -> NewClient {
         default_scope: c.default_scope.clone(),
         introspect: c.introspect,
         web_origins: c.web_origins.clone(),
-    },
-    allow_sign_up: false,
-    sign_up_scope: portcullis_domain::Scopes::empty(),
+        allow_sign_up: c.allow_sign_up,
+        sign_up_scope: c.sign_up_scope.clone(),
+    }
 }
 
 async fn duplicate_client_id_is_a_conflict(s: &SqlStore) {
