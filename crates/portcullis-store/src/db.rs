@@ -291,11 +291,20 @@ impl SqlStore {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
-            .connect_with(conn)
+            .connect_with(conn.clone())
             .await?;
-        let group_commit = opts
-            .group_commit
-            .then(|| GroupCommit::start(Committer::Postgres(pool.clone())));
+        // The group-commit writer has a connection of its own: queued
+        // behind the requests' reads in the shared pool, it would commit
+        // later and in smaller groups.
+        let group_commit = if opts.group_commit {
+            let writer = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(conn);
+            Some(GroupCommit::start(Committer::Postgres(writer)))
+        } else {
+            None
+        };
         let pool = Pool::Postgres(pool);
         Ok(Self {
             read: pool.clone(),
@@ -352,6 +361,9 @@ impl SqlStore {
     pub async fn close(&self) {
         with_pool!(&self.read, |c| c.close().await);
         with_pool!(&self.write, |c| c.close().await);
+        if let Some(g) = &self.group_commit {
+            g.close().await;
+        }
     }
 }
 

@@ -55,14 +55,25 @@ type Reply = oneshot::Sender<Result<Option<Won>, StoreError>>;
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<(RotateJob, Reply)>,
+    db: Committer,
 }
 
 impl GroupCommit {
     /// Starts the writer task on the current tokio runtime.
     pub(crate) fn start(committer: Committer) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(committer, rx));
-        Self { jobs }
+        tokio::spawn(writer(committer.clone(), rx));
+        Self { jobs, db: committer }
+    }
+
+    /// Closes the writer's connections.
+    pub(crate) async fn close(&self) {
+        match &self.db {
+            #[cfg(feature = "sqlite")]
+            Committer::Sqlite(pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Committer::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Runs one rotation in the next group; returns once it is committed
