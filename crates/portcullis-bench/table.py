@@ -5,7 +5,8 @@ Figures are medians over the rounds. "vs peer" is the median over rounds of
 (a server's req/s / the Node peer's req/s in the same round, same mode and
 grant), when the peer was run; "vs ceiling" the same against the
 storage-free ceiling (refresh only), and "vs baseline" a portcullis-BACKEND
-server against baseline-BACKEND (the bench script's --baseline).
+server against baseline-BACKEND (the bench script's --baseline), or a
+seeded-BACKEND server against the empty portcullis-BACKEND (--seeded).
 """
 import collections
 import json
@@ -44,6 +45,15 @@ def versus(label, mode, grant, rounds, other):
     return f"{med(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})" if ratios else ""
 
 
+def against(label, mode, grant, rounds):
+    """portcullis-B against baseline-B; seeded-B against portcullis-B (empty)."""
+    if label.startswith("portcullis-"):
+        return versus(label, mode, grant, rounds, "baseline-" + label.removeprefix("portcullis-"))
+    if label.startswith("seeded-"):
+        return versus(label, mode, grant, rounds, "portcullis-" + label.removeprefix("seeded-"))
+    return ""
+
+
 print("| server | mode | grant | rounds | req/s | vs peer | vs ceiling | vs baseline | p50 ms | p90 ms | p99 ms | max ms | errors | RSS idle / peak MiB |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for (label, mode), rounds in sorted(runs.items()):
@@ -60,7 +70,7 @@ for (label, mode), rounds in sorted(runs.items()):
         print(
             f"| {label} | {mode} | {grant} | {len(gs)} | {med([g['rps'] for g in gs]):.0f} "
             f"| {versus(label, mode, grant, rounds, 'node-peer')} | {versus(label, mode, grant, rounds, 'ceiling')} "
-            f"| {versus(label, mode, grant, rounds, label.replace('portcullis-', 'baseline-', 1)) if label.startswith('portcullis-') else ''} "
+            f"| {against(label, mode, grant, rounds)} "
             f"| {med([g['p50_ms'] for g in gs]):.2f} | {med([g['p90_ms'] for g in gs]):.2f} "
             f"| {med([g['p99_ms'] for g in gs]):.2f} | {med([g['max_ms'] for g in gs]):.2f} "
             f"| {', '.join(f'{k}: {v}' for k, v in sorted(errors.items())) or '0'} | {mem} |"
