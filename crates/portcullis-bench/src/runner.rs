@@ -21,8 +21,11 @@ use crate::{
     report::{GrantLog, Report},
 };
 
-/// Attempts of the initial (uncounted) sign-in of a refresh chain.
-const SIGN_IN_ATTEMPTS: u32 = 5;
+/// Attempts of the initial (uncounted) sign-in of a refresh chain. Every
+/// chain signs in at once from one address, so a server's per-address
+/// sign-in throttle answers some of them 429 with `Retry-After`: they wait
+/// and try again, so that every client runs its chain.
+const SIGN_IN_ATTEMPTS: u32 = 30;
 /// The longest wait between those attempts, whatever `Retry-After` says.
 const MAX_SIGN_IN_WAIT: Duration = Duration::from_secs(5);
 /// Pause after a transport error, so a refused connection does not spin a core
@@ -273,8 +276,8 @@ impl VirtualClient {
     }
 }
 
-/// Signs in before the clock starts, retrying a few times on 429, 503 and
-/// transport errors with exponential backoff (or `Retry-After`), bounded.
+/// Signs in before the clock starts, retrying on 429, 503 and transport
+/// errors with exponential backoff (or `Retry-After`), bounded.
 async fn initial_sign_in(conn: &mut Connection, body: &Bytes, log: &mut ClientLog) -> Result<String, String> {
     let mut backoff = Duration::from_millis(100);
     let mut last = String::new();

@@ -10,6 +10,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use crate::StoreError;
+use crate::refresh::group_commit::{Committer, GroupCommit};
 
 /// A connection pool of one of the compiled-in backends.
 #[derive(Clone)]
@@ -136,10 +137,11 @@ pub struct ConnectOptions {
     /// How long SQLite waits on a lock held by another process (e.g. the CLI
     /// writing while the server runs) before giving up.
     pub busy_timeout: Duration,
-    /// SQLite: commit refresh-token rotations that arrive together in one
-    /// transaction (one `fsync` for the group instead of one each). Every
-    /// caller still gets its answer only after its rotation committed.
-    /// On by default; PostgreSQL ignores it.
+    /// Commit refresh-token rotations that arrive together in one
+    /// transaction (one log flush for the group instead of one each; on
+    /// PostgreSQL also one statement and one round trip). Every caller
+    /// still gets its answer only after its rotation committed. On by
+    /// default.
     pub group_commit: bool,
 }
 
@@ -167,8 +169,7 @@ pub struct SqlStore {
     /// connection: SQLite allows one writer at a time, and queueing in the
     /// pool is cheaper and fairer than retrying on `SQLITE_BUSY`.
     pub(crate) write: Pool,
-    /// SQLite: the writer task that group-commits rotations, if enabled.
-    #[cfg(feature = "sqlite")]
+    /// The writer task that group-commits rotations, if enabled.
     pub(crate) group_commit: Option<crate::refresh::group_commit::GroupCommit>,
 }
 
@@ -250,7 +251,7 @@ impl SqlStore {
             // database, so readers must share the writer's connection.
             let group_commit = opts
                 .group_commit
-                .then(|| crate::refresh::group_commit::GroupCommit::start(write.clone()));
+                .then(|| GroupCommit::start(Committer::Sqlite(write.clone())));
             let pool = Pool::Sqlite(write);
             return Ok(Self {
                 read: pool.clone(),
@@ -265,7 +266,7 @@ impl SqlStore {
             .await?;
         let group_commit = opts
             .group_commit
-            .then(|| crate::refresh::group_commit::GroupCommit::start(write.clone()));
+            .then(|| GroupCommit::start(Committer::Sqlite(write.clone())));
         Ok(Self {
             read: Pool::Sqlite(read),
             write: Pool::Sqlite(write),
@@ -290,14 +291,25 @@ impl SqlStore {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .acquire_timeout(opts.acquire_timeout)
-            .connect_with(conn)
+            .connect_with(conn.clone())
             .await?;
+        // The group-commit writer has a connection of its own: queued
+        // behind the requests' reads in the shared pool, it would commit
+        // later and in smaller groups.
+        let group_commit = if opts.group_commit {
+            let writer = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(conn);
+            Some(GroupCommit::start(Committer::Postgres(writer)))
+        } else {
+            None
+        };
         let pool = Pool::Postgres(pool);
         Ok(Self {
             read: pool.clone(),
             write: pool,
-            #[cfg(feature = "sqlite")]
-            group_commit: None,
+            group_commit,
         })
     }
 
@@ -349,6 +361,9 @@ impl SqlStore {
     pub async fn close(&self) {
         with_pool!(&self.read, |c| c.close().await);
         with_pool!(&self.write, |c| c.close().await);
+        if let Some(g) = &self.group_commit {
+            g.close().await;
+        }
     }
 }
 

@@ -224,10 +224,10 @@ impl TestDb {
         Some(SqliteWriteLock(c))
     }
 
-    /// SQLite: how many rotations wait for the group-commit writer, not yet
-    /// taken into a group (a test that needs several rotations in one group
-    /// holds the writer and waits for them to queue). `None` on
-    /// PostgreSQL or with group commit off.
+    /// How many rotations wait for the group-commit writer, not yet taken
+    /// into a group (a test that needs several rotations in one group holds
+    /// the writer with [`TestDb::hold_rotations`] and waits for them to
+    /// queue). `None` with group commit off.
     #[must_use]
     pub fn queued_rotations(&self) -> Option<usize> {
         self.store.group_commit.as_ref().map(|g| g.queued())
@@ -243,6 +243,49 @@ impl TestDb {
             Some(Cleanup::Postgres { admin, name }) => drop_database(&admin, &name).await,
             Some(Cleanup::Sqlite(dir)) => drop(dir),
             None => {}
+        }
+    }
+
+    /// Holds every rotation of the store back until
+    /// [`RotationHold::release`], from a connection of its own: SQLite's
+    /// write lock, or on PostgreSQL an `EXCLUSIVE` lock on the families
+    /// (reads go on, writes wait).
+    ///
+    /// # Panics
+    /// When the lock cannot be taken.
+    pub async fn hold_rotations(&self) -> RotationHold {
+        if let Some(lock) = self.sqlite_write_lock().await {
+            return RotationHold::Sqlite(lock);
+        }
+        let mut c = sqlx::PgConnection::connect(&self.url).await.expect("open PostgreSQL");
+        sqlx::query("BEGIN").execute(&mut c).await.expect("begin");
+        sqlx::query("LOCK TABLE refresh_families IN EXCLUSIVE MODE")
+            .execute(&mut c)
+            .await
+            .expect("lock");
+        RotationHold::Postgres(c)
+    }
+}
+
+/// Rotations held back by [`TestDb::hold_rotations`].
+pub enum RotationHold {
+    /// SQLite's write lock.
+    Sqlite(SqliteWriteLock),
+    /// A PostgreSQL transaction holding the families' lock.
+    Postgres(sqlx::PgConnection),
+}
+
+impl RotationHold {
+    /// Lets the rotations go.
+    ///
+    /// # Panics
+    /// When the transaction cannot be ended.
+    pub async fn release(self) {
+        match self {
+            Self::Sqlite(lock) => lock.release().await,
+            Self::Postgres(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.expect("unlock");
+            }
         }
     }
 }

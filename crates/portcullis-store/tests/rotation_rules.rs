@@ -305,10 +305,10 @@ async fn world(s: &SqlStore) -> Ids {
     ids
 }
 
-/// Runs the rows' rotations at once. With SQLite's group commit, as one
-/// group: a first rotation holds the writer (it waits on the file's write
-/// lock, taken here) while the rows queue behind it; once all are queued,
-/// the lock is released and the writer takes them together.
+/// Runs the rows' rotations at once. With group commit, as one group: a
+/// first rotation holds the writer (it waits on the write lock taken here)
+/// while the rows queue behind it; once all are queued, the lock is
+/// released and the writer takes them together.
 async fn rotate_at_once(
     s: &SqlStore,
     db: Option<&TestDb>,
@@ -318,7 +318,7 @@ async fn rotate_at_once(
     let ids = std::sync::Arc::new(ids.clone());
     let grouped = db.is_some_and(|db| db.queued_rotations().is_some());
     let lock = match db {
-        Some(db) if grouped => db.sqlite_write_lock().await,
+        Some(db) if grouped => Some(db.hold_rotations().await),
         _ => None,
     };
     let plug = lock.is_some().then(|| {

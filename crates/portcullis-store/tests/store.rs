@@ -649,6 +649,41 @@ async fn purge_deletes_dead_families(s: &SqlStore) {
     assert_eq!(s.refresh_row_counts().await.expect("counts").families, 0);
 }
 
+/// The clean-ups change at most a chunk of rows a statement (1000): one
+/// more than a chunk is still cleared or deleted whole.
+async fn clean_ups_work_through_more_than_one_chunk(s: &SqlStore) {
+    const N: usize = 1001;
+    let (alice, bob, app) = (user(s, "alice").await, user(s, "bob").await, client(s, "app").await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let (s, alice, app) = (s.clone(), alice.clone(), app.clone());
+        tasks.spawn(async move {
+            let f = family(&s, &alice, &app, &format!("c{i}")).await;
+            let (from, to) = (format!("c{i}"), format!("d{i}"));
+            let r = s.rotate_refresh(&rotate(&f.id, &from, "app", &to, NOW)).await;
+            assert!(matches!(r.expect("rotate"), Rotation::Rotated(_)));
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.expect("task");
+    }
+    let kept = family(s, &bob, &app, "bob").await;
+    s.rotate_refresh(&rotate(&kept.id, "bob", "app", "bob2", NOW.plus(50)))
+        .await
+        .expect("bob's, later");
+    assert_eq!(s.clear_successors(NOW.plus(1)).await.expect("clear"), N as u64);
+    let bob_now = s.family_by_id(&kept.id).await.expect("bob");
+    assert!(
+        bob_now.previous.and_then(|p| p.successor).is_some(),
+        "a family rotated after the cutoff keeps its successor"
+    );
+    s.revoke_user(&alice.id, RevokeReason::UserRevoked, NOW.plus(2))
+        .await
+        .expect("revoke alice");
+    assert_eq!(s.purge_families(NOW.plus(3)).await.expect("purge"), N as u64);
+    assert_eq!(s.refresh_row_counts().await.expect("counts").families, 1, "bob's stays");
+}
+
 // ---------------------------------------------------------------- revocation
 
 async fn revoking_a_family_kills_every_token_of_it_at_once(s: &SqlStore) {
@@ -1397,6 +1432,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
 }
 
 on_both_backends!(
+    clean_ups_work_through_more_than_one_chunk,
     a_sign_in_records_its_bookkeeping_with_the_family,
     a_token_is_read_with_its_family_user_and_client_in_one_call,
     concurrent_rotations_of_many_families_all_commit_and_one_failure_stays_alone,

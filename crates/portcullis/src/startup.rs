@@ -317,8 +317,15 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
         tick.tick().await;
         let now = UnixTime::now();
         crate::metrics::handle().run_upkeep();
-        if let Err(e) = store.clear_successors(now.plus(-window.saturating_add(60))).await {
-            tracing::warn!(error = %e, "housekeeping: clearing refresh successors failed");
+        let started = std::time::Instant::now();
+        match store.clear_successors(now.plus(-window.saturating_add(60))).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                successors = n,
+                ms = started.elapsed().as_millis(),
+                "housekeeping: cleared"
+            ),
+            Err(e) => tracing::warn!(error = %e, "housekeeping: clearing refresh successors failed"),
         }
         if round > 0 {
             if let Err(e) = tokens.maintain_keys().await {
@@ -328,6 +335,7 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
         if round % 20 == 0 {
             // Throttle windows are at most an hour; a revoked or expired
             // family answers like an unknown one after a day.
+            let started = std::time::Instant::now();
             let purged = async {
                 let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
                 let f = store.purge_families(now.plus(-86_400)).await?;
@@ -338,7 +346,12 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
             };
             match purged.await {
                 Ok((0, 0)) => {}
-                Ok((t, f)) => tracing::info!(throttle_counters = t, families = f, "housekeeping: purged"),
+                Ok((t, f)) => tracing::info!(
+                    throttle_counters = t,
+                    families = f,
+                    ms = started.elapsed().as_millis(),
+                    "housekeeping: purged"
+                ),
                 Err(e) => tracing::warn!(error = %e, "housekeeping: purge failed"),
             }
         }

@@ -1,22 +1,47 @@
-//! Group commit of refresh-token rotations on SQLite.
+//! Group commit of refresh-token rotations.
 //!
-//! With `synchronous=FULL` every commit waits for an `fsync` of the WAL, and
-//! SQLite has one writer: one commit per rotation caps refreshes at one
-//! `fsync` each. Here the rotations that arrive while a commit is in flight
-//! queue up, and the next transaction runs them all and commits once.
+//! Every commit waits for the database's log to reach the disk (SQLite with
+//! `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`): one commit
+//! per rotation caps refreshes at one log flush each, and on PostgreSQL
+//! also at one round trip and one pooled connection each. Here the
+//! rotations that arrive while a group is in flight queue up, and the next
+//! group runs them all in one transaction and commits once: on SQLite the
+//! one writer's transaction ([`super::sqlite`]), on PostgreSQL one
+//! statement ([`super::postgres`]).
 //!
 //! Durability is unchanged: a caller gets its outcome only after the
-//! transaction holding its rotation committed. A group runs the one SQLite
-//! rotation path ([`super::sqlite`]), the same conditional write as a
-//! rotation alone, inside the one writer's transaction, so exactly-once
-//! consumption holds as before.
+//! transaction holding its rotation committed. A group runs the backend's
+//! one rotation path, the same conditional write as a rotation alone, so
+//! exactly-once consumption holds as before.
 
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rotate::{RotateJob, Won};
-use super::sqlite::rotate_committed;
 use crate::StoreError;
+
+/// The database a group is committed to.
+#[derive(Debug, Clone)]
+pub(crate) enum Committer {
+    /// The SQLite writer connection.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// The PostgreSQL pool (a group takes one connection).
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+impl Committer {
+    /// Commits the rotations of `jobs` together; see [`super::sqlite`] and
+    /// [`super::postgres`].
+    pub(super) async fn commit(&self, jobs: &[&RotateJob]) -> Result<Vec<Option<Won>>, StoreError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => super::sqlite::rotate_committed(pool, jobs).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => super::postgres::rotate_group(pool, jobs).await,
+        }
+    }
+}
 
 /// Rotations committed together at most.
 const MAX_BATCH: usize = 256;
@@ -30,14 +55,25 @@ type Reply = oneshot::Sender<Result<Option<Won>, StoreError>>;
 #[derive(Debug, Clone)]
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<(RotateJob, Reply)>,
+    db: Committer,
 }
 
 impl GroupCommit {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn start(pool: SqlitePool) -> Self {
+    pub(crate) fn start(committer: Committer) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool, rx));
-        Self { jobs }
+        tokio::spawn(writer(committer.clone(), rx));
+        Self { jobs, db: committer }
+    }
+
+    /// Closes the writer's connections.
+    pub(crate) async fn close(&self) {
+        match &self.db {
+            #[cfg(feature = "sqlite")]
+            Committer::Sqlite(pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Committer::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Runs one rotation in the next group; returns once it is committed
@@ -59,10 +95,10 @@ impl GroupCommit {
     }
 }
 
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
+async fn writer(db: Committer, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if commit_group(&pool, &mut batch).await.is_err() {
+        if commit_group(&db, &mut batch).await.is_err() {
             // The database is unreachable or locked: the rotations that
             // queued meanwhile would each wait out the same timeout in
             // turn. They fail now (503), and callers retry; the next group
@@ -81,9 +117,9 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<(RotateJob, Reply)>) {
 /// only the one at fault fails; a failure of the database itself (it went
 /// away, is locked, the disk is full) fails them all at once, and is
 /// returned.
-async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) -> Result<(), StoreError> {
+async fn commit_group(db: &Committer, batch: &mut Vec<(RotateJob, Reply)>) -> Result<(), StoreError> {
     let jobs: Vec<&RotateJob> = batch.iter().map(|(job, _)| job).collect();
-    match rotate_committed(pool, &jobs).await {
+    match db.commit(&jobs).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -97,7 +133,7 @@ async fn commit_group(pool: &SqlitePool, batch: &mut Vec<(RotateJob, Reply)>) ->
         }
         Err(_) => {
             for (job, reply) in batch.drain(..) {
-                let one = rotate_committed(pool, &[&job]).await.map(|mut won| won.pop().flatten());
+                let one = db.commit(&[&job]).await.map(|mut won| won.pop().flatten());
                 let _ = reply.send(one);
             }
         }

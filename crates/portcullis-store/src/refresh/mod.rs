@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use crate::types::text_enum;
 use crate::{StoreError, TokenHash, UnixTime};
 
-#[cfg(feature = "sqlite")]
+mod cleanup;
 pub(crate) mod group_commit;
 #[cfg(feature = "postgres")]
 mod postgres;

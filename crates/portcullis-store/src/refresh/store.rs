@@ -84,15 +84,17 @@ impl RefreshStore for SqlStore {
 
     async fn rotate_refresh(&self, r: &Rotate<'_>) -> Result<Rotation, StoreError> {
         let job = RotateJob::new(r);
-        let won = match &self.write {
-            #[cfg(feature = "sqlite")]
-            crate::db::Pool::Sqlite(pool) => match &self.group_commit {
-                Some(batcher) => batcher.rotate(job).await?,
-                // A group of one, committed alone.
-                None => super::sqlite::rotate_committed(pool, &[&job]).await?.pop().flatten(),
-            },
-            #[cfg(feature = "postgres")]
-            crate::db::Pool::Postgres(pool) => super::postgres::rotate(pool, &job).await?,
+        let won = match &self.group_commit {
+            Some(batcher) => batcher.rotate(job).await?,
+            // A group of one, committed alone.
+            None => match &self.write {
+                #[cfg(feature = "sqlite")]
+                crate::db::Pool::Sqlite(pool) => super::sqlite::rotate_committed(pool, &[&job]).await?,
+                #[cfg(feature = "postgres")]
+                crate::db::Pool::Postgres(pool) => super::postgres::rotate_group(pool, &[&job]).await?,
+            }
+            .pop()
+            .flatten(),
         };
         if let Some(family) = won {
             return Ok(Rotation::Rotated(family.try_into()?));
@@ -159,37 +161,11 @@ impl RefreshStore for SqlStore {
     }
 
     async fn clear_successors(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        // A scan of the families, on purpose: an index on the columns a
-        // rotation changes would keep PostgreSQL from updating the row in
-        // place on every refresh, and the families are as many as the live
-        // sign-ins (plus a day of ended ones), not the refreshes.
-        Ok(with_pool!(&self.write, |c| {
-            sqlx::query(
-                "UPDATE refresh_families SET successor = NULL WHERE successor IS NOT NULL AND prev_used_at < $1",
-            )
-            .bind(cutoff.0)
-            .execute(c)
-            .await?
-            .rows_affected()
-        }))
+        super::cleanup::clear_successors(self, cutoff).await
     }
 
     async fn purge_families(&self, cutoff: UnixTime) -> Result<u64, StoreError> {
-        Ok(with_pool!(&self.write, |c| {
-            // Rows of tokens issued before constant state go once expired:
-            // such a token refreshes no more, and reuse of a spent one is
-            // then answered like an unknown token.
-            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                .bind(cutoff.0)
-                .execute(c)
-                .await?;
-            // The rest of a family's legacy rows go with it (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1")
-                .bind(cutoff.0)
-                .execute(c)
-                .await?
-                .rows_affected()
-        }))
+        super::cleanup::purge_families(self, cutoff).await
     }
 }
 
