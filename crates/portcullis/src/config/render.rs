@@ -11,6 +11,9 @@ impl Loaded {
     #[must_use]
     pub fn render(&self) -> String {
         let mut c = self.config.clone();
+        let issuer = self.issuer();
+        let derived = issuer != c.issuer;
+        c.issuer = issuer;
         if c.database_url_file.is_none() {
             let url = c.database_url.as_deref().unwrap_or(Settings::DEFAULT_DATABASE_URL);
             c.database_url = Some(crate::settings::redact_url(url));
@@ -31,7 +34,12 @@ impl Loaded {
                 out.push_str(line);
             } else if let Some((k, _)) = line.split_once(" = ") {
                 let key = format!("{section}{}", k.trim());
-                out.push_str(&format!("{line}  # {}", self.source_of(&key)));
+                let source = if derived && key == "issuer" {
+                    format!("the listen address ({})", self.source_of("listen"))
+                } else {
+                    self.source_of(&key)
+                };
+                out.push_str(&format!("{line}  # {source}"));
             } else {
                 out.push_str(line);
             }
