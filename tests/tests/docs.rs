@@ -5,6 +5,7 @@
 //! shows ([`runner`]); the configuration reference is checked against the
 //! configuration's keys and defaults. Needs `bash`, `curl` and `jq`.
 
+#[path = "docs/runner.rs"]
 mod runner;
 mod support;
 

@@ -25,19 +25,19 @@ use std::time::{Duration, Instant};
 
 /// One command of a document and what it should print.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// The document's line of the command.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The command, continuation lines included.
-    pub command: String,
+    pub(crate) command: String,
     /// The expected output lines.
-    pub expected: Vec<String>,
+    pub(crate) expected: Vec<String>,
     /// The expected exit status.
-    pub status: i32,
+    pub(crate) status: i32,
 }
 
 /// The commands of the `console` blocks of `markdown`.
-pub fn parse(markdown: &str) -> Vec<Step> {
+pub(crate) fn parse(markdown: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let mut in_block = false;
     let mut continuing = false;
@@ -93,7 +93,7 @@ pub fn parse(markdown: &str) -> Vec<Step> {
 }
 
 /// Whether `actual` matches the pattern `expected` (see the module).
-pub fn matches(expected: &[String], actual: &[&str]) -> bool {
+pub(crate) fn matches(expected: &[String], actual: &[&str]) -> bool {
     match expected.split_first() {
         None => actual.is_empty(),
         Some((first, rest)) if first == "..." => (0..=actual.len()).any(|skip| matches(rest, &actual[skip..])),
@@ -124,7 +124,7 @@ fn line_matches(pattern: &str, line: &str) -> bool {
 }
 
 /// A `bash` running a document's commands in a directory of its own.
-pub struct Shell {
+pub(crate) struct Shell {
     child: Child,
     stdin: ChildStdin,
     output: Receiver<Vec<u8>>,
@@ -140,7 +140,7 @@ impl Shell {
     /// A shell in a fresh directory, `portcullis` being `bin`, the
     /// addresses `127.0.0.1:80NN` of `markdown` mapped to free ports; with
     /// `listen`, `PORTCULLIS_LISTEN` makes the first the default address.
-    pub fn new(bin: &str, markdown: &str, listen: bool) -> Self {
+    pub(crate) fn new(bin: &str, markdown: &str, listen: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let bin_dir = dir.path().join(".bin");
         std::fs::create_dir(&bin_dir).expect("bin directory");
@@ -194,14 +194,14 @@ impl Shell {
     }
 
     /// `text` with the document's addresses mapped to this run's.
-    pub fn localize(&self, text: &str) -> String {
+    pub(crate) fn localize(&self, text: &str) -> String {
         self.ports.iter().fold(text.to_owned(), |t, (from, to)| t.replace(from, to))
     }
 
     /// Runs one command; returns its output (standard output and error)
     /// and exit status. A command ending in `&` runs in the background,
     /// its output appended to `background.log`.
-    pub fn run(&mut self, command: &str, timeout: Duration) -> (String, i32) {
+    pub(crate) fn run(&mut self, command: &str, timeout: Duration) -> (String, i32) {
         let command = self.localize(command);
         let script = match command.trim_end().strip_suffix('&') {
             Some(background) => format!("{{ {background}\n}} >>background.log 2>&1 </dev/null &\nprintf '\\n\\036%d\\036\\n' 0\n"),
@@ -232,7 +232,7 @@ impl Shell {
     }
 
     /// What the background commands printed so far.
-    pub fn background_log(&self) -> String {
+    pub(crate) fn background_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("background.log")).unwrap_or_default()
     }
 }
@@ -251,7 +251,7 @@ impl Drop for Shell {
 /// workspace) and fails, naming the line, on the first difference. With
 /// `listen`, `127.0.0.1:8080` is the default listen address (see
 /// [`Shell::new`]).
-pub fn check_document(bin: &str, path: &str, listen: bool) {
+pub(crate) fn check_document(bin: &str, path: &str, listen: bool) {
     let file = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
     let markdown = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
     let steps = parse(&markdown);

@@ -54,6 +54,10 @@ impl Loaded {
                     .is_none_or(serde_json::Value::is_null)
             })
             .collect();
+        // One blank line before the list (an empty `[tls]` left one).
+        while out.ends_with("\n\n") {
+            out.pop();
+        }
         if !unset.is_empty() {
             out.push_str("\n# not set:\n");
             for k in unset {
