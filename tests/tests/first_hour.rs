@@ -224,7 +224,11 @@ async fn lists_print_a_header_and_utc_times_and_creations_are_audited(db: &TestD
         None,
     );
     ok(&["user", "create", "root", "--admin", "--password-stdin"], Some(PASSWORD));
+    // The first key signs at once (there is no other); the second waits
+    // for the publication delay.
     ok(&["keys", "rotate"], None);
+    let second = ok(&["keys", "rotate"], None);
+    assert!(second.contains("published now, signs from "), "{second}");
 
     let clients = ok(&["client", "list"], None);
     let lines: Vec<&str> = clients.lines().collect();
