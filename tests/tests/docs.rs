@@ -41,12 +41,7 @@ fn key_table() -> Vec<Vec<String>> {
         .skip_while(|l| !l.starts_with("| key |"))
         .skip(2)
         .take_while(|l| l.starts_with('|'))
-        .map(|l| {
-            l.trim_matches('|')
-                .split(" | ")
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_owned()).collect())
         .collect()
 }
 
@@ -63,7 +58,10 @@ fn the_configuration_table_lists_every_key_with_its_variable_flag_and_default() 
     let mut known = keys();
     known.sort();
     documented.sort_unstable();
-    assert_eq!(documented, known, "configuration.md's table and the configuration's keys differ");
+    assert_eq!(
+        documented, known,
+        "configuration.md's table and the configuration's keys differ"
+    );
     let defaults = serde_json::to_value(Config::default()).expect("defaults");
     for row in &table {
         let [key, _type, default, env, flag, _meaning] = &row[..] else {
@@ -71,7 +69,11 @@ fn the_configuration_table_lists_every_key_with_its_variable_flag_and_default() 
         };
         let key = code(key).expect("key");
         assert_eq!(code(env), Some(env_name(key).as_str()), "{key}: environment variable");
-        let expected_flag = if key.ends_with("_file") { None } else { Some(flag_name(key)) };
+        let expected_flag = if key.ends_with("_file") {
+            None
+        } else {
+            Some(flag_name(key))
+        };
         assert_eq!(code(flag).map(str::to_owned), expected_flag, "{key}: flag");
         let value = key.split('.').try_fold(&defaults, |v, k| v.get(k)).expect("a default");
         let shown = match value {

@@ -111,7 +111,9 @@ async fn the_default_issuer_follows_a_loopback_listen_address() {
     let (ok, out, err) = run(portcullis(&["config", "check", "--listen", &listen]).current_dir(dir.path()));
     assert!(ok, "{err}");
     assert!(
-        out.contains(&format!("issuer = \"http://{listen}\"  # the listen address (--listen)")),
+        out.contains(&format!(
+            "issuer = \"http://{listen}\"  # the listen address (--listen)"
+        )),
         "{out}"
     );
     // An issuer that is set stays as set; the default listen address keeps
@@ -126,7 +128,10 @@ async fn the_default_issuer_follows_a_loopback_listen_address() {
     ])
     .current_dir(dir.path()));
     assert!(ok, "{err}");
-    assert!(out.contains("issuer = \"https://auth.example.com\"  # --issuer"), "{out}");
+    assert!(
+        out.contains("issuer = \"https://auth.example.com\"  # --issuer"),
+        "{out}"
+    );
     let (ok, out, err) = run(portcullis(&["config", "check"]).current_dir(dir.path()));
     assert!(ok, "{err}");
     assert!(out.contains("issuer = \"http://127.0.0.1:8080\"  # default"), "{out}");
@@ -148,19 +153,16 @@ fn a_default_issuer_that_cannot_follow_the_listen_address_is_warned_about() {
 
 #[test]
 fn config_check_shows_a_url_without_a_password_as_written() {
-    let (ok, out, err) = run(portcullis(&["config", "check"]).env(
-        "PORTCULLIS_DATABASE_URL",
-        "postgres://postgres@db.internal:5432/auth",
-    ));
+    let (ok, out, err) =
+        run(portcullis(&["config", "check"])
+            .env("PORTCULLIS_DATABASE_URL", "postgres://postgres@db.internal:5432/auth"));
     assert!(ok, "{err}");
     assert!(
         out.contains("database_url = \"postgres://postgres@db.internal:5432/auth\""),
         "{out}"
     );
-    let (ok, out, err) = run(portcullis(&["config", "check"]).env(
-        "PORTCULLIS_DATABASE_URL",
-        "postgres://app:hunter2@db.internal/auth",
-    ));
+    let (ok, out, err) =
+        run(portcullis(&["config", "check"]).env("PORTCULLIS_DATABASE_URL", "postgres://app:hunter2@db.internal/auth"));
     assert!(ok, "{err}");
     assert!(out.contains("postgres://app:***@db.internal/auth"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
@@ -172,7 +174,10 @@ fn user_commands_list_only_the_flags_they_use() {
         let (ok, out, err) = run(&mut portcullis(&[command[0], command[1], "--help"]));
         assert!(ok, "{err}");
         for server_only in ["--hash-queue", "--hash-workers", "--hash-per-address", "--listen"] {
-            assert!(!out.contains(server_only), "{command:?} --help lists {server_only}:\n{out}");
+            assert!(
+                !out.contains(server_only),
+                "{command:?} --help lists {server_only}:\n{out}"
+            );
         }
         assert!(out.contains("--argon2-memory-kib"), "{out}");
     }
@@ -204,7 +209,10 @@ async fn a_fresh_server_reports_every_counter_at_zero(db: &TestDb) {
         "portcullis_grants_total{grant_type=\"refresh_token\",result=\"invalid_grant\"} 0",
         "portcullis_hash_places_in_use 0",
     ] {
-        assert!(body.lines().any(|l| l == series), "no `{series}` before any event:\n{body}");
+        assert!(
+            body.lines().any(|l| l == series),
+            "no `{series}` before any event:\n{body}"
+        );
     }
     assert!(body.contains("# HELP portcullis_refresh_reuse_total"), "{body}");
 }
@@ -216,14 +224,33 @@ async fn lists_print_a_header_and_utc_times_and_creations_are_audited(db: &TestD
         out
     };
     ok(
-        &["client", "create", "--name", "Mobile app", "--public", "--client-id", "mobile"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Mobile app",
+            "--public",
+            "--client-id",
+            "mobile",
+        ],
         None,
     );
     ok(
-        &["client", "create", "--name", "Billing", "--client-id", "billing", "--introspect"],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Billing",
+            "--client-id",
+            "billing",
+            "--introspect",
+        ],
         None,
     );
-    ok(&["user", "create", "root", "--admin", "--password-stdin"], Some(PASSWORD));
+    ok(
+        &["user", "create", "root", "--admin", "--password-stdin"],
+        Some(PASSWORD),
+    );
     // The first key signs at once (there is no other); the second waits
     // for the publication delay.
     ok(&["keys", "rotate"], None);
@@ -245,10 +272,7 @@ async fn lists_print_a_header_and_utc_times_and_creations_are_audited(db: &TestD
     let lines: Vec<&str> = keys.lines().collect();
     assert!(lines[0].starts_with("KID  "), "{keys}");
     assert_eq!(lines.len(), 3, "a header and two keys: {keys}");
-    assert!(
-        lines.iter().any(|l| l.contains("  signing  ")),
-        "one key signs: {keys}"
-    );
+    assert!(lines.iter().any(|l| l.contains("  signing  ")), "one key signs: {keys}");
     assert!(
         lines.iter().any(|l| l.contains("  published, signs from ")),
         "the new key is published: {keys}"
@@ -284,11 +308,15 @@ async fn lists_print_a_header_and_utc_times_and_creations_are_audited(db: &TestD
     let root: Value = serde_json::from_str(&ok(&["user", "list", "--json"], None)).expect("json");
     let root_id = &root[0]["id"];
     assert!(
-        events.as_array().expect("events").iter().any(|e| e["action"] == "user.create"
-            && e["actor"] == "cli"
-            && &e["subject"] == root_id
-            && e["subject_kind"] == "user"
-            && e["subject_name"] == "root"),
+        events
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["action"] == "user.create"
+                && e["actor"] == "cli"
+                && &e["subject"] == root_id
+                && e["subject_kind"] == "user"
+                && e["subject_name"] == "root"),
         "{events}"
     );
 }
@@ -307,11 +335,17 @@ mod fresh {
         let (ok, _, err) = run(portcullis(&["migrate"]).env("PORTCULLIS_DATABASE_URL", &db.url));
         assert!(ok, "{err}");
         assert!(err.contains("applied migration 1: initial"), "{err}");
-        assert!(err.contains("migration(s) applied; the database is up to date"), "{err}");
+        assert!(
+            err.contains("migration(s) applied; the database is up to date"),
+            "{err}"
+        );
         assert!(!err.contains("no migration to apply"), "{err}");
         let (ok, _, err) = run(portcullis(&["migrate"]).env("PORTCULLIS_DATABASE_URL", &db.url));
         assert!(ok, "{err}");
-        assert!(err.contains("the database is up to date (no migration to apply)"), "{err}");
+        assert!(
+            err.contains("the database is up to date (no migration to apply)"),
+            "{err}"
+        );
         assert!(!err.contains("applied migration"), "{err}");
     }
 

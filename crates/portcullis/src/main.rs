@@ -88,7 +88,10 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
                 for (version, description) in &applied {
                     eprintln!("portcullis: applied migration {version}: {description}");
                 }
-                eprintln!("portcullis: {} migration(s) applied; the database is up to date", applied.len());
+                eprintln!(
+                    "portcullis: {} migration(s) applied; the database is up to date",
+                    applied.len()
+                );
             }
             Ok(())
         }

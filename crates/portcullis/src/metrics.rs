@@ -60,7 +60,10 @@ pub fn handle() -> PrometheusHandle {
 fn register() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("portcullis_http_requests_total", "Answers by matched route and status.");
-    describe_histogram!("portcullis_http_request_duration_seconds", "Answer latency by matched route.");
+    describe_histogram!(
+        "portcullis_http_request_duration_seconds",
+        "Answer latency by matched route."
+    );
     describe_counter!(
         "portcullis_grants_total",
         "Token requests by grant type and result (success or the RFC 6749 error code)."
@@ -73,7 +76,10 @@ fn register() {
         "portcullis_refresh_reuse_total",
         "Spent refresh tokens presented again (their sign-in was revoked)."
     );
-    describe_histogram!("portcullis_hash_wait_seconds", "Time a password hash waited for a thread.");
+    describe_histogram!(
+        "portcullis_hash_wait_seconds",
+        "Time a password hash waited for a thread."
+    );
     describe_gauge!("portcullis_hash_places_in_use", "Password hashes running or waiting.");
     describe_gauge!("portcullis_db_connections", "Database connections by pool and state.");
     for reason in ["throttled", "address_busy", "saturated"] {

@@ -56,7 +56,10 @@ pub(crate) fn parse(markdown: &str) -> Vec<Step> {
                 file.clear();
                 continue;
             }
-            writing = info.split_whitespace().find_map(|w| w.strip_prefix("file=")).map(str::to_owned);
+            writing = info
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("file="))
+                .map(str::to_owned);
             in_block = !in_block && writing.is_none() && info.trim() == "console";
             continuing = false;
             continue;
@@ -97,9 +100,9 @@ pub(crate) fn matches(expected: &[String], actual: &[&str]) -> bool {
     match expected.split_first() {
         None => actual.is_empty(),
         Some((first, rest)) if first == "..." => (0..=actual.len()).any(|skip| matches(rest, &actual[skip..])),
-        Some((first, rest)) => {
-            actual.split_first().is_some_and(|(line, more)| line_matches(first, line) && matches(rest, more))
-        }
+        Some((first, rest)) => actual
+            .split_first()
+            .is_some_and(|(line, more)| line_matches(first, line) && matches(rest, more)),
     }
 }
 
@@ -195,7 +198,9 @@ impl Shell {
 
     /// `text` with the document's addresses mapped to this run's.
     pub(crate) fn localize(&self, text: &str) -> String {
-        self.ports.iter().fold(text.to_owned(), |t, (from, to)| t.replace(from, to))
+        self.ports
+            .iter()
+            .fold(text.to_owned(), |t, (from, to)| t.replace(from, to))
     }
 
     /// Runs one command; returns its output (standard output and error)
@@ -204,7 +209,9 @@ impl Shell {
     pub(crate) fn run(&mut self, command: &str, timeout: Duration) -> (String, i32) {
         let command = self.localize(command);
         let script = match command.trim_end().strip_suffix('&') {
-            Some(background) => format!("{{ {background}\n}} >>background.log 2>&1 </dev/null &\nprintf '\\n\\036%d\\036\\n' 0\n"),
+            Some(background) => {
+                format!("{{ {background}\n}} >>background.log 2>&1 </dev/null &\nprintf '\\n\\036%d\\036\\n' 0\n")
+            }
             None => format!("{{ {command}\n}} 2>&1 </dev/null\nprintf '\\n\\036%d\\036\\n' \"$?\"\n"),
         };
         self.stdin.write_all(script.as_bytes()).expect("write to bash");
@@ -263,7 +270,11 @@ pub(crate) fn check_document(bin: &str, path: &str, listen: bool) {
         let actual: Vec<&str> = out.trim_end().lines().map(str::trim_end).collect();
         let actual: Vec<&str> = if actual == [""] { Vec::new() } else { actual };
         let expected_text = expected.join("\n");
-        let expected: Vec<String> = expected_text.trim_end().lines().map(|l| l.trim_end().to_owned()).collect();
+        let expected: Vec<String> = expected_text
+            .trim_end()
+            .lines()
+            .map(|l| l.trim_end().to_owned())
+            .collect();
         assert!(
             status == step.status && matches(&expected, &actual),
             "{path}:{}: `{}`\n--- expected (exit {}):\n{}\n--- got (exit {status}):\n{}\n--- background output:\n{}",

@@ -33,27 +33,29 @@ pub async fn keys_list(store: &SqlStore, times: KeyTimes, json: bool) -> anyhow:
     let phases = ops::keys::phases(&keys, now, times.publish_delay, times.access_token_ttl);
     let doc = SigningKey::all(&keys, now, times.publish_delay, times.access_token_ttl);
     let rows: Vec<_> = keys.iter().zip(phases).collect();
-    let text = table(
-        &["KID", "ALG", "PHASE", "CREATED", "STORED"],
-        &rows,
-        |(k, phase)| {
-            let stored = if kek::is_sealed(&k.private_key) {
-                "encrypted"
-            } else {
-                "plaintext"
-            };
-            let phase = match *phase {
-                Phase::Published { signs_from } => format!("published, signs from {}", utc(signs_from)),
-                Phase::Retiring { until } => format!("retiring until {}", utc(until)),
-                Phase::Signing => "signing".to_owned(),
-                Phase::Retired => match k.retired_at {
-                    Some(t) => format!("retired {}", utc(t)),
-                    None => "retired".to_owned(),
-                },
-            };
-            vec![k.kid.clone(), k.alg.clone(), phase, utc(k.created_at), stored.to_owned()]
-        },
-    );
+    let text = table(&["KID", "ALG", "PHASE", "CREATED", "STORED"], &rows, |(k, phase)| {
+        let stored = if kek::is_sealed(&k.private_key) {
+            "encrypted"
+        } else {
+            "plaintext"
+        };
+        let phase = match *phase {
+            Phase::Published { signs_from } => format!("published, signs from {}", utc(signs_from)),
+            Phase::Retiring { until } => format!("retiring until {}", utc(until)),
+            Phase::Signing => "signing".to_owned(),
+            Phase::Retired => match k.retired_at {
+                Some(t) => format!("retired {}", utc(t)),
+                None => "retired".to_owned(),
+            },
+        };
+        vec![
+            k.kid.clone(),
+            k.alg.clone(),
+            phase,
+            utc(k.created_at),
+            stored.to_owned(),
+        ]
+    });
     render(&doc, json, text)
 }
 
@@ -139,9 +141,7 @@ pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json:
         .map_err(failed("cannot read the audit log"))?;
     // A name where there is one, else the id.
     let or_id = |name: &Option<String>, id: &Option<String>| {
-        name.clone()
-            .or_else(|| id.clone())
-            .unwrap_or_else(|| "-".to_owned())
+        name.clone().or_else(|| id.clone()).unwrap_or_else(|| "-".to_owned())
     };
     let text = table(
         &["ID", "TIME (UTC)", "ACTION", "ACTOR", "CLIENT", "SUBJECT", "IP"],

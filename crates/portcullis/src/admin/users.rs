@@ -65,7 +65,12 @@ pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let all = ops::users::list_all(store).await.map_err(failed("cannot list users"))?;
     let doc: Vec<User> = all.iter().map(User::from).collect();
     let text = table(&["USERNAME", "STATUS", "SCOPE", "ID"], &all, |u| {
-        vec![u.username.to_string(), u.status.to_string(), u.scope.to_string(), u.id.clone()]
+        vec![
+            u.username.to_string(),
+            u.status.to_string(),
+            u.scope.to_string(),
+            u.id.clone(),
+        ]
     });
     render(&doc, json, text)
 }
