@@ -94,7 +94,8 @@ async fn the_feed_needs_a_credential_by_default(db: &TestDb) {
     let app = spawn(db).await;
     // No credential: 401 with a bare challenge, and not a word of the feed.
     assert_refused(get_feed(&app, None).await, 401, CHALLENGE).await;
-    // A made-up one, or Basic instead of Bearer.
+    // A made-up one, or Basic instead of Bearer (a malformed request,
+    // RFC 6750 §3.1).
     let invalid = r#"Bearer realm="portcullis", error="invalid_token""#;
     assert_refused(get_feed(&app, Some("guessed")).await, 401, invalid).await;
     let res = app
@@ -104,7 +105,11 @@ async fn the_feed_needs_a_credential_by_default(db: &TestDb) {
         .send()
         .await
         .expect("feed");
-    assert_refused(res, 401, CHALLENGE).await;
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="portcullis", error="invalid_request""#
+    );
+    assert_error(res, 400, "invalid_request").await;
     // A token in the query string is not a credential either.
     let res = app
         .http

@@ -55,6 +55,22 @@ impl SqlStore {
         crate::usernames::fill_missing_keys(self).await
     }
 
+    /// [`SqlStore::migrate`], returning the migrations it applied now
+    /// (version and description, oldest first): empty when the database
+    /// was up to date.
+    ///
+    /// # Errors
+    /// As [`SqlStore::migrate`].
+    pub async fn migrate_and_report(&self) -> Result<Vec<(i64, String)>, MigrationError> {
+        let before = self.applied_migrations().await?;
+        self.migrate().await?;
+        Ok(with_pool!(&self.write, |_c, d| migrator(d)
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()))
+    }
+
     /// The versions of the migrations the database has applied.
     pub(crate) async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         let applied = with_pool!(&self.write, |c| {

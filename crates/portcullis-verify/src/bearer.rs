@@ -14,9 +14,11 @@ pub(crate) const MAX_TOKEN_LEN: usize = 4 * 1024;
 /// SHOULD NOT; this crate does not accept it at all).
 ///
 /// # Errors
-/// [`VerifyError::Missing`] without a bearer token; [`VerifyError::InvalidRequest`]
-/// for two `Authorization` headers, a token in the query string, or a
-/// value that is not `Bearer <b64token>`.
+/// [`VerifyError::Missing`] without an `Authorization` header;
+/// [`VerifyError::InvalidRequest`] for two `Authorization` headers, a token
+/// in the query string, another scheme (`Basic …`: credentials this
+/// resource does not take, RFC 6750 §3.1), or a value that is not
+/// `Bearer <b64token>`.
 pub fn bearer_token<'a>(
     mut authorization: impl Iterator<Item = &'a [u8]>,
     query: Option<&str>,
@@ -39,8 +41,10 @@ pub fn bearer_token<'a>(
         std::str::from_utf8(value).map_err(|_| VerifyError::InvalidRequest("malformed Authorization header"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (e.g. Basic): there is no bearer token.
-        return Err(VerifyError::Missing);
+        // Another scheme (e.g. Basic): credentials of a kind this resource
+        // does not take, a malformed request (RFC 6750 §3.1), not a
+        // request that merely lacks them.
+        return Err(VerifyError::InvalidRequest("only Bearer authorization is accepted"));
     }
     let token = token.trim_matches(' ');
     if token.is_empty() || token.len() > MAX_TOKEN_LEN || !is_b64token(token) {
@@ -73,9 +77,19 @@ mod tests {
     }
 
     #[test]
-    fn absent_or_other_schemes_are_missing() {
+    fn an_absent_header_is_missing() {
         assert_eq!(bearer_token(std::iter::empty(), None), Err(VerifyError::Missing));
-        assert_eq!(bearer_token(one("Basic YTpi"), None), Err(VerifyError::Missing));
+    }
+
+    #[test]
+    fn other_schemes_are_invalid_requests() {
+        for other in ["Basic YTpi", "Digest username=\"a\"", "DPoP abc", "Bearerabc"] {
+            assert_eq!(
+                bearer_token(one(other), None),
+                Err(VerifyError::InvalidRequest("only Bearer authorization is accepted")),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

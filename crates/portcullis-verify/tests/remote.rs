@@ -253,8 +253,13 @@ async fn the_axum_extractor_and_layer_answer_per_rfc_6750() {
     assert_eq!(call(&app, "/layered", Some(&good)).await, (200, None, "user-1".into()));
     let (s, c, _) = call(&app, "/me", None).await;
     assert_eq!((s, c.as_deref()), (401, Some(r#"Bearer realm="notes""#)));
+    // Another scheme is a malformed request (RFC 6750 §3.1), not a
+    // missing token.
     let (s, c, _) = call(&app, "/me", Some("Basic YTpi")).await;
-    assert_eq!((s, c.as_deref()), (401, Some(r#"Bearer realm="notes""#)));
+    assert_eq!(
+        (s, c.as_deref()),
+        (400, Some(r#"Bearer realm="notes", error="invalid_request""#))
+    );
     let (s, c, _) = call(&app, "/me", Some("Bearer not a token")).await;
     assert_eq!(
         (s, c.as_deref()),

@@ -76,9 +76,23 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             print(loaded.render())
         }
         Command::Migrate => {
-            let store = open(&database_url).await?;
+            let store = portcullis_store::SqlStore::connect(&database_url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+            let applied = store.migrate_and_report().await;
             store.close().await;
-            eprintln!("portcullis: database is up to date");
+            let applied = applied.map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
+            if applied.is_empty() {
+                eprintln!("portcullis: the database is up to date (no migration to apply)");
+            } else {
+                for (version, description) in &applied {
+                    eprintln!("portcullis: applied migration {version}: {description}");
+                }
+                eprintln!(
+                    "portcullis: {} migration(s) applied; the database is up to date",
+                    applied.len()
+                );
+            }
             Ok(())
         }
         Command::Client(cmd) => {
@@ -116,10 +130,15 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => {
             let kek = loaded.key_encryption_key()?;
+            let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+            let times = admin::KeyTimes {
+                publish_delay: secs(loaded.config.key_publish_delay),
+                access_token_ttl: secs(loaded.config.access_token_ttl),
+            };
             let store = open(&database_url).await?;
             let out = match cmd {
-                KeysCommand::List(a) => admin::keys_list(&store, a.json).await,
-                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, kek.as_ref(), a.json).await,
+                KeysCommand::List(a) => admin::keys_list(&store, times, a.json).await,
+                KeysCommand::Rotate(a) => admin::keys_rotate(&store, a.alg, kek.as_ref(), times, a.json).await,
                 KeysCommand::Encrypt(a) => admin::keys_encrypt(&store, kek.as_ref(), a.json).await,
                 KeysCommand::Rewrap(a) => admin::keys_rewrap(&store, kek.as_ref(), &a.new_key_file, a.json).await,
             };

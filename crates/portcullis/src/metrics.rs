@@ -12,7 +12,10 @@
 //! | `portcullis_db_connections` | gauge | `pool`, `state` (`open`, `in_use`) |
 //!
 //! One recorder per process (the `metrics` facade is global); every
-//! server in the process reports into it.
+//! server in the process reports into it. Every counter and gauge above is
+//! registered at zero when the recorder is installed ([`register`]), so
+//! dashboards and alerts (`rate(portcullis_refresh_reuse_total[5m]) > 0`)
+//! see each series from the first scrape, not from its first event.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -45,9 +48,50 @@ pub fn handle() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will stay empty");
             }
+            register();
             handle
         })
         .clone()
+}
+
+/// Registers every series whose labels are known in advance at zero, with
+/// its description: the sign-in refusals by reason, refresh-token reuse,
+/// the grants' successes and the common refusals, the hashing gauge.
+fn register() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("portcullis_http_requests_total", "Answers by matched route and status.");
+    describe_histogram!(
+        "portcullis_http_request_duration_seconds",
+        "Answer latency by matched route."
+    );
+    describe_counter!(
+        "portcullis_grants_total",
+        "Token requests by grant type and result (success or the RFC 6749 error code)."
+    );
+    describe_counter!(
+        "portcullis_sign_in_refusals_total",
+        "Sign-ins refused for throttling or load (429, 503), by reason."
+    );
+    describe_counter!(
+        "portcullis_refresh_reuse_total",
+        "Spent refresh tokens presented again (their sign-in was revoked)."
+    );
+    describe_histogram!(
+        "portcullis_hash_wait_seconds",
+        "Time a password hash waited for a thread."
+    );
+    describe_gauge!("portcullis_hash_places_in_use", "Password hashes running or waiting.");
+    describe_gauge!("portcullis_db_connections", "Database connections by pool and state.");
+    for reason in ["throttled", "address_busy", "saturated"] {
+        metrics::counter!("portcullis_sign_in_refusals_total", "reason" => reason).absolute(0);
+    }
+    metrics::counter!("portcullis_refresh_reuse_total").absolute(0);
+    for grant_type in ["password", "refresh_token"] {
+        for result in ["success", "invalid_grant", "invalid_client"] {
+            metrics::counter!("portcullis_grants_total", "grant_type" => grant_type, "result" => result).absolute(0);
+        }
+    }
+    metrics::gauge!("portcullis_hash_places_in_use").set(0.0);
 }
 
 /// What `/metrics` reads at scrape time.

@@ -157,14 +157,16 @@ fn redact_userinfo(url: &str) -> String {
     };
     let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
     match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
+        // A user without a password (`postgres://postgres@db/…`) hides
+        // nothing: shown as written, not as if a password were there.
+        Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
             match path {
                 Some(p) => format!("{scheme}://{user}:***@{host}/{p}"),
                 None => format!("{scheme}://{user}:***@{host}"),
             }
         }
-        None => url.to_owned(),
+        _ => url.to_owned(),
     }
 }
 
@@ -178,7 +180,8 @@ mod tests {
             redact_url("postgres://app:hunter2@db:5432/auth"),
             "postgres://app:***@db:5432/auth"
         );
-        assert_eq!(redact_url("postgres://app@db/auth"), "postgres://app:***@db/auth");
+        assert_eq!(redact_url("postgres://app@db/auth"), "postgres://app@db/auth");
+        assert_eq!(redact_url("postgres://app:@db/auth"), "postgres://app:***@db/auth");
         assert_eq!(redact_url("postgres://app:pw@db"), "postgres://app:***@db");
         assert_eq!(redact_url("sqlite://portcullis.db"), "sqlite://portcullis.db");
         assert_eq!(

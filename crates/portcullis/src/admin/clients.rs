@@ -5,7 +5,7 @@ use portcullis_domain::{ClientId, GrantTypes, Scopes, WebOrigin, WebOrigins};
 use portcullis_store::SqlStore;
 use serde::Serialize;
 
-use super::{failed, lines, render, scope};
+use super::{failed, render, scope, table};
 use crate::admin_api::clients::{AuthMethod, Client, ClientRevoked};
 use crate::cli::{ClientCreate, ClientRotateSecret};
 use crate::ops::clients::NewClientInput;
@@ -119,9 +119,20 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
 pub async fn client_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let clients = ops::clients::list(store).await.map_err(failed("cannot list clients"))?;
     let doc: Vec<Client> = clients.iter().map(Client::from).collect();
-    let text = lines(&clients, |c| {
-        format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.grant_types, c.scope, c.name)
-    });
+    let text = table(
+        &["CLIENT_ID", "TYPE", "STATUS", "GRANTS", "SCOPE", "NAME"],
+        &clients,
+        |c| {
+            vec![
+                c.id.to_string(),
+                client_type(c).to_owned(),
+                c.status.to_string(),
+                c.grant_types.to_string(),
+                c.scope.to_string(),
+                c.name.clone(),
+            ]
+        },
+    );
     render(&doc, json, text)
 }
 
@@ -182,4 +193,16 @@ pub async fn client_rotate_secret(store: &SqlStore, args: ClientRotateSecret) ->
         args.json,
         format!("client_id: {id}\nclient_secret: {client_secret}\n{SHOWN_ONCE}\n{previous}"),
     )
+}
+
+/// `public` (a mobile or desktop app), `web` (a browser app, its refresh
+/// token in a cookie) or `confidential` (a server-side app with a secret).
+pub(crate) fn client_type(c: &portcullis_store::Client) -> &'static str {
+    if !c.web_origins.is_empty() {
+        "web"
+    } else if c.is_public() {
+        "public"
+    } else {
+        "confidential"
+    }
 }

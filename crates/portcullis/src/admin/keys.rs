@@ -2,32 +2,59 @@
 
 use std::path::Path;
 
-use portcullis_store::SqlStore;
+use portcullis_store::{SqlStore, UnixTime};
 use portcullis_token::keys::{Alg, Kek, kek};
 use serde::Serialize;
 
-use super::{failed, lines, render};
+use super::{failed, render, table, utc};
 use crate::admin_api::audit::AuditEvent;
 use crate::admin_api::keys::SigningKey;
+use crate::ops::keys::Phase;
 use crate::ops::{self, Actor};
 
-/// `portcullis keys list`.
+/// The servers' key timing, from the configuration: seconds a new key is
+/// published before it signs, and the access-token lifetime.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTimes {
+    /// `key_publish_delay`.
+    pub publish_delay: i64,
+    /// `access_token_ttl`.
+    pub access_token_ttl: i64,
+}
+
+/// `portcullis keys list`: each key's phase (`published`, `signing`,
+/// `retiring`, `retired`) as the servers configured like this one see it.
 ///
 /// # Errors
 /// A database failure.
-pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
+pub async fn keys_list(store: &SqlStore, times: KeyTimes, json: bool) -> anyhow::Result<String> {
     let keys = ops::keys::list(store).await.map_err(failed("cannot list keys"))?;
-    let doc: Vec<SigningKey> = keys.iter().map(SigningKey::from).collect();
-    let text = lines(&keys, |k| {
+    let now = UnixTime::now();
+    let phases = ops::keys::phases(&keys, now, times.publish_delay, times.access_token_ttl);
+    let doc = SigningKey::all(&keys, now, times.publish_delay, times.access_token_ttl);
+    let rows: Vec<_> = keys.iter().zip(phases).collect();
+    let text = table(&["KID", "ALG", "PHASE", "CREATED", "STORED"], &rows, |(k, phase)| {
         let stored = if kek::is_sealed(&k.private_key) {
             "encrypted"
         } else {
             "plaintext"
         };
-        format!(
-            "{}\t{}\t{}\tcreated {}\t{stored}",
-            k.kid, k.alg, k.state, k.created_at.0
-        )
+        let phase = match *phase {
+            Phase::Published { signs_from } => format!("published, signs from {}", utc(signs_from)),
+            Phase::Retiring { until } => format!("retiring until {}", utc(until)),
+            Phase::Signing => "signing".to_owned(),
+            Phase::Retired => match k.retired_at {
+                Some(t) => format!("retired {}", utc(t)),
+                None => "retired".to_owned(),
+            },
+        };
+        vec![
+            k.kid.clone(),
+            k.alg.clone(),
+            phase,
+            utc(k.created_at),
+            stored.to_owned(),
+        ]
     });
     render(&doc, json, text)
 }
@@ -37,15 +64,25 @@ pub async fn keys_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
 ///
 /// # Errors
 /// Key generation or a database failure.
-pub async fn keys_rotate(store: &SqlStore, alg: Alg, kek: Option<&Kek>, json: bool) -> anyhow::Result<String> {
+pub async fn keys_rotate(
+    store: &SqlStore,
+    alg: Alg,
+    kek: Option<&Kek>,
+    times: KeyTimes,
+    json: bool,
+) -> anyhow::Result<String> {
     let key = ops::keys::rotate(store, &Actor::Cli, alg, kek, None)
         .await
         .map_err(failed("cannot store the key"))?;
+    let signs_from = key.created_at.plus(times.publish_delay);
     let text = format!(
-        "new {} key {}: published now, signing once the publication delay has passed",
-        key.alg, key.kid
+        "new {} key {}: published now, signs from {}",
+        key.alg,
+        key.kid,
+        utc(signs_from)
     );
-    render(&SigningKey::from(&key), json, text)
+    let phase = Phase::Published { signs_from };
+    render(&SigningKey::new(&key, phase, times.publish_delay), json, text)
 }
 
 /// The keys `keys encrypt` or `keys rewrap` changed.
@@ -99,22 +136,33 @@ async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -
 /// # Errors
 /// A database failure.
 pub async fn audit_list(store: &SqlStore, limit: u32, before: Option<i64>, json: bool) -> anyhow::Result<String> {
-    let events = ops::audit::list(store, before, limit.clamp(1, 10_000))
+    let events = ops::audit::list_named(store, before, limit.clamp(1, 10_000))
         .await
         .map_err(failed("cannot read the audit log"))?;
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-    let text = lines(&events, |e| {
-        format!(
-            "{}\t{}\t{}\tactor={}\tclient={}\tsubject={}\tip={}",
-            e.id,
-            e.at.0,
-            e.action,
-            or_dash(&e.actor),
-            or_dash(&e.client_id),
-            or_dash(&e.subject),
-            or_dash(&e.ip)
-        )
-    });
+    // A name where there is one, else the id.
+    let or_id = |name: &Option<String>, id: &Option<String>| {
+        name.clone().or_else(|| id.clone()).unwrap_or_else(|| "-".to_owned())
+    };
+    let text = table(
+        &["ID", "TIME (UTC)", "ACTION", "ACTOR", "CLIENT", "SUBJECT", "IP"],
+        &events,
+        |n| {
+            let e = &n.event;
+            let subject = match (n.subject_kind, &e.subject) {
+                (Some(kind), Some(_)) => format!("{} {}", kind.name(), or_id(&n.subject_name, &e.subject)),
+                _ => or_id(&n.subject_name, &e.subject),
+            };
+            vec![
+                e.id.to_string(),
+                utc(e.at),
+                e.action.clone(),
+                or_id(&n.actor_name, &e.actor),
+                or_id(&None, &e.client_id),
+                subject,
+                or_id(&None, &e.ip),
+            ]
+        },
+    );
     let doc: Vec<AuditEvent> = events.into_iter().map(AuditEvent::from).collect();
     render(&doc, json, text)
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::ops::OpsError;
 
 pub use clients::{client_create, client_list, client_revoke, client_rotate_secret, client_show};
-pub use keys::{audit_list, keys_encrypt, keys_list, keys_rewrap, keys_rotate};
+pub use keys::{KeyTimes, audit_list, keys_encrypt, keys_list, keys_rewrap, keys_rotate};
 pub use users::{
     user_create, user_delete, user_disable, user_enable, user_list, user_revoke_tokens, user_set_password,
 };
@@ -42,9 +42,45 @@ fn render(doc: &impl Serialize, json: bool, text: String) -> anyhow::Result<Stri
     }
 }
 
-/// One line per item.
-fn lines<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
-    items.iter().map(line).collect::<Vec<_>>().join("\n")
+/// A table: the header row, then one row per item, columns aligned with
+/// two spaces between them (the last column is not padded).
+fn table<T>(header: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) -> String {
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect())
+        .chain(items.iter().map(row))
+        .collect();
+    let mut widths = vec![0; header.len()];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let last = r.len().saturating_sub(1);
+            r.iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    if i == last {
+                        cell.clone()
+                    } else {
+                        format!("{cell:<w$}", w = widths[i])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A Unix time as RFC 3339 in UTC (`2026-12-07T03:04:05Z`).
+fn utc(t: portcullis_store::UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.0)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| t.0.to_string())
 }
 
 /// Parses a `--scope` style argument.

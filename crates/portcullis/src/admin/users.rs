@@ -5,7 +5,7 @@ use portcullis_store::SqlStore;
 use portcullis_token::password::PasswordPolicy;
 use serde::Serialize;
 
-use super::{failed, lines, read_password, render, scope};
+use super::{failed, read_password, render, scope, table};
 use crate::admin_api::users::{User, UserDisabled, UserStatus, UserTokensRevoked};
 use crate::cli::{UserCreate, UserSetPassword};
 use crate::ops::users::NewUserInput;
@@ -75,7 +75,14 @@ pub async fn user_create(store: &SqlStore, args: UserCreate, policy: &PasswordPo
 pub async fn user_list(store: &SqlStore, json: bool) -> anyhow::Result<String> {
     let all = ops::users::list_all(store).await.map_err(failed("cannot list users"))?;
     let doc: Vec<User> = all.iter().map(User::from).collect();
-    let text = lines(&all, |u| format!("{}\t{}\t{}\t{}", u.username, u.status, u.scope, u.id));
+    let text = table(&["USERNAME", "STATUS", "SCOPE", "ID"], &all, |u| {
+        vec![
+            u.username.to_string(),
+            u.status.to_string(),
+            u.scope.to_string(),
+            u.id.clone(),
+        ]
+    });
     render(&doc, json, text)
 }
 

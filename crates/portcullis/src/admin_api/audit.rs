@@ -28,10 +28,48 @@ pub(crate) struct AuditEvent {
     subject: Option<String>,
     #[schema(required = true)]
     ip: Option<String>,
+    /// Who acted, as a person reads it: the acting user's username,
+    /// `command line` or `rotation schedule` (null when unknown).
+    #[schema(required = true)]
+    actor_name: Option<String>,
+    /// The name of the client acted through.
+    #[schema(required = true)]
+    client_name: Option<String>,
+    /// What `subject` is.
+    #[schema(required = true)]
+    subject_kind: Option<SubjectKind>,
+    /// The subject's username (a user) or name (a client).
+    #[schema(required = true)]
+    subject_name: Option<String>,
 }
 
-impl From<portcullis_store::AuditEvent> for AuditEvent {
-    fn from(e: portcullis_store::AuditEvent) -> Self {
+/// What an audit event's subject is.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubjectKind {
+    User,
+    Client,
+    Device,
+    Token,
+    Key,
+}
+
+impl From<ops::audit::SubjectKind> for SubjectKind {
+    fn from(k: ops::audit::SubjectKind) -> Self {
+        use ops::audit::SubjectKind as K;
+        match k {
+            K::User => Self::User,
+            K::Client => Self::Client,
+            K::Device => Self::Device,
+            K::Token => Self::Token,
+            K::Key => Self::Key,
+        }
+    }
+}
+
+impl From<ops::audit::NamedEvent> for AuditEvent {
+    fn from(n: ops::audit::NamedEvent) -> Self {
+        let e = n.event;
         Self {
             id: e.id,
             at: e.at.0,
@@ -40,6 +78,10 @@ impl From<portcullis_store::AuditEvent> for AuditEvent {
             client_id: e.client_id,
             subject: e.subject,
             ip: e.ip,
+            actor_name: n.actor_name,
+            client_name: n.client_name,
+            subject_kind: n.subject_kind.map(SubjectKind::from),
+            subject_name: n.subject_name,
         }
     }
 }
@@ -66,7 +108,7 @@ pub(crate) struct AuditEvents {
     ),
 )]
 pub(crate) async fn audit_events(State(api): State<Api>, Query(p): Query<Page>) -> ApiResult<AuditEvents> {
-    let events = ops::audit::list(&api.store, p.before, p.limit()).await?;
+    let events = ops::audit::list_named(&api.store, p.before, p.limit()).await?;
     Ok(Json(AuditEvents {
         events: events.into_iter().map(AuditEvent::from).collect(),
     }))

@@ -27,22 +27,81 @@ pub(crate) struct SigningKey {
     kid: String,
     #[schema(schema_with = alg)]
     alg: String,
+    /// As stored: `active` (published, signing or superseded) or `retired`.
     state: KeyState,
+    /// Where the key is in its life: `published` (in the JWKS, signing
+    /// from `signs_from`), `signing`, `retiring` (superseded, in the JWKS
+    /// until about `retiring_until`) or `retired`.
+    phase: KeyPhase,
     created_at: i64,
+    /// When the key signs (or signed) first: its creation plus the
+    /// publication delay.
+    signs_from: i64,
+    /// For a `retiring` key: about when the housekeeping retires it.
+    #[schema(required = true)]
+    retiring_until: Option<i64>,
     #[schema(required = true)]
     retired_at: Option<i64>,
 }
 
-impl From<&portcullis_store::SigningKey> for SigningKey {
-    fn from(k: &portcullis_store::SigningKey) -> Self {
+impl SigningKey {
+    /// The key `k` in `phase`, with the servers' publication delay in
+    /// seconds.
+    pub(crate) fn new(k: &portcullis_store::SigningKey, phase: ops::keys::Phase, publish_delay: i64) -> Self {
         Self {
             kid: k.kid.clone(),
             alg: k.alg.clone(),
             state: k.state.into(),
+            phase: phase.into(),
             created_at: k.created_at.0,
+            signs_from: k.created_at.plus(publish_delay).0,
+            retiring_until: match phase {
+                ops::keys::Phase::Retiring { until } => Some(until.0),
+                _ => None,
+            },
             retired_at: k.retired_at.map(|t| t.0),
         }
     }
+
+    /// Every key of `keys` with its phase at `now`.
+    pub(crate) fn all(
+        keys: &[portcullis_store::SigningKey],
+        now: portcullis_store::UnixTime,
+        publish_delay: i64,
+        access_token_ttl: i64,
+    ) -> Vec<Self> {
+        let phases = ops::keys::phases(keys, now, publish_delay, access_token_ttl);
+        keys.iter()
+            .zip(phases)
+            .map(|(k, p)| Self::new(k, p, publish_delay))
+            .collect()
+    }
+}
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeyPhase {
+    Published,
+    Signing,
+    Retiring,
+    Retired,
+}
+
+impl From<ops::keys::Phase> for KeyPhase {
+    fn from(p: ops::keys::Phase) -> Self {
+        match p {
+            ops::keys::Phase::Published { .. } => Self::Published,
+            ops::keys::Phase::Signing => Self::Signing,
+            ops::keys::Phase::Retiring { .. } => Self::Retiring,
+            ops::keys::Phase::Retired => Self::Retired,
+        }
+    }
+}
+
+/// A configured duration in whole seconds, as the key rules count them.
+pub(crate) fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The signing algorithms.
@@ -107,8 +166,14 @@ impl IntoParams for Rotate {
 )]
 pub(crate) async fn keys(State(api): State<Api>) -> ApiResult<KeyList> {
     let keys = ops::keys::list(&api.store).await?;
+    let cfg = api.tokens.config();
     Ok(Json(KeyList {
-        keys: keys.iter().map(SigningKey::from).collect(),
+        keys: SigningKey::all(
+            &keys,
+            portcullis_store::UnixTime::now(),
+            secs(cfg.key_publish_delay),
+            secs(cfg.access_token_ttl),
+        ),
     }))
 }
 
@@ -137,5 +202,13 @@ pub(crate) async fn rotate_key(
     };
     let kek = api.tokens.config().key_encryption_key.as_ref();
     let key = ops::keys::rotate(&api.store, &admin(&me), alg, kek, Some(&api.tokens)).await?;
-    Ok(Json(SigningKey::from(&key)))
+    let delay = secs(api.tokens.config().key_publish_delay);
+    let phase = if delay > 0 {
+        ops::keys::Phase::Published {
+            signs_from: key.created_at.plus(delay),
+        }
+    } else {
+        ops::keys::Phase::Signing
+    };
+    Ok(Json(SigningKey::new(&key, phase, delay)))
 }

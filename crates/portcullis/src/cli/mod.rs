@@ -250,21 +250,14 @@ pub struct ServeArgs {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
-/// Password-hashing settings, shared by `serve` and `user create` so that
-/// both hash alike.
+/// Password-hashing settings of `serve`: the Argon2 parameters and the
+/// hashing pool's limits.
 #[derive(Debug, Args, serde::Serialize)]
 pub struct HashingArgs {
-    /// Argon2id memory cost in KiB (at least 19456).
-    #[arg(long, default_value_t = 19_456)]
-    pub argon2_memory_kib: u32,
-
-    /// Argon2id iterations (at least 2).
-    #[arg(long, default_value_t = 2)]
-    pub argon2_iterations: u32,
-
-    /// Argon2id lanes.
-    #[arg(long, default_value_t = 1)]
-    pub argon2_parallelism: u32,
+    /// The Argon2id parameters.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub argon2: Argon2Args,
 
     /// Password hashes computed at once [default: the number of CPUs].
     #[arg(long)]
@@ -283,6 +276,26 @@ pub struct HashingArgs {
     /// alone protects (15, as NIST SP 800-63B-4 asks; at least 8).
     #[arg(long, default_value_t = 15)]
     pub password_min_length: usize,
+}
+
+/// The Argon2id parameters, shared by `serve`, `user create` and `user
+/// set-password` so that hashes made at the command line match the
+/// server's. (The pool's limits, `--hash-queue` and the like, tune only a
+/// running server: they are flags of `serve` alone.)
+#[derive(Debug, Args, serde::Serialize)]
+#[command(next_help_heading = "Password hashing (use the server's settings)")]
+pub struct Argon2Args {
+    /// Argon2id memory cost in KiB (at least 19456).
+    #[arg(long, default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations (at least 2).
+    #[arg(long, default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes.
+    #[arg(long, default_value_t = 1)]
+    pub argon2_parallelism: u32,
 }
 
 /// `portcullis client …`
@@ -423,7 +436,7 @@ pub struct UserSetPassword {
     pub json: bool,
     /// Password hashing (use the server's settings).
     #[command(flatten)]
-    pub hashing: HashingArgs,
+    pub hashing: Argon2Args,
 }
 
 /// `portcullis user create`
@@ -456,5 +469,5 @@ pub struct UserCreate {
     pub json: bool,
     /// Password hashing (use the server's settings).
     #[command(flatten)]
-    pub hashing: HashingArgs,
+    pub hashing: Argon2Args,
 }

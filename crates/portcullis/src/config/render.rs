@@ -11,6 +11,9 @@ impl Loaded {
     #[must_use]
     pub fn render(&self) -> String {
         let mut c = self.config.clone();
+        let issuer = self.issuer();
+        let derived = issuer != c.issuer;
+        c.issuer = issuer;
         if c.database_url_file.is_none() {
             let url = c.database_url.as_deref().unwrap_or(Settings::DEFAULT_DATABASE_URL);
             c.database_url = Some(crate::settings::redact_url(url));
@@ -34,7 +37,12 @@ impl Loaded {
                 out.push_str(line);
             } else if let Some((k, _)) = line.split_once(" = ") {
                 let key = format!("{section}{}", k.trim());
-                out.push_str(&format!("{line}  # {}", self.source_of(&key)));
+                let source = if derived && key == "issuer" {
+                    format!("the listen address ({})", self.source_of("listen"))
+                } else {
+                    self.source_of(&key)
+                };
+                out.push_str(&format!("{line}  # {source}"));
             } else {
                 out.push_str(line);
             }
@@ -49,7 +57,15 @@ impl Loaded {
                     .is_none_or(serde_json::Value::is_null)
             })
             .collect();
-        out.push_str(&format!("\n# {}\n", self.mail_status()));
+        // One blank line before the list (an empty `[tls]` left one).
+        while out.ends_with("
+
+") {
+            out.pop();
+        }
+        out.push_str(&format!("
+# {}
+", self.mail_status()));
         if !unset.is_empty() {
             out.push_str("\n# not set:\n");
             for k in unset {

@@ -139,7 +139,16 @@ impl Loaded {
     /// came from), or a secret file cannot be read.
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let c = &self.config;
-        let mut s = Settings::new(c.listen, &self.database_url()?, &c.issuer);
+        let issuer = self.issuer();
+        if self.issuer_left_behind() {
+            tracing::warn!(
+                listen = %c.listen,
+                issuer = %issuer,
+                "the issuer is left at its default, which is not the listen address: set `issuer` \
+                 (--issuer, PORTCULLIS_ISSUER) to the URL clients reach this server at"
+            );
+        }
+        let mut s = Settings::new(c.listen, &self.database_url()?, &issuer);
         if !c.issuer.starts_with("https://") && !c.issuer.starts_with("http://") {
             return Err(self.invalid("issuer", "must be an http(s) URL"));
         }
@@ -220,6 +229,36 @@ impl Loaded {
             (Some(cert), Some(key)) => s.tls = Some(crate::TlsSettings::new(cert.clone(), key.clone())),
         }
         Ok(s)
+    }
+}
+
+impl Loaded {
+    /// The issuer. When it is left at its default but `listen` is not, the
+    /// default (`http://127.0.0.1:8080`) would name another address than
+    /// the one served: on a loopback address with a fixed port the issuer
+    /// follows the listen address (`https` with built-in TLS); elsewhere
+    /// (port 0, a public address behind a proxy) `serve` warns to set it.
+    #[must_use]
+    pub fn issuer(&self) -> String {
+        let c = &self.config;
+        let default_listen = Settings::DEFAULT_LISTEN.parse().ok() == Some(c.listen);
+        if self.source_of("issuer") != "default" || c.issuer != Settings::DEFAULT_ISSUER || default_listen {
+            return c.issuer.clone();
+        }
+        if c.listen.ip().is_loopback() && c.listen.port() != 0 {
+            let scheme = if c.tls.cert.is_some() { "https" } else { "http" };
+            return format!("{scheme}://{}", c.listen);
+        }
+        c.issuer.clone()
+    }
+
+    /// Whether the issuer is the default but the listen address is not
+    /// one it can follow (port 0, or not loopback).
+    fn issuer_left_behind(&self) -> bool {
+        let c = &self.config;
+        self.source_of("issuer") == "default"
+            && Settings::DEFAULT_LISTEN.parse().ok() != Some(c.listen)
+            && self.issuer() == Settings::DEFAULT_ISSUER
     }
 }
 

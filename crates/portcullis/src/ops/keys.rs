@@ -1,11 +1,69 @@
 //! Signing keys: list, rotate, encrypt at rest.
 
 use portcullis_domain::AuditAction;
-use portcullis_store::{SigningKey, Store, UnixTime};
+use portcullis_store::{KeyState, SigningKey, Store, UnixTime};
 use portcullis_token::TokenService;
 use portcullis_token::keys::{Alg, Kek};
 
 use super::{Actor, OpsError};
+
+/// Where a key is in its life, as the servers use it (the rule of
+/// `portcullis_token::keys::KeySet::signer` and of the key housekeeping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// In the JWKS, not signing yet: it signs from this time (its creation
+    /// plus the publication delay), when resource servers have seen it.
+    Published {
+        /// When it starts signing.
+        signs_from: UnixTime,
+    },
+    /// The key that signs new tokens now.
+    Signing,
+    /// Superseded by the signing key but still in the JWKS, so that tokens
+    /// it signed keep verifying; retired at about this time (once they have
+    /// all expired).
+    Retiring {
+        /// When the housekeeping retires it.
+        until: UnixTime,
+    },
+    /// Retired: not signing; published a little longer, then deleted.
+    Retired,
+}
+
+impl Phase {
+    /// The phase's name: `published`, `signing`, `retiring` or `retired`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Published { .. } => "published",
+            Self::Signing => "signing",
+            Self::Retiring { .. } => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// The phase of each of `keys` at `now`, with the servers' publication
+/// delay and access-token lifetime (in seconds).
+#[must_use]
+pub fn phases(keys: &[SigningKey], now: UnixTime, publish_delay: i64, access_token_ttl: i64) -> Vec<Phase> {
+    let signer = portcullis_token::keys::signing_key(keys, now, publish_delay);
+    // As the housekeeping: tokens of older keys expire this long after the
+    // signer took over.
+    let keep = access_token_ttl.saturating_add(60);
+    keys.iter()
+        .map(|k| match (k.state, signer) {
+            (KeyState::Retired, _) => Phase::Retired,
+            (_, Some(s)) if s.kid == k.kid => Phase::Signing,
+            (_, Some(s)) if k.created_at < s.created_at => Phase::Retiring {
+                until: s.created_at.plus(publish_delay).plus(keep),
+            },
+            _ => Phase::Published {
+                signs_from: k.created_at.plus(publish_delay),
+            },
+        })
+        .collect()
+}
 
 /// Every stored key.
 ///

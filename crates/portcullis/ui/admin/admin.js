@@ -38,6 +38,43 @@
 
   const when = (secs) => (secs ? new Date(secs * 1000).toLocaleString() : "–");
 
+  /// A <time>: the moment in the admin's locale and time zone, its UTC
+  /// value (RFC 3339) on hover and in `datetime`.
+  function time(secs, format = when) {
+    if (!secs) return "–";
+    const utc = new Date(secs * 1000).toISOString().replace(".000Z", "Z");
+    return el("time", { datetime: utc, title: `${utc} (UTC)` }, format(secs));
+  }
+
+  const clock = (secs) => new Date(secs * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
+  /// A client's type: `web` (a browser app, with origins), `public` (no
+  /// secret) or `confidential` (a server-side app with a secret).
+  const clientType = (c) =>
+    c.web_origins && c.web_origins.length ? "web" : c.token_endpoint_auth_method === "none" ? "public" : "confidential";
+
+  /// The readable label of each field of a client.
+  const CLIENT_FIELDS = {
+    client_id: "Client id",
+    client_name: "Name",
+    type: "Type",
+    grant_types: "Grant types",
+    scope: "Scopes it may request",
+    default_scope: "Default scopes",
+    token_endpoint_auth_method: "Authenticates with",
+    introspect: "May introspect tokens",
+    web_origins: "Web origins",
+    refresh_cookie: "Refresh cookie",
+    status: "Status",
+    created_at: "Created",
+  };
+
+  const AUTH_METHODS = {
+    none: "its client id only (public)",
+    client_secret_basic: "a secret (HTTP Basic or the request body)",
+    client_secret_post: "a secret in the request body",
+  };
+
   function status(text, kind = "info") {
     const s = $("status");
     s.textContent = text;
@@ -182,18 +219,19 @@
 
   function renderClients() {
     const q = $("clients-filter").value;
-    const shown = clients.filter((c) => matches(q, c.client_id, c.client_name, c.scope, c.status));
+    const shown = clients.filter((c) => matches(q, c.client_id, c.client_name, c.scope, c.status, clientType(c)));
     $("clients-table").tBodies[0].replaceChildren(
       ...shown.map((c) =>
         el(
           "tr",
           { "data-client-id": c.client_id, "data-status": c.status },
-          el("td", {}, c.client_id),
+          el("td", { class: "id" }, c.client_id),
           el("td", {}, c.client_name),
+          el("td", { "data-testid": "client-type" }, clientType(c)),
           el("td", {}, c.grant_types.join(" ")),
           el("td", {}, c.scope),
           el("td", { "data-testid": "client-status" }, c.status),
-          el("td", {}, when(c.created_at)),
+          el("td", { class: "when" }, time(c.created_at)),
           el(
             "td",
             { class: "actions" },
@@ -220,15 +258,23 @@
   async function showClient(id, focus = true) {
     const c = await attempt(`Loading client ${id}`, () => api("GET", `/clients/${encodeURIComponent(id)}`));
     if (!c) return;
-    $("client-detail-heading").textContent = `Client ${c.client_id}`;
+    $("client-detail-heading").textContent = `Client ${c.client_name} (${c.client_id})`;
+    const facts = Object.entries(c);
+    facts.splice(2, 0, ["type", clientType(c)]);
     // A web client keeps its users' refresh tokens in a cookie of its own
     // (docs/web.md): name it, so an admin can find it in a browser.
-    const facts = Object.entries(c);
     if (c.web_origins.length > 0) facts.push(["refresh_cookie", `__Host-portcullis-refresh-${c.client_id}`]);
+    const show = (k, v) => {
+      if (k === "created_at") return time(v);
+      if (k === "token_endpoint_auth_method") return AUTH_METHODS[v] || v;
+      if (typeof v === "boolean") return v ? "yes" : "no";
+      if (Array.isArray(v)) return v.length ? v.join(" ") : "–";
+      return v === "" ? "–" : String(v);
+    };
     $("client-detail-facts").replaceChildren(
       ...facts.flatMap(([k, v]) => [
-        el("dt", {}, k),
-        el("dd", { "data-fact": k }, k === "created_at" ? when(v) : Array.isArray(v) ? v.join(" ") : String(v)),
+        el("dt", { title: k }, CLIENT_FIELDS[k] || k),
+        el("dd", { "data-fact": k }, show(k, v)),
       ]),
     );
     $("client-detail").hidden = false;
@@ -273,7 +319,7 @@
           el("td", { class: "id" }, u.id),
           el("td", {}, u.scope),
           el("td", { "data-testid": "user-status" }, u.status),
-          el("td", {}, when(u.created_at)),
+          el("td", { class: "when" }, time(u.created_at)),
           el(
             "td",
             { class: "actions" },
@@ -305,8 +351,16 @@
     $("users-heading").focus();
   }
 
+  /// The name of the client `id` (its id when unknown).
+  const clientName = (id) => {
+    const c = clients.find((x) => x.client_id === id);
+    return c ? c.client_name : id;
+  };
+
   async function showDevices(username) {
     const path = `/users/${encodeURIComponent(username)}/devices`;
+    // The clients' names, for the devices' Client column.
+    if (!clients.length) await loadClients();
     const body = await attempt(`Loading the devices of ${username}`, () => api("GET", path));
     if (!body) return;
     $("devices-heading").textContent = `Devices of ${username} (${body.devices.length})`;
@@ -315,12 +369,12 @@
         el(
           "tr",
           { "data-device-id": d.id },
-          el("td", {}, d.device_name || "(unnamed)"),
-          el("td", {}, d.client_id),
+          el("td", { "data-testid": "device-name" }, d.device_name || "(unnamed device)"),
+          el("td", { "data-testid": "device-client", title: d.client_id }, clientName(d.client_id)),
           el("td", {}, d.scope),
-          el("td", {}, when(d.created_at)),
-          el("td", {}, when(d.last_used_at)),
-          el("td", {}, when(d.expires_at)),
+          el("td", { class: "when" }, time(d.created_at)),
+          el("td", { class: "when" }, time(d.last_used_at)),
+          el("td", { class: "when" }, time(d.expires_at)),
           el(
             "td",
             { class: "actions" },
@@ -361,15 +415,31 @@
       ...keys.map((k) =>
         el(
           "tr",
-          { "data-kid": k.kid, "data-state": k.state },
+          { "data-kid": k.kid, "data-state": k.state, "data-phase": k.phase },
           el("td", { class: "id" }, k.kid),
           el("td", {}, k.alg),
-          el("td", {}, k.state),
-          el("td", {}, when(k.created_at)),
-          el("td", {}, when(k.retired_at)),
+          el("td", { "data-testid": "key-phase" }, keyPhase(k)),
+          el("td", { class: "when" }, time(k.created_at)),
+          el("td", { class: "when" }, time(k.retired_at)),
         ),
       ),
     );
+  }
+
+  /// What a key does now, in words: it is published and signs from a
+  /// time, signs, is retiring (still published for the tokens it signed)
+  /// until about a time, or is retired.
+  function keyPhase(k) {
+    switch (k.phase) {
+      case "published":
+        return el("span", {}, "published, signs from ", time(k.signs_from, clock));
+      case "signing":
+        return "signing";
+      case "retiring":
+        return el("span", {}, "retiring until ", time(k.retiring_until, clock));
+      default:
+        return "retired";
+    }
   }
 
   async function onRotate(event) {
@@ -379,7 +449,7 @@
     const query = alg ? `?alg=${encodeURIComponent(alg)}` : "";
     const k = await attempt("Rotating keys", () => api("POST", `/keys/rotate${query}`));
     if (!k) return;
-    status(`New ${k.alg} key ${k.kid} (${k.state}).`, "ok");
+    status(`New ${k.alg} key ${k.kid}: published, signs from ${clock(k.signs_from)}.`, "ok");
     await loadKeys();
   }
 
@@ -397,11 +467,11 @@
           "tr",
           { "data-event-id": e.id },
           el("td", {}, String(e.id)),
-          el("td", {}, when(e.at)),
+          el("td", { class: "when" }, time(e.at)),
           el("td", {}, e.action),
-          el("td", { class: "id" }, e.actor ?? "–"),
-          el("td", {}, e.client_id ?? "–"),
-          el("td", { class: "id" }, e.subject ?? "–"),
+          named(e.actor_name, e.actor, "audit-actor"),
+          named(e.client_name, e.client_id, "audit-client"),
+          subjectCell(e),
           el("td", {}, e.ip ?? "–"),
         ),
       ),
@@ -413,6 +483,24 @@
     $("audit-page").textContent = events.length
       ? `Events ${events[0].id} to ${last}${stack.length ? "" : " (newest)"}.`
       : "No events.";
+  }
+
+  /// A cell with a name (the id on hover), or the bare id when the name
+  /// is unknown.
+  function named(name, id, testid) {
+    if (!id) return el("td", { "data-testid": testid }, "–");
+    if (!name) return el("td", { class: "id", "data-testid": testid }, id);
+    return el("td", { title: id, "data-testid": testid }, name);
+  }
+
+  /// The subject: its kind, labelled, then its name or id.
+  function subjectCell(e) {
+    if (!e.subject) return el("td", { "data-testid": "audit-subject" }, "–");
+    const kind = e.subject_kind ? el("span", { class: "kind" }, e.subject_kind) : null;
+    const what = e.subject_name
+      ? el("span", { title: e.subject }, e.subject_name)
+      : el("span", { class: "id" }, e.subject);
+    return el("td", { "data-testid": "audit-subject" }, kind, kind ? " " : null, what);
   }
 
   // The create, edit and delete forms (forms.js) act through these.
