@@ -58,14 +58,10 @@ impl Loaded {
             })
             .collect();
         // One blank line before the list (an empty `[tls]` left one).
-        while out.ends_with("
-
-") {
+        while out.ends_with("\n\n") {
             out.pop();
         }
-        out.push_str(&format!("
-# {}
-", self.mail_status()));
+        out.push_str(&format!("\n# {}\n", self.mail_status()));
         if !unset.is_empty() {
             out.push_str("\n# not set:\n");
             for k in unset {
