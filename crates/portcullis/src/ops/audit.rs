@@ -39,10 +39,13 @@ impl SubjectKind {
         use AuditAction as A;
         Some(match action.parse::<AuditAction>().ok()? {
             A::LoginSuccess | A::LoginFailure | A::UserCreate | A::UserDisable | A::UserSetPassword => Self::User,
-            A::UserRevokeTokens => Self::User,
+            A::UserRevokeTokens | A::UserUpdate | A::UserEnable | A::UserChangePassword | A::UserSignUp => Self::User,
+            // A deleted user's subject is a pseudonym of their id.
+            A::UserDelete | A::UserResetRequest | A::UserResetPassword | A::UserCodeFailure => Self::User,
+            A::UserSetEmail | A::UserVerifyEmail => Self::User,
             A::Refresh | A::RefreshReuse | A::DeviceSignOut => Self::Device,
             A::TokenRevoke => Self::Token,
-            A::ClientCreate | A::ClientRevoke | A::ClientRotateSecret => Self::Client,
+            A::ClientCreate | A::ClientRevoke | A::ClientRotateSecret | A::ClientUpdate => Self::Client,
             A::KeysRotate | A::KeysWrap => Self::Key,
         })
     }
