@@ -211,19 +211,8 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
     s.insert_unkeyed_user("alice-id", "alice", "h", NOW.plus(-2000))
         .await
         .expect("user");
-    let app = NewClient {
-        id: portcullis_domain::ClientId::parse("app").expect("client id"),
-        name: "App".into(),
-        secret_hash: None,
-        grant_types: portcullis_domain::GrantTypes::parse("password refresh_token").expect("grant types"),
-        scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        default_scope: portcullis_domain::Scopes::parse("read").expect("scope"),
-        introspect: false,
-        web_origins: portcullis_domain::WebOrigins::default(),
-        allow_sign_up: false,
-        sign_up_scope: portcullis_domain::Scopes::empty(),
-    };
-    let app = s.create_client(&app, NOW.plus(-2000)).await.expect("client");
+    // A client as version 4 stored one.
+    s.insert_v4_client("app", NOW.plus(-2000)).await.expect("client");
     s.insert_legacy_family(&LegacyFamily {
         id: "fam-1".into(),
         user_id: "alice-id".into(),
@@ -282,6 +271,7 @@ async fn tokens_issued_before_constant_state_migrate(db: &TestDb) {
         .refresh_context(&TokenKey::Legacy(hash("current")))
         .await
         .expect("legacy context");
+    let app = s.client_by_id("app").await.expect("the client, migrated");
     assert_eq!((u.id.as_str(), c), ("alice-id", app));
     assert_eq!(fam.id, "fam-1");
     assert_eq!(

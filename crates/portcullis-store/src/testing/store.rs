@@ -47,6 +47,14 @@ pub trait TestingStore: Send + Sync {
     /// [`StoreError::Conflict`] when the id or the exact name is taken.
     async fn insert_unkeyed_user(&self, id: &str, username: &str, hash: &str, now: UnixTime) -> Result<(), StoreError>;
 
+    /// Inserts a public client with the password and refresh_token grants
+    /// and the scope `read`, with only the columns version 4 had (on a
+    /// database migrated to version 4, see [`SqlStore::migrate_to`]).
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn insert_v4_client(&self, id: &str, now: UnixTime) -> Result<(), StoreError>;
+
     /// Renames a user the way docs/operations.md tells an operator to
     /// resolve a username conflict: the name only, unchecked.
     ///
@@ -218,6 +226,21 @@ impl TestingStore for SqlStore {
             .bind(id)
             .bind(username)
             .bind(hash)
+            .bind(now.0)
+            .execute(c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn insert_v4_client(&self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+        with_pool!(&self.write, |c| {
+            sqlx::query(
+                "INSERT INTO clients (id, name, secret_hash, grant_types, scope, default_scope, introspect, status, \
+                 created_at, updated_at) VALUES ($1, 'App', NULL, 'password refresh_token', 'read', 'read', FALSE, \
+                 'active', $2, $2)",
+            )
+            .bind(id)
             .bind(now.0)
             .execute(c)
             .await?;
