@@ -1279,8 +1279,9 @@ async fn a_token_issued_before_constant_state_refreshes_once_after_the_migration
     use portcullis_store::testing::{LegacyFamily, LegacyToken};
     use portcullis_store::{TokenHash, UnixTime};
     db.migrate_to(4).await.expect("migrate to version 4");
-    public(db, "mobile", "read").await;
     let now = UnixTime::now();
+    // A public client as version 4 stored one.
+    db.insert_v4_client("mobile", now).await.expect("client");
     // A user as version 4 stored one (no username key).
     let alice = "alice-id".to_owned();
     db.insert_unkeyed_user(&alice, "alice", "unused", now)
