@@ -89,11 +89,28 @@ pub(super) async fn rotate_group(pool: &sqlx::PgPool, jobs: &[&RotateJob]) -> Re
         .bind(event(|e| e.ip.as_deref()))
         .bind(event(|e| e.detail.as_deref()))
         .fetch_all(pool)
-        .await?;
+        .await
+        .map_err(|e| group_failure(e, n))?;
     // A rotated family's new token hash is the winning job's child.
     let mut won: HashMap<Vec<u8>, FamilyRow> = rows
         .into_iter()
         .filter_map(|f| f.token_hash.clone().map(|h| (h, f)))
         .collect();
     Ok(jobs.iter().map(|j| won.remove(&j.child)).collect())
+}
+
+/// A group's failure as the group-commit writer needs it. A group locks
+/// several family rows, in an order no other writer shares: a concurrent
+/// revoke of many families (a user's, a client's) can deadlock with it.
+/// PostgreSQL then aborts one of the two; for a group of more than one
+/// that is [`StoreError::Backend`] here, so that the writer runs the
+/// group's rotations again one by one (one row each: no deadlock), instead
+/// of failing them all as unavailable.
+fn group_failure(e: sqlx::Error, n: usize) -> StoreError {
+    let deadlock = matches!(&e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")));
+    if deadlock && n > 1 {
+        tracing::info!("a group of refresh rotations met a concurrent revoke; running them one by one");
+        return StoreError::Backend;
+    }
+    e.into()
 }
