@@ -34,11 +34,12 @@ python3 -m venv "$venv"
 
 work="$(mktemp -d)"
 server=""
+sink=""
 cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  for pid in $server $sink; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,8 +61,31 @@ password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')"
 "$bin" user create victim --scope read --password-stdin >/dev/null <<<"$password"
 "$bin" user create admin --scope read --admin --password-stdin >/dev/null <<<"$password"
 
+# Mail configured (to a sink on loopback, tests/browser/smtp_sink.py), so
+# that the mail routes answer as on a server that sends mail; without it
+# they answer 501 mail_not_configured, which is documented and tested in
+# tests/tests/account_recovery.rs.
+echo "-- starting an SMTP sink"
+python3 - "$PWD/tests/browser" "$work/smtp.port" <<'PY' &
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from smtp_sink import smtp_sink
+with smtp_sink() as sink:
+    with open(sys.argv[2] + ".tmp", "w") as f:
+        f.write(str(sink.port))
+    import os
+    os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+    while True:
+        time.sleep(3600)
+PY
+sink=$!
+for _ in $(seq 1 100); do [ -s "$work/smtp.port" ] && break; sleep 0.1; done
+[ -s "$work/smtp.port" ] || { echo "FATAL: the SMTP sink did not start" >&2; exit 1; }
+smtp_url="smtp://127.0.0.1:$(cat "$work/smtp.port")?tls=none"
+
 echo "-- starting the server on $base"
-PORTCULLIS_LOG_FORMAT=text "$bin" serve --listen "127.0.0.1:$port" --issuer "$base" >"$work/server.log" 2>&1 &
+PORTCULLIS_LOG_FORMAT=text "$bin" serve --listen "127.0.0.1:$port" --issuer "$base" \
+  --smtp-url "$smtp_url" --mail-from "Portcullis contract test <no-reply@example.com>" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   curl -fsS "$base/readyz" >/dev/null 2>&1 && break
