@@ -86,9 +86,9 @@ def test_every_console_screen_fits_is_keyboard_reachable_and_reads_well(browser,
         page.wait_for_selector("body[data-state='signed-out']")
         check_screen(page, screens, "1-sign-in")
 
-        page.get_by_label("Username").fill(ROOT[0])
-        page.get_by_label("Password").fill(ROOT[1])
-        page.get_by_label("Password").press("Enter")
+        page.get_by_label("Username", exact=True).fill(ROOT[0])
+        page.get_by_label("Password", exact=True).fill(ROOT[1])
+        page.get_by_label("Password", exact=True).press("Enter")
         page.wait_for_selector("body[data-state='signed-in']")
 
         # Clients: a type column, then readable labels in the details.

@@ -93,7 +93,7 @@ def test_console_creates_edits_and_rotates_a_client(page, context, server, artif
     assert changed.value.status == 200
     status_starts(page, "Client billing changed.")
     expect(page.locator("[data-fact=client_name]")).to_have_text("Billing")
-    expect(page.locator("[data-fact=allow_sign_up]")).to_have_text("true")
+    expect(page.locator("[data-fact=allow_sign_up]")).to_have_text("yes")
 
     # Rotate, ending the old secret at once.
     page.get_by_label("Old secret keeps working").select_option("0")
