@@ -41,6 +41,15 @@ impl Committer {
             Self::Postgres(pool) => super::postgres::rotate_group(pool, jobs).await,
         }
     }
+
+    async fn close(&self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
 }
 
 /// Rotations committed together at most.
@@ -68,12 +77,7 @@ impl GroupCommit {
 
     /// Closes the writer's connections.
     pub(crate) async fn close(&self) {
-        match &self.db {
-            #[cfg(feature = "sqlite")]
-            Committer::Sqlite(pool) => pool.close().await,
-            #[cfg(feature = "postgres")]
-            Committer::Postgres(pool) => pool.close().await,
-        }
+        self.db.close().await;
     }
 
     /// Runs one rotation in the next group; returns once it is committed
