@@ -9,6 +9,7 @@ administrator root.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -29,6 +30,7 @@ DEMO_CLIENT = "portcullis-demo"
 NOTES_CLIENT = "notes-web"
 CONSOLE_CLIENT = "portcullis-admin"
 PHONE_CLIENT = "phone-app"
+API_CLIENT = "api-introspect"
 ALICE = ("alice", "alice-correct-horse-1")
 ROOT = ("root", "root-battery-staple-2")
 
@@ -44,6 +46,7 @@ class Answer:
 class Portcullis:
     base: str
     log: Path
+    api_secret: str
 
     def request(self, method: str, path: str, form: dict | None = None, headers: dict | None = None) -> Answer:
         """One HTTP request from outside the browser (urllib); JSON answer."""
@@ -64,6 +67,17 @@ class Portcullis:
 
     def me(self, access_token: str) -> Answer:
         return self.request("GET", "/account/v1/me", headers={"Authorization": f"Bearer {access_token}"})
+
+    def introspect(self, token: str) -> dict:
+        """RFC 7662 introspection by an API's confidential client: works for DPoP-bound tokens,
+        which only their key's holder can present."""
+        basic = base64.b64encode(f"{API_CLIENT}:{self.api_secret}".encode()).decode()
+        answer = self.request("POST", "/oauth/introspect", {"token": token}, headers={"Authorization": f"Basic {basic}"})
+        assert answer.status == 200, answer.body
+        return answer.body
+
+    def active(self, token: str) -> bool:
+        return self.introspect(token)["active"] is True
 
     def password_grant(self, client_id: str, user: tuple[str, str], **extra) -> Answer:
         form = {"grant_type": "password", "client_id": client_id, "username": user[0], "password": user[1]}
@@ -122,6 +136,8 @@ def running(access_token_ttl: int = 900, demo: bool = True, serve_args: tuple[st
             "--public", "--grant", "password", "--scope", "portcullis:admin")  # fmt: skip
         cli(db, "client", "create", "--name", "Phone app", "--client-id", PHONE_CLIENT,
             "--public", "--scope", "read")  # fmt: skip
+        api = json.loads(cli(db, "client", "create", "--name", "API", "--client-id", API_CLIENT,
+                             "--introspect", "--json"))  # fmt: skip
         cli(db, "user", "create", ALICE[0], "--password-stdin", "--scope", "read", stdin=ALICE[1] + "\n")
         cli(db, "user", "create", ROOT[0], "--password-stdin", "--admin", stdin=ROOT[1] + "\n")
         if setup is not None:
@@ -134,7 +150,7 @@ def running(access_token_ttl: int = 900, demo: bool = True, serve_args: tuple[st
             args.append("--demo")
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=clean_env())
-        server = Portcullis(base, log)
+        server = Portcullis(base, log, api["client_secret"])
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -51,6 +51,10 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     assert "refresh_token" not in tokens and tokens["expires_in"] == TTL
     first_token = tokens["access_token"]
     sign_in_request = answer.request
+    # DPoP: the page proved its key, and the tokens are bound to it.
+    assert sign_in_request.header_value("dpop").count(".") == 2
+    assert tokens["token_type"] == "DPoP"
+    assert answer.header_value("dpop-nonce")
     assert sign_in_request.header_value("x-portcullis-csrf") == "1"
     assert sign_in_request.header_value("origin") == server.base
     set_cookie = answer.header_value("set-cookie")
@@ -65,7 +69,10 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     assert page.text_content("[data-testid=me-username]") == "alice"
     assert page.text_content("[data-testid=me-client]") == DEMO_CLIENT
     assert page.text_content("[data-testid=me-scope]") == "read"
-    assert page.text_content("[data-testid=me-sub]") == server.me(first_token).body["sub"]
+    assert page.text_content("[data-testid=me-sub]") == server.introspect(first_token)["sub"]
+    assert page.text_content("[data-testid=me-token-type]") == "DPoP (bound to this browser's key)"
+    # The access token is useless as a bearer token.
+    assert server.me(first_token).status == 401
     assert page.evaluate("document.activeElement.id") == "signed-in-heading"
     page.screenshot(path=str(artifacts_dir / "demo-2-signed-in.png"), full_page=True)
 
@@ -80,10 +87,18 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     assert cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/" and cookie["domain"] == "127.0.0.1"
 
+    # A copy of the cookie, used from elsewhere with every header the page sends but without
+    # the page's key, refreshes nothing.
+    stolen = server.request(
+        "POST", "/web/refresh", {"client_id": DEMO_CLIENT},
+        headers={"Origin": server.base, "X-Portcullis-CSRF": "1", "Cookie": f"{REFRESH_COOKIE}={cookie['value']}"},
+    )  # fmt: skip
+    assert (stolen.status, stolen.body["error"]) == (400, "invalid_dpop_proof")
+
     # Outlive the first access token: wait until the server itself refuses it (3 s lifetime
     # plus the server's 10 s clock leeway); meanwhile the page refreshes silently.
     deadline = time.monotonic() + TTL + 20
-    while server.me(first_token).status != 401:
+    while server.active(first_token):
         assert time.monotonic() < deadline, "the first access token never expired"
         page.wait_for_timeout(500)  # not time.sleep: Playwright delivers events while it waits
     refreshed = web_calls(requests, "/web/refresh")
@@ -121,14 +136,14 @@ def test_demo_signs_in_refreshes_silently_and_signs_out(page, context, server, a
     with page.expect_response("**/web/refresh") as last:
         page.evaluate("1")  # wait for the next silent refresh, to know the live access token
     live_token = last.value.json()["access_token"]
-    assert server.me(live_token).status == 200
+    assert server.active(live_token)
     with page.expect_response("**/web/sign-out") as signed_out:
         page.get_by_role("button", name="Sign out").click()
     assert signed_out.value.status == 200
     page.wait_for_selector("body[data-state='signed-out']")
     assert page.text_content("#status") == "Signed out."
     assert REFRESH_COOKIE not in {c["name"] for c in context.cookies()}
-    assert server.me(live_token).status == 401
+    assert not server.active(live_token)
     page.screenshot(path=str(artifacts_dir / "demo-4-signed-out.png"), full_page=True)
 
     # And a reload does not resume anything.

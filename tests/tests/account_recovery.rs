@@ -32,6 +32,8 @@ async fn app_client(db: &TestDb, id: &str, sign_up: bool) {
         web_origins: WebOrigins::default(),
         allow_sign_up: sign_up,
         sign_up_scope: Scopes::parse("read").expect("scope"),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -61,6 +61,8 @@ async fn feed_reader(db: &TestDb, id: &str, introspect: bool) -> String {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()

@@ -49,6 +49,11 @@ pub struct Client {
     /// The secret replaced by the last rotation, while its grace period
     /// runs.
     pub previous_secret: Option<PreviousSecret>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2
+    /// `dpop_bound_access_tokens`).
+    pub dpop_bound_access_tokens: bool,
+    /// DPoP proofs must carry a current server nonce (RFC 9449 §8).
+    pub dpop_nonce_required: bool,
     /// When the client was registered.
     pub created_at: UnixTime,
     /// When the client was last changed.
@@ -98,6 +103,10 @@ pub struct ClientChanges {
     pub allow_sign_up: Option<bool>,
     /// New sign-up scopes.
     pub sign_up_scope: Option<Scopes>,
+    /// Whether DPoP is required.
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Whether DPoP nonces are required.
+    pub dpop_nonce_required: Option<bool>,
 }
 
 /// What is needed to register a client.
@@ -123,6 +132,10 @@ pub struct NewClient {
     pub allow_sign_up: bool,
     /// The scopes of users created by sign-up.
     pub sign_up_scope: Scopes,
+    /// Whether every token request must carry a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
+    /// Whether DPoP proofs must carry a server nonce.
+    pub dpop_nonce_required: bool,
 }
 
 /// Clients.
@@ -194,6 +207,8 @@ pub(crate) struct ClientRow {
     sign_up_scope: String,
     prev_secret_hash: Option<Vec<u8>>,
     prev_secret_expires_at: Option<i64>,
+    dpop_bound_access_tokens: bool,
+    dpop_nonce_required: bool,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -218,6 +233,8 @@ impl TryFrom<ClientRow> for Client {
                 }),
                 _ => None,
             },
+            dpop_bound_access_tokens: r.dpop_bound_access_tokens,
+            dpop_nonce_required: r.dpop_nonce_required,
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
@@ -232,11 +249,12 @@ pub(crate) fn stored(column: &'static str) -> StoreError {
 
 const COLUMNS: &str = "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, \
                        updated_at, web_origins, allow_sign_up, sign_up_scope, prev_secret_hash, \
-                       prev_secret_expires_at";
+                       prev_secret_expires_at, dpop_bound_access_tokens, dpop_nonce_required";
 /// [`COLUMNS`] qualified by the alias `c`, for joins.
 pub(crate) const COLUMNS_C: &str = "c.id, c.name, c.secret_hash, c.grant_types, c.scope, c.default_scope, \
                                     c.introspect, c.status, c.created_at, c.updated_at, c.web_origins, \
-                                    c.allow_sign_up, c.sign_up_scope, c.prev_secret_hash, c.prev_secret_expires_at";
+                                    c.allow_sign_up, c.sign_up_scope, c.prev_secret_hash, c.prev_secret_expires_at, \
+                                    c.dpop_bound_access_tokens, c.dpop_nonce_required";
 
 impl ClientRow {
     /// The client whose columns start at `base` (in [`COLUMNS`] order).
@@ -265,6 +283,8 @@ impl ClientRow {
             sign_up_scope: row.try_get(base + 12)?,
             prev_secret_hash: row.try_get(base + 13)?,
             prev_secret_expires_at: row.try_get(base + 14)?,
+            dpop_bound_access_tokens: row.try_get(base + 15)?,
+            dpop_nonce_required: row.try_get(base + 16)?,
         })
     }
 }
@@ -273,7 +293,7 @@ impl ClientRow {
 impl ClientStore for SqlStore {
     async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, NULL, NULL) \
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, NULL, NULL, $13, $14) \
              RETURNING {COLUMNS}"
         );
         let row: ClientRow = with_pool!(&self.write, |c| {
@@ -290,6 +310,8 @@ impl ClientStore for SqlStore {
                 .bind(new.web_origins.to_string())
                 .bind(new.allow_sign_up)
                 .bind(new.sign_up_scope.to_string())
+                .bind(new.dpop_bound_access_tokens)
+                .bind(new.dpop_nonce_required)
                 .fetch_one(c)
                 .await?
         });
@@ -357,6 +379,8 @@ impl ClientStore for SqlStore {
              scope = COALESCE($4, scope), default_scope = COALESCE($5, default_scope), \
              introspect = COALESCE($6, introspect), web_origins = COALESCE($7, web_origins), \
              allow_sign_up = COALESCE($8, allow_sign_up), sign_up_scope = COALESCE($9, sign_up_scope), \
+             dpop_bound_access_tokens = COALESCE($11, dpop_bound_access_tokens), \
+             dpop_nonce_required = COALESCE($12, dpop_nonce_required), \
              updated_at = $10 WHERE id = $1 AND status = 'active' RETURNING {COLUMNS}"
         );
         let row: Option<ClientRow> = with_pool!(&self.write, |c| {
@@ -371,6 +395,8 @@ impl ClientStore for SqlStore {
                 .bind(changes.allow_sign_up)
                 .bind(changes.sign_up_scope.as_ref().map(ToString::to_string))
                 .bind(now.0)
+                .bind(changes.dpop_bound_access_tokens)
+                .bind(changes.dpop_nonce_required)
                 .fetch_optional(c)
                 .await?
         });

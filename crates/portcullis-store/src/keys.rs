@@ -117,6 +117,14 @@ pub trait KeyStore: Send + Sync {
     /// [`StoreError::Conflict`] when a key is gone or its private part
     /// changed meanwhile (nothing is written then).
     async fn replace_private_keys(&self, changes: &[PrivateKeyChange]) -> Result<(), StoreError>;
+
+    /// The server secret named `name`, shared by every instance: the one
+    /// stored, or else `candidate`, stored first. Two instances starting at
+    /// once agree on whichever was stored first.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: UnixTime) -> Result<Vec<u8>, StoreError>;
 }
 
 /// A new stored form of one key's private part.
@@ -188,6 +196,27 @@ impl KeyStore for SqlStore {
                 .await?
         });
         row.try_into()
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: UnixTime) -> Result<Vec<u8>, StoreError> {
+        with_pool!(&self.write, |c| {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(candidate)
+            .bind(now.0)
+            .execute(c)
+            .await?;
+        });
+        let (secret,): (Vec<u8>,) = with_pool!(&self.write, |c| {
+            sqlx::query_as("SELECT secret FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(c)
+                .await?
+        });
+        Ok(secret)
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {

@@ -41,6 +41,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: true,
         sign_up_scope: Scopes::parse("read").expect("scope"),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -58,6 +60,7 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> Refr
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -286,7 +289,77 @@ async fn clients_change_rotate_with_grace_and_stay_revoked(s: &SqlStore) {
     );
 }
 
+/// A sign-in bound to a DPoP key keeps the binding across rotations (it is
+/// the family's, never rewritten); clients keep their DPoP settings; the
+/// server secret is made once and then the same for every caller.
+async fn dpop_bindings_and_settings_persist(s: &SqlStore) {
+    let alice = user(s, "alice", Some("h"), None).await.expect("alice");
+    let app = client(s, "app").await;
+    assert!(!app.dpop_bound_access_tokens && !app.dpop_nonce_required);
+    let new = NewFamily {
+        user_id: alice.id.clone(),
+        client_id: app.id.clone(),
+        scope: "read".into(),
+        device_label: None,
+        expires_at: NOW.plus(90 * DAY),
+        selector: hash("selector:bound"),
+        first_token: hash("bound-1"),
+        first_token_expires_at: NOW.plus(30 * DAY),
+        not_revoked_since: UnixTime(0),
+        password_hash: None,
+        sign_in: None,
+        dpop_jkt: Some("jkt-of-the-phone".into()),
+    };
+    let bound = s.start_family(&new, NOW).await.expect("start family");
+    assert_eq!(bound.dpop_jkt.as_deref(), Some("jkt-of-the-phone"));
+    let rotate = Rotate {
+        family_id: &bound.id,
+        presented: hash("bound-1"),
+        client_id: &app.id,
+        selector: hash("selector:bound"),
+        child: hash("bound-2"),
+        child_expires_at: NOW.plus(30 * DAY),
+        successor: None,
+        now: NOW.plus(1),
+        audit: None,
+    };
+    match s.rotate_refresh(&rotate).await.expect("rotate") {
+        Rotation::Rotated(f) => assert_eq!(f.dpop_jkt.as_deref(), Some("jkt-of-the-phone")),
+        other => panic!("not rotated: {other:?}"),
+    }
+    let key = TokenKey::Selector(hash("selector:bound"));
+    let (read, _, _) = s.refresh_context(&key).await.expect("context");
+    assert_eq!(
+        (read.current.generation, read.dpop_jkt.as_deref()),
+        (2, Some("jkt-of-the-phone"))
+    );
+    assert_eq!(family(s, &alice, &app, "unbound").await.dpop_jkt, None);
+
+    let changes = ClientChanges {
+        dpop_bound_access_tokens: Some(true),
+        dpop_nonce_required: Some(true),
+        ..ClientChanges::default()
+    };
+    let changed = s.update_client("app", &changes, NOW).await.expect("update");
+    assert!(changed.dpop_bound_access_tokens && changed.dpop_nonce_required);
+    let read = s.client_by_id("app").await.expect("client");
+    assert!(read.dpop_bound_access_tokens && read.dpop_nonce_required);
+    let name_only = ClientChanges {
+        name: Some("renamed".into()),
+        ..ClientChanges::default()
+    };
+    let renamed = s.update_client("app", &name_only, NOW).await.expect("update");
+    assert!(renamed.dpop_bound_access_tokens, "absent fields stay");
+
+    let first = s.server_secret("dpop_nonce", &[1; 32], NOW).await.expect("secret");
+    assert_eq!(first, [1; 32]);
+    let again = s.server_secret("dpop_nonce", &[2; 32], NOW).await.expect("secret");
+    assert_eq!(again, first, "the stored secret wins");
+    assert_eq!(s.server_secret("other", &[3; 32], NOW).await.expect("secret"), [3; 32]);
+}
+
 on_both_backends!(
+    dpop_bindings_and_settings_persist,
     emails_are_unique_ignoring_case_and_passwords_may_be_absent,
     profile_changes_apply_and_a_changed_address_is_unverified,
     a_password_change_keeps_one_family_and_feeds_the_others,

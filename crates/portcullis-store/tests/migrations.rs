@@ -49,6 +49,8 @@ async fn migrating_again_changes_nothing(s: &SqlStore) {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     s.create_client(&app, UnixTime(1)).await.expect("client");
     s.migrate().await.expect("second run");
@@ -90,6 +92,8 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             web_origins: portcullis_domain::WebOrigins::default(),
             allow_sign_up: false,
             sign_up_scope: portcullis_domain::Scopes::empty(),
+            dpop_bound_access_tokens: false,
+            dpop_nonce_required: false,
         };
         s.create_client(&client, now).await.expect("client");
         let fam = NewFamily {
@@ -104,6 +108,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             not_revoked_since: UnixTime(0),
             password_hash: None,
             sign_in: None,
+            dpop_jkt: None,
         };
         let fam = s.start_family(&fam, now).await.expect("family");
         let r = Rotate {

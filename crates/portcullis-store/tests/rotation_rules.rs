@@ -171,6 +171,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -198,6 +200,7 @@ async fn family(
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     let id = s.start_family(&new, NOW).await.expect("start family").id;
     ids.insert(family_of(first).to_owned(), id.clone());

@@ -41,6 +41,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -59,6 +61,7 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> Refr
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -230,6 +233,8 @@ fn new_client_like(c: &Client) -> NewClient {
         web_origins: c.web_origins.clone(),
         allow_sign_up: c.allow_sign_up,
         sign_up_scope: c.sign_up_scope.clone(),
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+        dpop_nonce_required: c.dpop_nonce_required,
     }
 }
 
@@ -309,6 +314,7 @@ async fn a_taken_selector_is_a_conflict(s: &SqlStore) {
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     assert_eq!(
         s.start_family(&again, NOW).await.expect_err("taken"),
@@ -341,6 +347,7 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     assert_eq!(
         s.start_family(&new, NOW).await.expect_err("ghost user"),
@@ -1113,6 +1120,7 @@ async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     s.set_user_status(&alice.id, UserStatus::Disabled, NOW)
         .await
@@ -1216,6 +1224,7 @@ async fn a_sign_in_checked_against_an_old_password_or_before_a_revocation_is_ref
         not_revoked_since: since,
         password_hash: pw_hash.map(str::to_owned),
         sign_in: None,
+        dpop_jkt: None,
     };
     // The hash the password was checked against is still current: fine.
     s.start_family(&new("a", NOW, alice.password_hash.as_deref()), NOW)
@@ -1409,6 +1418,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: Some(record.clone()),
+        dpop_jkt: None,
     };
     // Refused (the client is revoked): nothing of it is written.
     s.revoke_client("app", NOW).await.expect("revoke");

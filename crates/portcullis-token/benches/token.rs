@@ -103,6 +103,8 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
     Fixture {
@@ -136,6 +138,7 @@ fn refresh(c: &mut Criterion) {
         not_revoked_since: UnixTime(0),
         password_hash: None,
         sign_in: None,
+        dpop_jkt: None,
     };
     let family = rt.block_on(f.store.start_family(&fam, now)).expect("family");
     group.bench_function("store_rotate", |b| {
@@ -224,6 +227,7 @@ fn refresh_concurrent(c: &mut Criterion) {
                 not_revoked_since: UnixTime(0),
                 password_hash: None,
                 sign_in: None,
+                dpop_jkt: None,
             };
             families.push(rt.block_on(f.store.start_family(&fam, now)).expect("family").id);
         }

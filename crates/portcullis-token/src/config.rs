@@ -81,6 +81,11 @@ pub struct TokenConfig {
     /// Serve the revocation feed to anyone, with no credential (default
     /// off: the feed lists user and client ids and when each was cut off).
     pub revocation_feed_public: bool,
+    /// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1
+    /// `dpop_signing_alg_values_supported`).
+    pub dpop_algorithms: Vec<portcullis_verify::Algorithm>,
+    /// How old a DPoP proof's `iat` may be.
+    pub dpop_max_age: Duration,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -103,6 +108,8 @@ impl std::fmt::Debug for TokenConfig {
                 &self.revocation_feed_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("revocation_feed_public", &self.revocation_feed_public)
+            .field("dpop_algorithms", &self.dpop_algorithms)
+            .field("dpop_max_age", &self.dpop_max_age)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +143,13 @@ impl TokenConfig {
             key_encryption_key: None,
             revocation_feed_secret: None,
             revocation_feed_public: false,
+            dpop_algorithms: vec![
+                portcullis_verify::Algorithm::ES256,
+                portcullis_verify::Algorithm::EdDSA,
+                portcullis_verify::Algorithm::RS256,
+                portcullis_verify::Algorithm::PS256,
+            ],
+            dpop_max_age: Duration::from_secs(60),
         }
     }
 }

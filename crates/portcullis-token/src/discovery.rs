@@ -65,6 +65,7 @@ pub(crate) async fn metadata(State(svc): State<Arc<TokenService>>) -> Response {
         // No authorization endpoint: the password grant needs none.
         response_types_supported: &[],
         scopes_supported: cfg.scopes_supported.clone(),
+        dpop_signing_alg_values_supported: svc.dpop().algorithm_names(),
     };
     let mut res = Json(doc).into_response();
     res.headers_mut()
@@ -131,4 +132,7 @@ pub(crate) struct Metadata {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(required = false)]
     scopes_supported: Vec<String>,
+    /// The algorithms DPoP proofs may use (RFC 9449 §5.1).
+    #[schema(value_type = Vec<String>)]
+    dpop_signing_alg_values_supported: Vec<&'static str>,
 }

@@ -64,6 +64,16 @@ pub enum GrantError {
     /// An unexpected fault; logged where it happened (500).
     #[error("server_error")]
     Internal,
+    /// The DPoP proof is missing where required, malformed, forged,
+    /// stale, replayed, for another request, or by another key than the
+    /// one the refresh token is bound to (RFC 9449 §5
+    /// `invalid_dpop_proof`, 400).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The proof lacks a current server nonce (RFC 9449 §8
+    /// `use_dpop_nonce`, 400); the answer carries one in `DPoP-Nonce`.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce,
 }
 
 impl From<StoreError> for GrantError {
@@ -104,6 +114,10 @@ pub(crate) enum ErrorCode {
     ServerError,
     /// A cookie endpoint's CSRF rules refused the request (403).
     AccessDenied,
+    /// RFC 9449 §5.
+    InvalidDpopProof,
+    /// RFC 9449 §8.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -120,6 +134,8 @@ impl ErrorCode {
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
             Self::AccessDenied => "access_denied",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -189,6 +205,12 @@ impl GrantError {
                 "the request body was not sent in time",
             ),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, C::ServerError, "internal error"),
+            Self::InvalidDpopProof(why) => (S::BAD_REQUEST, C::InvalidDpopProof, why),
+            Self::UseDpopNonce => (
+                S::BAD_REQUEST,
+                C::UseDpopNonce,
+                "a DPoP nonce is required: sign a new proof with the one in DPoP-Nonce",
+            ),
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod client_auth;
 pub mod config;
 mod discovery;
+mod dpop;
 mod edge;
 mod error;
 pub mod form;
@@ -41,6 +42,7 @@ pub mod web;
 use std::sync::{Arc, RwLock};
 
 use portcullis_store::{KeyState, Store, StoreError, UnixTime};
+use portcullis_verify::dpop::{DpopChecker, NonceKey};
 
 pub use config::TokenConfig;
 pub use error::GrantError;
@@ -54,6 +56,9 @@ pub struct TokenService {
     config: TokenConfig,
     passwords: Passwords,
     keys: RwLock<Arc<Loaded>>,
+    /// DPoP proofs (RFC 9449): one replay cache for every endpoint of this
+    /// instance, nonces keyed by the secret all instances share.
+    dpop: Arc<DpopChecker>,
 }
 
 /// The key set, and a verifier of this server's own access tokens built
@@ -107,22 +112,24 @@ impl TokenService {
             );
         }
         let passwords = Passwords::new(&config.password)?;
-        let keys = load_keys(store.as_ref(), &config).await?;
+        let dpop = Arc::new(dpop_checker(store.as_ref(), &config).await?);
+        let keys = load_keys(store.as_ref(), &config, &dpop).await?;
         Ok(Arc::new(Self {
             store,
             config,
             passwords,
             keys: RwLock::new(Arc::new(keys)),
+            dpop,
         }))
     }
 
     /// The HTTP routes.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
-            .merge(token::router())
+            .merge(token::router(self))
             .merge(revocation::router())
             .merge(discovery::router())
-            .merge(web::router())
+            .merge(web::router(self))
             .with_state(self.clone())
     }
 
@@ -131,7 +138,7 @@ impl TokenService {
     /// # Errors
     /// See [`StartError`].
     pub async fn reload_keys(&self) -> Result<(), StartError> {
-        let keys = load_keys(self.store.as_ref(), &self.config).await?;
+        let keys = load_keys(self.store.as_ref(), &self.config, &self.dpop).await?;
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         Ok(())
     }
@@ -196,10 +203,12 @@ impl TokenService {
         Ok(())
     }
 
-    /// Verifies one of this server's own access tokens and checks in the
-    /// database that it is still live (user and client active, sign-in
-    /// not revoked, token not revoked): what the admin API and account
-    /// endpoints accept, with effect at once on every instance.
+    /// Verifies one of this server's own bearer access tokens and checks
+    /// in the database that it is still live (user and client active,
+    /// sign-in not revoked, token not revoked): what the admin API and
+    /// account endpoints accept, with effect at once on every instance. A
+    /// DPoP-bound token is refused: see
+    /// [`TokenService::verify_live_dpop_token`].
     ///
     /// # Errors
     /// [`portcullis_verify::VerifyError::InvalidToken`] for an invalid or
@@ -210,6 +219,33 @@ impl TokenService {
         token: &str,
     ) -> Result<portcullis_verify::AccessTokenClaims, portcullis_verify::VerifyError> {
         let claims = self.keys().own.verify(token).await?;
+        self.live(claims).await
+    }
+
+    /// As [`TokenService::verify_live_access_token`], for a DPoP-bound
+    /// token sent with the `DPoP` scheme and its `proof`, for a request
+    /// `method` to `path` of this server (RFC 9449 §7).
+    ///
+    /// # Errors
+    /// As [`TokenService::verify_live_access_token`], and
+    /// [`portcullis_verify::VerifyError::InvalidDpopProof`],
+    /// [`portcullis_verify::VerifyError::UseDpopNonce`] for the proof.
+    pub async fn verify_live_dpop_token(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<portcullis_verify::AccessTokenClaims, portcullis_verify::VerifyError> {
+        let url = format!("{}{path}", self.config.issuer);
+        let claims = self.keys().own.verify_dpop(token, proof, method, &url).await?;
+        self.live(claims).await
+    }
+
+    async fn live(
+        &self,
+        claims: portcullis_verify::AccessTokenClaims,
+    ) -> Result<portcullis_verify::AccessTokenClaims, portcullis_verify::VerifyError> {
         match revocation::access_token_live(self, &claims).await {
             Ok(true) => Ok(claims),
             Ok(false) => Err(portcullis_verify::VerifyError::InvalidToken("revoked")),
@@ -240,6 +276,12 @@ impl TokenService {
         &self.passwords
     }
 
+    /// The DPoP proof checker (its algorithms, replay cache and nonces).
+    #[must_use]
+    pub fn dpop(&self) -> &DpopChecker {
+        &self.dpop
+    }
+
     pub(crate) fn keys(&self) -> Arc<Loaded> {
         self.keys
             .read()
@@ -248,9 +290,28 @@ impl TokenService {
     }
 }
 
+/// The name of the DPoP nonce key among the server secrets.
+const DPOP_NONCE_SECRET: &str = "dpop_nonce";
+/// How often the DPoP nonce changes; one is accepted for one to two steps.
+const DPOP_NONCE_STEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The DPoP checker of the configuration, with nonces keyed by the secret
+/// every instance shares (made by the first instance to start).
+async fn dpop_checker(store: &dyn Store, config: &TokenConfig) -> Result<DpopChecker, StartError> {
+    let mut candidate = [0u8; 32];
+    getrandom::fill(&mut candidate).map_err(|_| keys::KeyError::internal("randomness"))?;
+    let secret = store
+        .server_secret(DPOP_NONCE_SECRET, &candidate, UnixTime::now())
+        .await?;
+    Ok(DpopChecker::new()
+        .algorithms(&config.dpop_algorithms)
+        .max_age(config.dpop_max_age)
+        .nonces(NonceKey::new(&secret, DPOP_NONCE_STEP)))
+}
+
 /// The key set from the store; on a database without an active key, one is
 /// created first.
-async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, StartError> {
+async fn load_keys(store: &dyn Store, config: &TokenConfig, dpop: &Arc<DpopChecker>) -> Result<Loaded, StartError> {
     let now = UnixTime::now();
     // Retired keys stay published while tokens they signed may be live.
     let keep = config::secs(config.access_token_ttl).saturating_add(60);
@@ -274,7 +335,12 @@ async fn load_keys(store: &dyn Store, config: &TokenConfig) -> Result<Loaded, St
         .leeway(std::time::Duration::from_secs(10))
         // No token of ours lives longer than the configured lifetime.
         .max_lifetime(config.access_token_ttl)
-        .audience(&config.audience);
+        .audience(&config.audience)
+        // The account and admin APIs take DPoP-bound tokens, their proofs
+        // checked against the issuer's URLs, sharing the token endpoint's
+        // replay cache.
+        .dpop(dpop.clone())
+        .external_url(&config.issuer);
     for r in &config.resources {
         own = own.audience(r);
     }

@@ -17,9 +17,17 @@ use crate::responses::{FormErrors, Throttled};
 use crate::{GrantError, TokenResponse, TokenService, client_auth};
 
 /// The route.
-pub(crate) fn router() -> Router<Arc<TokenService>> {
+pub(crate) fn router(svc: &Arc<TokenService>) -> Router<Arc<TokenService>> {
     // The layer covers every answer of the path, 405 and 413 included.
-    Router::new().route("/oauth/token", post(token).layer(map_response(no_store_layer)))
+    Router::new().route(
+        "/oauth/token",
+        post(token)
+            .layer(map_response(no_store_layer))
+            .route_layer(axum::middleware::from_fn_with_state(
+                svc.clone(),
+                crate::dpop::nonce_layer,
+            )),
+    )
 }
 
 /// `POST /oauth/token`. Parameters come from the form body only; the query
@@ -30,11 +38,16 @@ pub(crate) fn router() -> Router<Arc<TokenService>> {
     tag = "oauth",
     summary = "Sign in (password grant) or refresh (refresh_token grant)",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    params(
+        ("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §4): the tokens are bound to its key \
+            (`token_type` `DPoP`). Required for clients registered with `dpop_bound_access_tokens`."),
+    ),
     security(("client_secret_basic" = []), ()),
     responses(
         (status = 200, description = "The tokens (RFC 6749 §5.1).", body = TokenResponse, headers(
             ("Cache-Control" = String, description = "`no-store`"),
             ("Pragma" = String, description = "`no-cache`"),
+            ("DPoP-Nonce" = String, description = "With a DPoP proof: the nonce to put in the next proofs (RFC 9449 §8)."),
         )),
         FormErrors,
         Throttled,
@@ -95,8 +108,11 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<TokenResponse, 
     if !client.grant_types.allows(grant_type) || !client.web_origins.is_empty() {
         return Err(GrantError::UnauthorizedClient);
     }
+    // The proof before the grant: a nonce round trip or a bad proof never
+    // reaches the password check (RFC 9449 §8 costs no failed sign-in).
+    let dpop = svc.dpop_key(&parts.headers, "/oauth/token", &client)?;
     let grant = grant.ok_or(GrantError::Internal)?;
-    grants::run(svc, grant, &client, ip).await
+    grants::run(svc, grant, &client, ip, dpop.as_deref()).await
 }
 
 /// A token request, as form parameters: the password grant (RFC 6749

@@ -27,7 +27,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::{AccessTokenClaims, Verifier, VerifyError, bearer_token, require_scopes};
+use crate::dpop::DpopChecker;
+use crate::{AccessTokenClaims, Scheme, Verifier, VerifyError, access_token, dpop_proof, require_scopes};
 
 /// The claims of a verified token.
 ///
@@ -46,14 +47,33 @@ impl Authenticated {
     pub fn require_scopes(&self, required: &[&str]) -> Result<(), Rejection> {
         require_scopes(&self.0, required).map_err(|e| Rejection::new(e, "api"))
     }
+
+    /// Whether the token is DPoP-bound, and so came with a valid proof of
+    /// its key (a bound token is never accepted as a bearer token).
+    #[must_use]
+    pub fn is_dpop_bound(&self) -> bool {
+        self.0.cnf.is_some()
+    }
 }
 
-/// A refused request, answered per RFC 6750 §3.
+/// A refused request, answered per RFC 6750 §3 (and RFC 9449 §7.1 when
+/// DPoP is accepted).
 #[derive(Debug, Clone)]
 pub struct Rejection {
     /// Why.
     pub error: VerifyError,
     realm: String,
+    dpop: Option<DpopChallenge>,
+}
+
+/// The DPoP side of a rejection, when the verifier takes DPoP.
+#[derive(Debug, Clone)]
+struct DpopChallenge {
+    algs: Vec<&'static str>,
+    /// The request used the DPoP scheme.
+    used: bool,
+    /// A fresh nonce, for `use_dpop_nonce`.
+    nonce: Option<String>,
 }
 
 impl Rejection {
@@ -63,6 +83,38 @@ impl Rejection {
         Self {
             error,
             realm: realm.to_owned(),
+            dpop: None,
+        }
+    }
+
+    /// A rejection by `verifier` of a request that used `scheme`: with DPoP
+    /// accepted, the challenges name both schemes (RFC 9449 §7.1).
+    fn by(verifier: &Verifier, error: VerifyError, scheme: Option<Scheme>) -> Self {
+        match verifier.dpop() {
+            Some(checker) => Self::with_dpop(error, verifier.realm(), checker, scheme),
+            None => Self::new(error, verifier.realm()),
+        }
+    }
+
+    /// A rejection where DPoP is accepted beside bearer tokens, of a
+    /// request that used `scheme` (`None`: no token): the `DPoP` challenge
+    /// names `checker`'s algorithms, and a `use_dpop_nonce` answer carries
+    /// a fresh nonce in `DPoP-Nonce` (RFC 9449 §7.1, §9).
+    #[must_use]
+    pub fn with_dpop(error: VerifyError, realm: &str, checker: &DpopChecker, scheme: Option<Scheme>) -> Self {
+        let dpop = DpopChallenge {
+            algs: checker.algorithm_names(),
+            used: scheme == Some(Scheme::Dpop),
+            nonce: if error == VerifyError::UseDpopNonce {
+                checker.nonce()
+            } else {
+                None
+            },
+        };
+        Self {
+            error,
+            realm: realm.to_owned(),
+            dpop: Some(dpop),
         }
     }
 }
@@ -71,8 +123,27 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let mut res = status.into_response();
-        if let Ok(v) = HeaderValue::from_str(&self.error.www_authenticate(&self.realm)) {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        let challenges = match &self.dpop {
+            None => vec![self.error.www_authenticate(&self.realm)],
+            Some(d) if d.used || self.error.is_dpop() => {
+                vec![self.error.www_authenticate_dpop(&self.realm, &d.algs)]
+            }
+            // A bearer request (or none): the bearer answer, and the DPoP
+            // scheme offered beside it.
+            Some(d) => vec![
+                self.error.www_authenticate(&self.realm),
+                VerifyError::Missing.www_authenticate_dpop(&self.realm, &d.algs),
+            ],
+        };
+        for challenge in challenges {
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                res.headers_mut().append(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Some(nonce) = self.dpop.as_ref().and_then(|d| d.nonce.as_deref()) {
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                res.headers_mut().insert("dpop-nonce", v);
+            }
         }
         if self.error == VerifyError::KeysUnavailable {
             res.headers_mut()
@@ -85,7 +156,7 @@ impl IntoResponse for Rejection {
 }
 
 async fn check(verifier: &Verifier, parts: &Parts, required: &[&str]) -> Result<AccessTokenClaims, Rejection> {
-    let token = bearer_token(
+    let (scheme, token) = access_token(
         parts
             .headers
             .get_all(header::AUTHORIZATION)
@@ -93,11 +164,25 @@ async fn check(verifier: &Verifier, parts: &Parts, required: &[&str]) -> Result<
             .map(HeaderValue::as_bytes),
         parts.uri.query(),
     )
-    .map_err(|e| Rejection::new(e, verifier.realm()))?;
-    verifier
-        .verify_with_scopes(token, required)
-        .await
-        .map_err(|e| Rejection::new(e, verifier.realm()))
+    .map_err(|e| Rejection::by(verifier, e, None))?;
+    let claims = match scheme {
+        Scheme::Bearer => verifier.verify(token).await,
+        Scheme::Dpop => verify_dpop(verifier, parts, token).await,
+    };
+    claims
+        .and_then(|claims| require_scopes(&claims, required).map(|()| claims))
+        .map_err(|e| Rejection::by(verifier, e, Some(scheme)))
+}
+
+/// A `DPoP` request: its one proof, for this method and the external URL
+/// of this path.
+async fn verify_dpop(verifier: &Verifier, parts: &Parts, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+    let base = verifier
+        .external_url()
+        .ok_or(VerifyError::InvalidRequest("DPoP is not accepted"))?;
+    let proof = dpop_proof(parts.headers.get_all("dpop").iter().map(HeaderValue::as_bytes))?;
+    let url = format!("{base}{}", parts.uri.path());
+    verifier.verify_dpop(token, proof, parts.method.as_str(), &url).await
 }
 
 impl<S> FromRequestParts<S> for Authenticated

@@ -29,6 +29,24 @@ pub enum VerifyError {
     /// The signing keys could not be fetched and none are cached: 503.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// A DPoP-bound token came with a proof that is missing, malformed,
+    /// forged, stale, replayed, for another request or by another key:
+    /// 401 `invalid_dpop_proof` (RFC 9449 §7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The proof lacks a current nonce of this server: 401
+    /// `use_dpop_nonce`, with a fresh one in `DPoP-Nonce` (RFC 9449 §9).
+    #[error("a current DPoP nonce is required")]
+    UseDpopNonce,
+}
+
+impl From<crate::dpop::DpopError> for VerifyError {
+    fn from(e: crate::dpop::DpopError) -> Self {
+        match e {
+            crate::dpop::DpopError::InvalidProof(why) => Self::InvalidDpopProof(why),
+            crate::dpop::DpopError::UseNonce => Self::UseDpopNonce,
+        }
+    }
 }
 
 impl VerifyError {
@@ -36,7 +54,7 @@ impl VerifyError {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            Self::Missing | Self::InvalidToken(_) => 401,
+            Self::Missing | Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::UseDpopNonce => 401,
             Self::InvalidRequest(_) => 400,
             Self::InsufficientScope { .. } => 403,
             Self::KeysUnavailable => 503,
@@ -51,6 +69,8 @@ impl VerifyError {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
         }
     }
 
@@ -69,6 +89,27 @@ impl VerifyError {
             }
             (Some(code), _) => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
         }
+    }
+
+    /// The `WWW-Authenticate` value for the DPoP scheme (RFC 9449 §7.1):
+    /// `DPoP realm="…", algs="…"`, with `error` (and `scope`) when there is
+    /// one. `algs` are the proof algorithms accepted.
+    #[must_use]
+    pub fn www_authenticate_dpop(&self, realm: &str, algs: &[&str]) -> String {
+        let mut value = format!("DPoP realm=\"{}\", algs=\"{}\"", quote(realm), quote(&algs.join(" ")));
+        if let Some(code) = self.code() {
+            value.push_str(&format!(", error=\"{code}\""));
+        }
+        if let Self::InsufficientScope { required } = self {
+            value.push_str(&format!(", scope=\"{}\"", quote(required)));
+        }
+        value
+    }
+
+    /// Whether the error is about the DPoP proof rather than the token.
+    #[must_use]
+    pub fn is_dpop(&self) -> bool {
+        matches!(self, Self::InvalidDpopProof(_) | Self::UseDpopNonce)
     }
 }
 

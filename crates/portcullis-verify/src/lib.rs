@@ -50,6 +50,12 @@
 //! feed, no revocation of the token's client, user, sign-in (`sid`) or
 //! `jti` at or after its `iat`.
 //!
+//! DPoP-bound tokens (RFC 9449, a `cnf` claim) are refused as bearer
+//! tokens. With [`VerifierBuilder::dpop`] and
+//! [`VerifierBuilder::external_url`] they are accepted with the `DPoP`
+//! scheme and a proof of their key ([`Verifier::verify_dpop`], the axum
+//! layer); see [`dpop`].
+//!
 //! Keys come from the JWKS URL, cached as its `Cache-Control` says; an
 //! unknown `kid` (after a key rotation) triggers a refetch, at most once per
 //! cooldown (30 s by default), so made-up `kid`s cannot flood the server.
@@ -57,6 +63,7 @@
 mod bearer;
 mod claims;
 mod credential;
+pub mod dpop;
 mod error;
 mod feed;
 mod jose;
@@ -66,7 +73,7 @@ mod verifier;
 #[cfg(feature = "axum")]
 pub mod axum;
 
-pub use bearer::bearer_token;
+pub use bearer::{Scheme, access_token, bearer_token, dpop_proof};
 pub use claims::{AccessTokenClaims, Audience, Confirmation};
 pub use error::VerifyError;
 pub use jsonwebtoken::Algorithm;

@@ -7,6 +7,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::bearer::MAX_TOKEN_LEN;
 use crate::credential::Credential;
+use crate::dpop::{DpopChecker, Target};
 use crate::feed::{Feed, Poller};
 use crate::jose::{Header, decode_part};
 use crate::jwks::{Key, Remote, Source, parse_jwks};
@@ -30,6 +31,8 @@ struct Inner {
     realm: String,
     source: Source,
     feed: Option<(Arc<Feed>, Poller)>,
+    dpop: Option<Arc<DpopChecker>>,
+    external_url: Option<String>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -57,6 +60,8 @@ pub struct VerifierBuilder {
     feed: Option<(String, Duration)>,
     pub(crate) feed_credential: Credential,
     http: Option<reqwest::Client>,
+    dpop: Option<Arc<DpopChecker>>,
+    external_url: Option<String>,
 }
 
 /// The configuration cannot work.
@@ -72,6 +77,9 @@ pub enum BuildError {
     /// become an HMAC secret).
     #[error("only asymmetric algorithms may be allowed")]
     SymmetricAlgorithm,
+    /// DPoP without the external URL its `htu`s are built from.
+    #[error("DPoP needs the external URL (external_url)")]
+    NoExternalUrl,
     /// The revocation feed needs a running tokio runtime to poll from.
     #[error("the revocation feed needs a tokio runtime")]
     NoRuntime,
@@ -95,6 +103,8 @@ impl Verifier {
             feed: None,
             feed_credential: Credential::None,
             http: None,
+            dpop: None,
+            external_url: None,
         }
     }
 
@@ -104,12 +114,89 @@ impl Verifier {
         &self.inner.realm
     }
 
-    /// Checks a token (RFC 9068 §4, RFC 8725) and returns its claims.
+    /// Checks a bearer token (RFC 9068 §4, RFC 8725) and returns its
+    /// claims. A DPoP-bound token (with `cnf`) is refused: without its
+    /// proof it is only a stolen copy (RFC 9449 §7.2); see
+    /// [`Verifier::verify_dpop`].
     ///
     /// # Errors
     /// [`VerifyError::InvalidToken`] for anything wrong with the token,
     /// [`VerifyError::KeysUnavailable`] when the JWKS was never fetched.
     pub async fn verify(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+        let claims = self.verify_token(token).await?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::InvalidToken("a DPoP-bound token sent as a bearer token"));
+        }
+        Ok(claims)
+    }
+
+    /// Checks a DPoP-bound token sent with the `DPoP` scheme and its proof
+    /// (RFC 9449 §7): the token as [`Verifier::verify`] does; the proof for
+    /// this request (`method`, and `url` as the client addressed it,
+    /// without query), with `ath` the token's hash; and that the proof's
+    /// key is the one the token is bound to (`cnf.jkt`). With nonces
+    /// required ([`DpopChecker::require_nonces`]), the proof must carry a
+    /// current one.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`]; [`VerifyError::InvalidToken`] for a token
+    /// that is not bound; [`VerifyError::InvalidDpopProof`],
+    /// [`VerifyError::UseDpopNonce`] for the proof;
+    /// [`VerifyError::InvalidRequest`] when this verifier does not take
+    /// DPoP.
+    pub async fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<AccessTokenClaims, VerifyError> {
+        let checker = self
+            .inner
+            .dpop
+            .as_ref()
+            .ok_or(VerifyError::InvalidRequest("DPoP is not accepted"))?;
+        let claims = self.verify_token(token).await?;
+        let bound = claims
+            .cnf
+            .as_ref()
+            .ok_or(VerifyError::InvalidToken("a bearer token sent with the DPoP scheme"))?;
+        let target = Target {
+            method,
+            url,
+            access_token: Some(token),
+        };
+        let proof = checker.check(proof, &target, checker.requires_nonces())?;
+        if proof.jkt != bound.jkt {
+            return Err(VerifyError::InvalidDpopProof("the proof's key is not the token's"));
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token as [`Verifier::verify`] does, but takes a DPoP-bound
+    /// token without its proof: for an endpoint where the token is what
+    /// the request is about (introspection, revocation), not the caller's
+    /// credential. Never use it to let a request in.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub async fn inspect(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+        self.verify_token(token).await
+    }
+
+    /// The DPoP checker, when DPoP is accepted.
+    #[must_use]
+    pub fn dpop(&self) -> Option<&DpopChecker> {
+        self.inner.dpop.as_deref()
+    }
+
+    /// The external base URL requests are addressed to (for DPoP `htu`).
+    #[must_use]
+    pub fn external_url(&self) -> Option<&str> {
+        self.inner.external_url.as_deref()
+    }
+
+    async fn verify_token(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
         let i = &self.inner;
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::InvalidToken("too long"));
@@ -320,6 +407,27 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449) with the `DPoP` scheme, their
+    /// proofs checked by `checker` (its algorithms, `iat` window, replay
+    /// cache and nonces). Bearer tokens are still accepted; a bound token
+    /// sent as a bearer token never is. The axum layer also needs
+    /// [`VerifierBuilder::external_url`].
+    #[must_use]
+    pub fn dpop(mut self, checker: impl Into<Arc<DpopChecker>>) -> Self {
+        self.dpop = Some(checker.into());
+        self
+    }
+
+    /// The base URL clients address this resource server by
+    /// (`https://api.example.com`, or with a path prefix): the axum layer
+    /// builds each request's DPoP `htu` from it and the request's path, so
+    /// it works behind a proxy.
+    #[must_use]
+    pub fn external_url(mut self, url: impl Into<String>) -> Self {
+        self.external_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
     /// The HTTP client for the JWKS and the feed (default: a client with a
     /// 10 s timeout).
     #[must_use]
@@ -340,6 +448,9 @@ impl VerifierBuilder {
         let symmetric = |a: &Algorithm| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
         if self.algorithms.iter().any(symmetric) {
             return Err(BuildError::SymmetricAlgorithm);
+        }
+        if self.dpop.is_some() && self.external_url.is_none() {
+            return Err(BuildError::NoExternalUrl);
         }
         let http = match self.http {
             Some(c) => c,
@@ -372,6 +483,8 @@ impl VerifierBuilder {
                 realm: self.realm,
                 source,
                 feed,
+                dpop: self.dpop,
+                external_url: self.external_url,
             }),
         })
     }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dpop;
 mod http;
 pub mod lifecycle;
 pub mod openapi;
@@ -92,6 +93,8 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -111,6 +114,8 @@ pub async fn introspector(db: &TestDb, id: &str) -> String {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -129,6 +134,8 @@ pub async fn public(db: &TestDb, id: &str, scope: &str) {
         web_origins: portcullis_domain::WebOrigins::default(),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -29,6 +29,8 @@ pub async fn web_client(db: &TestDb, id: &str, origins: &str) {
         web_origins: portcullis_domain::WebOrigins::parse(origins).expect("origins"),
         allow_sign_up: false,
         sign_up_scope: portcullis_domain::Scopes::empty(),
+        dpop_bound_access_tokens: false,
+        dpop_nonce_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -63,6 +63,9 @@ pub struct RefreshFamily {
     pub current: CurrentToken,
     /// The token the last refresh consumed, while it matters.
     pub previous: Option<PreviousToken>,
+    /// The RFC 7638 thumbprint of the DPoP key the family is bound to:
+    /// every refresh must prove possession of it (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 impl RefreshFamily {
@@ -189,6 +192,8 @@ pub struct NewFamily {
     /// The sign-in's own bookkeeping, written in the same transaction as
     /// the family (one durable write per sign-in instead of four).
     pub sign_in: Option<SignInRecord>,
+    /// The DPoP key the family is bound to, for good (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a successful sign-in records besides its family.

@@ -23,6 +23,7 @@ pub(super) struct FamilyRow {
     pub(super) prev_hash: Option<Vec<u8>>,
     pub(super) prev_used_at: Option<i64>,
     pub(super) successor: Option<Vec<u8>>,
+    pub(super) dpop_jkt: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for RefreshFamily {
@@ -53,6 +54,7 @@ impl TryFrom<FamilyRow> for RefreshFamily {
                 expires_at: UnixTime(r.token_expires_at),
             },
             previous,
+            dpop_jkt: r.dpop_jkt,
         })
     }
 }
@@ -60,14 +62,14 @@ impl TryFrom<FamilyRow> for RefreshFamily {
 /// The family columns, in [`FamilyRow`] order.
 pub(super) const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, device_label, created_at, last_used_at, \
                                          expires_at, revoked_at, revoke_reason, generation, token_hash, \
-                                         token_expires_at, prev_hash, prev_used_at, successor";
+                                         token_expires_at, prev_hash, prev_used_at, successor, dpop_jkt";
 /// The family columns qualified by the alias `f`, for joins.
 pub(super) const FAMILY_COLUMNS_F: &str = "f.id, f.user_id, f.client_id, f.scope, f.device_label, f.created_at, \
                                            f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, \
                                            f.generation, f.token_hash, f.token_expires_at, f.prev_hash, \
-                                           f.prev_used_at, f.successor";
+                                           f.prev_used_at, f.successor, f.dpop_jkt";
 /// How many columns [`FAMILY_COLUMNS`] has.
-pub(super) const FAMILY_COLUMN_COUNT: usize = 16;
+pub(super) const FAMILY_COLUMN_COUNT: usize = 17;
 
 impl FamilyRow {
     /// The family whose columns start at `base` (in [`FAMILY_COLUMNS`] order).
@@ -97,6 +99,7 @@ impl FamilyRow {
             prev_hash: row.try_get(base + 13)?,
             prev_used_at: row.try_get(base + 14)?,
             successor: row.try_get(base + 15)?,
+            dpop_jkt: row.try_get(base + 16)?,
         })
     }
 }

@@ -28,7 +28,8 @@ pub(crate) use request::{MAX_REFRESH_TOKEN, PasswordGrant, RefreshGrant};
 pub struct TokenResponse {
     /// The JWT access token (RFC 9068).
     pub access_token: String,
-    /// Always `Bearer` (RFC 6750) for now; DPoP would add `DPoP`.
+    /// `Bearer` (RFC 6750), or `DPoP` for an access token bound to the
+    /// key of the request's DPoP proof (RFC 9449 §5).
     #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     /// Access-token lifetime in seconds.
@@ -85,12 +86,14 @@ pub(crate) async fn run(
     grant: Grant,
     client: &Client,
     ip: Option<IpAddr>,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, GrantError> {
     let grant_type = grant.grant_type();
     let req = Request {
         client,
         ip,
         now: UnixTime::now(),
+        dpop,
     };
     let outcome = match grant {
         Grant::Password(Ok(g), slot) => password::password(svc, g, &req, slot).await,
@@ -143,11 +146,21 @@ async fn refused(svc: &TokenService, e: &GrantError) {
     tokio::time::sleep(svc.config().refusal_delay).await;
 }
 
-/// A token request's client, address and time.
+/// A signed access token, its lifetime in seconds, and whether it is
+/// DPoP-bound.
+pub(crate) struct AccessToken {
+    jwt: String,
+    ttl: i64,
+    bound: bool,
+}
+
+/// A token request's client, address and time, and the thumbprint of the
+/// key its DPoP proof proved possession of.
 pub(crate) struct Request<'a> {
     pub(crate) client: &'a Client,
     pub(crate) ip: Option<IpAddr>,
     pub(crate) now: UnixTime,
+    pub(crate) dpop: Option<&'a str>,
 }
 
 /// The audience: the configured default, or an RFC 8707 `resource` the
@@ -162,7 +175,9 @@ fn audience(svc: &TokenService, resource: Option<&str>) -> Result<String, GrantE
 }
 
 impl TokenService {
-    /// Signs an access token (RFC 9068) for a user, client and family.
+    /// Signs an access token (RFC 9068) for a user, client and family,
+    /// bound to the DPoP key `jkt` when there is one (`cnf`, RFC 9449 §6).
+    #[allow(clippy::too_many_arguments, reason = "the claims of the token, each its own")]
     pub(crate) fn mint(
         &self,
         user_id: &str,
@@ -171,7 +186,8 @@ impl TokenService {
         audience: String,
         family_id: &str,
         now: UnixTime,
-    ) -> Result<(String, i64), GrantError> {
+        jkt: Option<&str>,
+    ) -> Result<AccessToken, GrantError> {
         let ttl = secs(self.config().access_token_ttl);
         let claims = AccessTokenClaims {
             iss: self.config().issuer.clone(),
@@ -184,7 +200,7 @@ impl TokenService {
             exp: now.0.saturating_add(ttl),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             sid: Some(family_id.to_owned()),
-            cnf: None,
+            cnf: jkt.map(|jkt| portcullis_verify::Confirmation { jkt: jkt.to_owned() }),
         };
         let keys = self.keys();
         let signer = keys.set.signer(now);
@@ -193,20 +209,20 @@ impl TokenService {
             tracing::error!(error = %e, "signing an access token failed");
             GrantError::Internal
         })?;
-        Ok((jwt, ttl))
+        Ok(AccessToken {
+            jwt,
+            ttl,
+            bound: jkt.is_some(),
+        })
     }
 
     /// The response for a new access token and an optional refresh token.
-    pub(crate) fn respond(
-        &self,
-        access: (String, i64),
-        refresh: Option<&OpaqueSecret>,
-        scope: &Scopes,
-    ) -> TokenResponse {
+    pub(crate) fn respond(&self, access: AccessToken, refresh: Option<&OpaqueSecret>, scope: &Scopes) -> TokenResponse {
         TokenResponse {
-            access_token: access.0,
-            token_type: "Bearer",
-            expires_in: access.1,
+            access_token: access.jwt,
+            // RFC 9449 §5: `DPoP` for a bound token.
+            token_type: if access.bound { "DPoP" } else { "Bearer" },
+            expires_in: access.ttl,
             refresh_token: refresh.map(|r| r.expose().to_owned()),
             scope: scope.to_string(),
         }

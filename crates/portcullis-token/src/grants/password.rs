@@ -121,6 +121,10 @@ pub(crate) async fn password(
         password_hash: Some(checked_hash),
         // The throttle bookkeeping and the audit event of the sign-in, in
         // the family's own transaction.
+        // RFC 9449 §5: a public client's refresh token is bound to the
+        // key of the sign-in's proof, for the family's whole life (a
+        // confidential client's is bound to its own authentication).
+        dpop_jkt: req.dpop.filter(|_| req.client.is_public()).map(str::to_owned),
         sign_in: Some({
             let (clear_counter, forgive_counter) = ThrottlePolicy::success_counters(key, req.ip);
             SignInRecord {
@@ -141,7 +145,15 @@ pub(crate) async fn password(
         }
         Err(e) => return Err(e.into()),
     };
-    let access = svc.mint(&user.id, &req.client.id, &granted, audience, &family.id, req.now)?;
+    let access = svc.mint(
+        &user.id,
+        &req.client.id,
+        &granted,
+        audience,
+        &family.id,
+        req.now,
+        req.dpop,
+    )?;
     let can_refresh = req.client.grant_types.allows(GrantType::RefreshToken);
     Ok(svc.respond(access, can_refresh.then_some(&refresh), &granted))
 }

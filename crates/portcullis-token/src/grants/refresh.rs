@@ -64,6 +64,12 @@ pub(crate) async fn refresh(
     if family.client_id != req.client.id {
         return Err(GrantError::InvalidGrant);
     }
+    // A bound family answers only a proof of its key (RFC 9449 §5), before
+    // anything else: a copy of any of its tokens, current or spent, is
+    // refused and changes nothing (it cannot even set off reuse detection
+    // and end the owner's sign-in), and a retry within the window is
+    // answered only to the same key.
+    bound_key(&family, req)?;
     if !same_hash(&presented.hash, family.current.hash.as_ref()) {
         return spent(svc, grant, &presented, &family, user, req).await;
     }
@@ -95,12 +101,35 @@ pub(crate) async fn refresh(
     };
     match svc.store().rotate_refresh(&rotate).await? {
         Rotation::Rotated(family) => {
-            let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
+            let access = svc.mint(
+                &user.id,
+                &req.client.id,
+                &scope,
+                audience,
+                &family.id,
+                req.now,
+                req.dpop,
+            )?;
             Ok(svc.respond(access, Some(&next), &scope))
         }
         // A concurrent request rotated it between the read and the write.
         Rotation::Spent(family) => spent(svc, grant, &presented, &family, user, req).await,
         Rotation::Refused(_) | Rotation::NotFound => Err(GrantError::InvalidGrant),
+    }
+}
+
+/// Refuses a refresh of a family bound to a DPoP key without a proof of
+/// that key.
+fn bound_key(family: &RefreshFamily, req: &Request<'_>) -> Result<(), GrantError> {
+    match (family.dpop_jkt.as_deref(), req.dpop) {
+        (None, _) => Ok(()),
+        (Some(bound), Some(proved)) if bound == proved => Ok(()),
+        (Some(_), None) => Err(GrantError::InvalidDpopProof(
+            "the refresh token is bound to a DPoP key: send a proof of it",
+        )),
+        (Some(_), Some(_)) => Err(GrantError::InvalidDpopProof(
+            "the proof's key is not the one the refresh token is bound to",
+        )),
     }
 }
 
@@ -154,7 +183,15 @@ async fn spent(
         return Err(GrantError::InvalidGrant);
     };
     let (user, scope, audience) = grant_for(svc, grant, family, user, req)?;
-    let access = svc.mint(&user.id, &req.client.id, &scope, audience, &family.id, req.now)?;
+    let access = svc.mint(
+        &user.id,
+        &req.client.id,
+        &scope,
+        audience,
+        &family.id,
+        req.now,
+        req.dpop,
+    )?;
     Ok(svc.respond(access, Some(&same), &scope))
 }
 

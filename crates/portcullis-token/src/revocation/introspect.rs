@@ -87,14 +87,29 @@ pub(crate) struct Introspection {
     /// An access token's proof-of-possession key (RFC 9449 `cnf.jkt`), when
     /// it is sender-constrained.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false, nullable = false, value_type = Option<Object>)]
+    #[schema(required = false, nullable = false, value_type = Option<ConfirmationSchema>)]
     cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 confirmation of a DPoP-bound token (RFC 9449 §6).
+#[derive(ToSchema)]
+#[schema(as = Confirmation)]
+#[allow(
+    dead_code,
+    reason = "a response schema: the answer serializes portcullis_verify::Confirmation"
+)]
+pub(crate) struct ConfirmationSchema {
+    /// The RFC 7638 SHA-256 thumbprint of the key, base64url.
+    jkt: String,
 }
 
 /// The `token_type` of an active token.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub(crate) enum IntrospectedType {
     Bearer,
+    /// A DPoP-bound access token (RFC 9449 §6.2).
+    #[serde(rename = "DPoP")]
+    Dpop,
     #[serde(rename = "refresh_token")]
     RefreshToken,
 }
@@ -111,7 +126,11 @@ impl From<AccessTokenClaims> for Introspection {
     fn from(c: AccessTokenClaims) -> Self {
         Self {
             active: true,
-            token_type: Some(IntrospectedType::Bearer),
+            token_type: Some(if c.cnf.is_some() {
+                IntrospectedType::Dpop
+            } else {
+                IntrospectedType::Bearer
+            }),
             client_id: Some(c.client_id),
             // As in the token: no member for an empty scope.
             scope: (!c.scope.is_empty()).then_some(c.scope),
@@ -166,11 +185,12 @@ async fn introspect_token(
                 sub: Some(family.user_id),
                 iss: Some(svc.config().issuer.clone()),
                 sid: Some(family.id),
+                cnf: family.dpop_jkt.map(|jkt| Confirmation { jkt }),
                 ..Introspection::default()
             });
         }
     }
-    let Ok(claims) = svc.keys().own.verify(token).await else {
+    let Ok(claims) = svc.keys().own.inspect(token).await else {
         return Ok(Introspection::default());
     };
     if !access_token_live(svc, &claims).await? {

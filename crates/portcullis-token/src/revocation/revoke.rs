@@ -28,11 +28,17 @@ use crate::{GrantError, TokenService};
     ),
 )]
 pub(crate) async fn revoke(State(svc): State<Arc<TokenService>>, req: Request) -> Result<StatusCode, GrantError> {
-    let (_, form, client) = client_request(&svc, req).await?;
+    let (parts, form, client) = client_request(&svc, req).await?;
     let token = form
         .get("token")
         .ok_or(GrantError::InvalidRequest("token is required"))?;
-    revoke_token(&svc, token, &client, UnixTime::now()).await?;
+    // A proof, if sent, is checked whatever the token: a bound token needs
+    // one of its key.
+    let key = match crate::dpop::proof_header(&parts.headers)? {
+        Some(proof) => Some(svc.check_proof(proof, "/oauth/revoke", None, client.dpop_nonce_required)?),
+        None => None,
+    };
+    revoke_token(&svc, token, &client, UnixTime::now(), Some(key.as_deref())).await?;
     Ok(StatusCode::OK)
 }
 
@@ -41,26 +47,46 @@ pub(crate) async fn revoke(State(svc): State<Arc<TokenService>>, req: Request) -
 /// `sid`); an access token is revoked by `jti`. Unknown, invalid or other
 /// clients' tokens change nothing, and the answer is the same (§2.2).
 ///
+/// With `proved` (`Some`: the key the request's DPoP proof proved, if
+/// any), a DPoP-bound token is revoked only with a proof of its key: a
+/// copy of a bound token cannot end its owner's sign-in.
+///
 /// # Errors
-/// [`GrantError`] when the store fails.
+/// [`GrantError`] when the store fails;
+/// [`GrantError::InvalidDpopProof`] for a bound token without a proof of
+/// its key.
 pub(crate) async fn revoke_token(
     svc: &TokenService,
     token: &str,
     client: &Client,
     now: UnixTime,
+    proved: Option<Option<&str>>,
 ) -> Result<(), GrantError> {
+    let key_ok = |bound: Option<&str>| match (bound, proved) {
+        (None, _) | (_, None) => Ok(()),
+        (Some(bound), Some(Some(key))) if bound == key => Ok(()),
+        (Some(_), Some(_)) => Err(GrantError::InvalidDpopProof(
+            "the token is bound to a DPoP key: send a proof of it",
+        )),
+    };
     let store = svc.store();
     // `token_type_hint` only says where to look first (§2.1); both are
     // looked at, so it changes nothing here.
     if token.len() <= MAX_REFRESH_TOKEN {
         if let Some((_, family)) = crate::refresh_token::family_of(store, token).await? {
+            if family.client_id == client.id {
+                key_ok(family.dpop_jkt.as_deref())?;
+            }
             if family.client_id == client.id && store.revoke_family(&family.id, RevokeReason::Revoked, now).await? {
                 audit(svc, client, family.user_id, family.id, now).await;
             }
             return Ok(());
         }
     }
-    if let Ok(claims) = svc.keys().own.verify(token).await {
+    if let Ok(claims) = svc.keys().own.inspect(token).await {
+        if claims.client_id == client.id {
+            key_ok(claims.cnf.as_ref().map(|c| c.jkt.as_str()))?;
+        }
         if claims.client_id == client.id && store.revoked_at(RevocationKind::Jti, &claims.jti).await?.is_none() {
             store.append_revocation(RevocationKind::Jti, &claims.jti, now).await?;
             audit(svc, client, claims.sub, claims.jti, now).await;

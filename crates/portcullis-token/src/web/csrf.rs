@@ -83,6 +83,11 @@ pub(super) fn allow(mut res: Response, origin: &str) -> Response {
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
+        // The page reads the DPoP nonce for its next proof.
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("dpop-nonce"),
+        );
     }
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     res
@@ -101,11 +106,11 @@ macro_rules! preflight_route {
             ),
             responses(
                 (status = 204, description = "The origin is registered for a browser client: the \
-                    page may call with credentials and the `X-Portcullis-CSRF` header.", headers(
+                    page may call with credentials, the `X-Portcullis-CSRF` header and a `DPoP` proof.", headers(
                     ("Access-Control-Allow-Origin" = String, description = "The origin."),
                     ("Access-Control-Allow-Credentials" = String, description = "`true`"),
                     ("Access-Control-Allow-Methods" = String, description = "`POST`"),
-                    ("Access-Control-Allow-Headers" = String, description = "`content-type, x-portcullis-csrf`"),
+                    ("Access-Control-Allow-Headers" = String, description = "`content-type, x-portcullis-csrf, dpop`"),
                     ("Access-Control-Max-Age" = String, description = "`600`"),
                 )),
                 (status = 403, description = "Not a registered origin, or not a POST: no CORS headers, \
@@ -148,7 +153,7 @@ pub(super) async fn preflight(State(svc): State<Arc<TokenService>>, headers: Hea
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, x-portcullis-csrf"),
+        HeaderValue::from_static("content-type, x-portcullis-csrf, dpop"),
     );
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     allow(res, &origin)

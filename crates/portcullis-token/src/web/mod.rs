@@ -61,7 +61,7 @@ use crate::responses::{Refreshed, SignedIn, Throttled, WebErrors};
 use crate::{GrantError, TokenService, client_auth};
 
 /// The routes.
-pub(crate) fn router() -> Router<Arc<TokenService>> {
+pub(crate) fn router(svc: &Arc<TokenService>) -> Router<Arc<TokenService>> {
     Router::new()
         .route("/web/sign-in", post(sign_in))
         .route("/web/refresh", post(refresh))
@@ -70,6 +70,10 @@ pub(crate) fn router() -> Router<Arc<TokenService>> {
         .route("/web/refresh", options(preflight_refresh))
         .route("/web/sign-out", options(preflight_sign_out))
         .layer(map_response(no_store_layer))
+        .route_layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            crate::dpop::nonce_layer,
+        ))
 }
 
 /// A browser client's tokens: the access token only; the refresh token is
@@ -78,7 +82,7 @@ pub(crate) fn router() -> Router<Arc<TokenService>> {
 pub(crate) struct WebTokens {
     /// The JWT access token (RFC 9068); keep it in memory only.
     access_token: String,
-    /// `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the proof's key.
     #[schema(value_type = String)]
     token_type: &'static str,
     /// Access-token lifetime in seconds.
@@ -95,6 +99,9 @@ struct WebRequest {
     origin: String,
     cookie: Option<String>,
     ip: Option<std::net::IpAddr>,
+    /// The key the request's DPoP proof proved, if it had one; a refused
+    /// proof is answered with the grant, readable by the page.
+    dpop: Result<Option<String>, GrantError>,
 }
 
 /// The CSRF rules, then the form and the client: a request refused here
@@ -118,7 +125,11 @@ async fn checked(svc: &TokenService, req: Request) -> Result<WebRequest, Refusal
     if !registered(&client, &origin) {
         return Err(Refusal::Forbidden("the request must come from a registered origin"));
     }
+    // A page's key (WebCrypto, not extractable) binds the sign-in: a
+    // copy of the cookie is useless without it.
+    let dpop = svc.dpop_key(&parts.headers, parts.uri.path(), &client);
     Ok(WebRequest {
+        dpop,
         // Only this client's cookie: another app's is never read here.
         cookie: cookie::read(svc, &client.id, &parts.headers),
         ip: peer(&parts.extensions),
@@ -162,7 +173,11 @@ fn failure(e: GrantError, origin: &str) -> Response {
 
 /// The grant's answer for the page.
 async fn respond(svc: &TokenService, web: &WebRequest, grant: Grant) -> Response {
-    match grants::run(svc, grant, &web.client, web.ip).await {
+    let dpop = match &web.dpop {
+        Ok(dpop) => dpop.as_deref(),
+        Err(e) => return failure(e.clone(), &web.origin),
+    };
+    match grants::run(svc, grant, &web.client, web.ip, dpop).await {
         Ok(tokens) => answer(svc, tokens, &web.client, &web.origin),
         Err(e) => failure(e, &web.origin),
     }

@@ -63,7 +63,10 @@ pub(crate) async fn sign_out(State(svc): State<Arc<TokenService>>, req: Request)
             Ok(_) => {}
             Err(e) => return failure(e, &web.origin),
         }
-        if let Err(e) = revoke_token(&svc, token, &web.client, UnixTime::now()).await {
+        // The registered page's own cookie, sent with the CSRF header from
+        // its origin: signing out needs no proof of the DPoP key (a page
+        // that lost its key can still sign out).
+        if let Err(e) = revoke_token(&svc, token, &web.client, UnixTime::now(), None).await {
             // Nothing was revoked: keep the cookie so the page can retry.
             return failure(e, &web.origin);
         }

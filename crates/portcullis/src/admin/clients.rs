@@ -70,6 +70,8 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         introspect: args.introspect,
         allow_sign_up: args.allow_sign_up,
         sign_up_scope: scope(&args.sign_up_scope, "sign-up scope")?,
+        dpop_bound_access_tokens: args.dpop_bound_access_tokens,
+        dpop_nonce_required: args.dpop_nonce_required,
     };
     let created = ops::clients::create(store, &Actor::Cli, input)
         .await

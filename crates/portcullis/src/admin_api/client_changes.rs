@@ -57,6 +57,14 @@ pub(crate) struct CreateClient {
     /// The scopes of users who sign up through it (never `portcullis:admin`).
     #[serde(default)]
     sign_up_scope: String,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2; default
+    /// `false`: DPoP is optional).
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    /// DPoP proofs must carry a current server nonce (RFC 9449 §8; default
+    /// `false`).
+    #[serde(default)]
+    dpop_nonce_required: bool,
 }
 
 /// A registered client (RFC 7591 §3.2.1), with its secret shown this once.
@@ -91,6 +99,8 @@ pub(crate) struct UpdateClient {
     web_origins: Option<Vec<String>>,
     allow_sign_up: Option<bool>,
     sign_up_scope: Option<String>,
+    dpop_bound_access_tokens: Option<bool>,
+    dpop_nonce_required: Option<bool>,
 }
 
 /// A secret rotation.
@@ -184,6 +194,8 @@ pub(crate) async fn create_client(
         introspect: body.introspect,
         allow_sign_up: body.allow_sign_up,
         sign_up_scope: scope(&body.sign_up_scope, "sign_up_scope")?,
+        dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        dpop_nonce_required: body.dpop_nonce_required,
     };
     let created = ops::clients::create(&api.store, &admin(&me), input).await?;
     let secret = created.secret.as_ref().map(|s| s.expose().to_owned());
@@ -203,7 +215,7 @@ pub(crate) async fn create_client(
     path = "/admin/v1/clients/{id}",
     tag = "admin",
     summary = "Change a client",
-    description = "Name, grants, scopes, default scope, introspection, browser origins and sign-up. \
+    description = "Name, grants, scopes, default scope, introspection, browser origins, sign-up and DPoP. \
         A confidential client stays confidential and a public one public. A revoked client is `409`: revocation is final.",
     params(("id" = String, Path, description = "The client id.")),
     request_body = UpdateClient,
@@ -238,6 +250,8 @@ pub(crate) async fn update_client(
             .as_deref()
             .map(|s| scope(s, "sign_up_scope"))
             .transpose()?,
+        dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        dpop_nonce_required: body.dpop_nonce_required,
     };
     let client = ops::clients::update(&api.store, &admin(&me), &id, edit).await?;
     Ok(Json(Client::from(&client)))

@@ -43,6 +43,10 @@ pub(crate) struct Client {
     /// The scopes of users who sign up through it, space-delimited.
     #[schema(value_type = String)]
     sign_up_scope: Scopes,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    dpop_bound_access_tokens: bool,
+    /// DPoP proofs must carry a current server nonce (RFC 9449 §8).
+    dpop_nonce_required: bool,
     /// After a secret rotation with a grace period: until when (Unix
     /// seconds) the previous secret still works.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +68,8 @@ impl From<&portcullis_store::Client> for Client {
             web_origins: c.web_origins.clone(),
             allow_sign_up: c.allow_sign_up,
             sign_up_scope: c.sign_up_scope.clone(),
+            dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+            dpop_nonce_required: c.dpop_nonce_required,
             previous_secret_expires_at: c
                 .previous_secret_at(portcullis_store::UnixTime::now())
                 .and(c.previous_secret.map(|p| p.expires_at.0)),

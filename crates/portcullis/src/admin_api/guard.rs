@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use portcullis_store::{StoreError, UserStore as _};
 use portcullis_verify::axum::Rejection;
-use portcullis_verify::{AccessTokenClaims, VerifyError, bearer_token, require_scopes};
+use portcullis_verify::{AccessTokenClaims, Scheme, VerifyError, access_token, dpop_proof, require_scopes};
 
 use super::common::{Api, ApiError, ApiErrorCode};
 
@@ -21,29 +21,45 @@ pub(crate) struct Guard {
     pub(crate) scopes: &'static [&'static str],
 }
 
-async fn authenticate(api: &Api, req: &Parts, scopes: &[&str]) -> Result<AccessTokenClaims, Rejection> {
-    let realm = "portcullis";
-    let token = bearer_token(
+async fn authenticate(guard: &Guard, req: &Parts) -> Result<AccessTokenClaims, Rejection> {
+    let (api, scopes) = (&guard.api, guard.scopes);
+    let reject = |e, scheme| Rejection::with_dpop(e, "portcullis", api.tokens.dpop(), scheme);
+    let (scheme, token) = access_token(
         req.headers
             .get_all(header::AUTHORIZATION)
             .iter()
             .map(HeaderValue::as_bytes),
         req.uri.query(),
     )
-    .map_err(|e| Rejection::new(e, realm))?;
-    let claims = api
-        .tokens
-        .verify_live_access_token(token)
-        .await
-        .map_err(|e| Rejection::new(e, realm))?;
+    .map_err(|e| reject(e, None))?;
+    let claims = match scheme {
+        Scheme::Bearer => api.tokens.verify_live_access_token(token).await,
+        // RFC 9449 §7: a bound token with a proof for this request, whose
+        // URL is the issuer's (the route's full path, also when nested).
+        Scheme::Dpop => match dpop_proof(req.headers.get_all("dpop").iter().map(HeaderValue::as_bytes)) {
+            Ok(proof) => {
+                // The full path, as the client addressed it: these routes
+                // are nested, and see it without their prefix.
+                let path = req
+                    .extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| req.uri.path(), |u| u.0.path());
+                api.tokens
+                    .verify_live_dpop_token(token, proof, req.method.as_str(), path)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(|e| reject(e, Some(scheme)))?;
     // Only tokens for this server's own audience, not for other APIs.
     if !claims.aud.contains(&api.tokens.config().audience) {
-        return Err(Rejection::new(VerifyError::InvalidToken("audience"), realm));
+        return Err(reject(VerifyError::InvalidToken("audience"), Some(scheme)));
     }
-    require_scopes(&claims, scopes).map_err(|e| Rejection::new(e, realm))?;
+    require_scopes(&claims, scopes).map_err(|e| reject(e, Some(scheme)))?;
     stored_user_holds(api, &claims, scopes)
         .await
-        .map_err(|e| Rejection::new(e, realm))?;
+        .map_err(|e| reject(e, Some(scheme)))?;
     Ok(claims)
 }
 
@@ -73,7 +89,7 @@ async fn stored_user_holds(api: &Api, claims: &AccessTokenClaims, scopes: &[&str
 /// handlers; every answer is `no-store`.
 pub(crate) async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    match authenticate(&guard.api, &parts, guard.scopes).await {
+    match authenticate(&guard, &parts).await {
         Ok(claims) => {
             parts.extensions.insert(claims);
             crate::http::no_store(next.run(Request::from_parts(parts, body)).await)

@@ -143,6 +143,16 @@ pub struct ServeArgs {
     #[arg(long, default_value = "ES256")]
     pub signing_alg: String,
 
+    /// Algorithms DPoP proofs (RFC 9449) may be signed with, comma-separated:
+    /// ES256, ES384, EdDSA, RS256, PS256 [default: ES256,EdDSA,RS256,PS256].
+    #[arg(long, value_delimiter = ',')]
+    pub dpop_algorithms: Vec<String>,
+
+    /// How old a DPoP proof may be, in seconds (1 to 600); each proof's
+    /// `jti` is remembered that long.
+    #[arg(long, default_value_t = 60)]
+    pub dpop_max_age: u64,
+
     /// Password hashing.
     #[command(flatten)]
     #[serde(flatten)]
@@ -398,6 +408,13 @@ pub struct ClientCreate {
     /// Space-delimited scopes of users who sign up through this client.
     #[arg(long, default_value = "", requires = "allow_sign_up")]
     pub sign_up_scope: String,
+    /// Require a DPoP proof (RFC 9449) with every token request: tokens
+    /// bound to the app's key, bearer requests refused.
+    #[arg(long)]
+    pub dpop_bound_access_tokens: bool,
+    /// Require DPoP proofs to carry a current server nonce.
+    #[arg(long)]
+    pub dpop_nonce_required: bool,
     /// Print JSON (RFC 7591 field names).
     #[arg(long)]
     pub json: bool,

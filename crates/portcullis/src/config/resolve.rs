@@ -173,6 +173,18 @@ impl Loaded {
         t.refresh_race_grace = Duration::from_secs(c.refresh_race_grace);
         t.audit_refreshes = c.audit_refreshes;
         t.signing_alg = c.signing_alg.parse().map_err(|e| self.invalid("signing_alg", e))?;
+        t.dpop_algorithms = c
+            .dpop_algorithms
+            .iter()
+            .map(|a| dpop_algorithm(a).ok_or_else(|| self.invalid("dpop_algorithms", DPOP_ALGORITHMS)))
+            .collect::<Result<_, _>>()?;
+        if t.dpop_algorithms.is_empty() {
+            return Err(self.invalid("dpop_algorithms", DPOP_ALGORITHMS));
+        }
+        if !(1..=600).contains(&c.dpop_max_age) {
+            return Err(self.invalid("dpop_max_age", "must be 1 to 600 seconds"));
+        }
+        t.dpop_max_age = Duration::from_secs(c.dpop_max_age);
         t.password = self.password_policy()?;
         t.refusal_delay = Duration::from_millis(c.refusal_delay_ms);
         t.key_publish_delay = Duration::from_secs(c.key_publish_delay);
@@ -259,6 +271,22 @@ impl Loaded {
         self.source_of("issuer") == "default"
             && Settings::DEFAULT_LISTEN.parse().ok() != Some(c.listen)
             && self.issuer() == Settings::DEFAULT_ISSUER
+    }
+}
+
+/// What `dpop_algorithms` may list.
+const DPOP_ALGORITHMS: &str = "must list some of ES256, ES384, EdDSA, RS256, PS256";
+
+/// A DPoP proof algorithm by its JWA name: asymmetric ones only.
+fn dpop_algorithm(name: &str) -> Option<portcullis_verify::Algorithm> {
+    use portcullis_verify::Algorithm as A;
+    match name {
+        "ES256" => Some(A::ES256),
+        "ES384" => Some(A::ES384),
+        "EdDSA" => Some(A::EdDSA),
+        "RS256" => Some(A::RS256),
+        "PS256" => Some(A::PS256),
+        _ => None,
     }
 }
 

@@ -49,6 +49,12 @@ pub struct Config {
     /// Algorithm of signing keys this server creates.
     #[serde(deserialize_with = "text")]
     pub signing_alg: String,
+    /// Algorithms DPoP proofs may be signed with; a list or a
+    /// comma-separated string.
+    #[serde(deserialize_with = "list_comma")]
+    pub dpop_algorithms: Vec<String>,
+    /// How old a DPoP proof may be, seconds.
+    pub dpop_max_age: u64,
     /// Argon2id memory cost, KiB.
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
@@ -152,6 +158,8 @@ impl Default for Config {
             refresh_race_grace: 2,
             audit_refreshes: false,
             signing_alg: "ES256".to_owned(),
+            dpop_algorithms: ["ES256", "EdDSA", "RS256", "PS256"].map(str::to_owned).to_vec(),
+            dpop_max_age: 60,
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,

@@ -33,6 +33,10 @@ pub struct NewClientInput {
     pub allow_sign_up: bool,
     /// The scopes of users who sign up through it (never the admin scope).
     pub sign_up_scope: Scopes,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
+    /// DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub dpop_nonce_required: bool,
 }
 
 /// A registered client, with its secret (confidential clients only),
@@ -82,6 +86,8 @@ pub async fn create(store: &dyn Store, actor: &Actor, input: NewClientInput) -> 
         web_origins: input.web,
         allow_sign_up: input.allow_sign_up,
         sign_up_scope: input.sign_up_scope,
+        dpop_bound_access_tokens: input.dpop_bound_access_tokens,
+        dpop_nonce_required: input.dpop_nonce_required,
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => OpsError::ClientExists(new.id.to_string()),
@@ -199,6 +205,10 @@ pub struct ClientEdit {
     pub allow_sign_up: Option<bool>,
     /// The scopes of users who sign up through it.
     pub sign_up_scope: Option<Scopes>,
+    /// Whether every token request must carry a DPoP proof.
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Whether DPoP proofs must carry a server nonce.
+    pub dpop_nonce_required: Option<bool>,
 }
 
 /// Changes a client's settings. A confidential client stays confidential
@@ -254,6 +264,8 @@ pub async fn update(store: &dyn Store, actor: &Actor, id: &str, edit: ClientEdit
         web_origins: edit.web,
         allow_sign_up: edit.allow_sign_up,
         sign_up_scope: edit.sign_up_scope,
+        dpop_bound_access_tokens: edit.dpop_bound_access_tokens,
+        dpop_nonce_required: edit.dpop_nonce_required,
     };
     let updated = store
         .update_client(id, &changes, UnixTime::now())

@@ -64,6 +64,8 @@
     token_endpoint_auth_method: "Authenticates with",
     introspect: "May introspect tokens",
     web_origins: "Web origins",
+    dpop_bound_access_tokens: "Requires DPoP",
+    dpop_nonce_required: "Requires DPoP nonces",
     refresh_cookie: "Refresh cookie",
     status: "Status",
     created_at: "Created",

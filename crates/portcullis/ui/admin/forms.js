@@ -40,6 +40,8 @@
       $("cf-introspect").checked = client.introspect;
       $("cf-sign-up").checked = client.allow_sign_up;
       $("cf-sign-up-scope").value = client.sign_up_scope;
+      $("cf-dpop").checked = client.dpop_bound_access_tokens;
+      $("cf-dpop-nonce").checked = client.dpop_nonce_required;
     }
     show("client-form-section", "client-form-heading");
   }
@@ -69,6 +71,8 @@
       web_origins: words($("cf-origins").value),
       allow_sign_up: $("cf-sign-up").checked,
       sign_up_scope: $("cf-sign-up-scope").value.trim(),
+      dpop_bound_access_tokens: $("cf-dpop").checked,
+      dpop_nonce_required: $("cf-dpop-nonce").checked,
     };
     const defaultScope = $("cf-default-scope").value.trim();
     if (defaultScope || editing) body.default_scope = defaultScope;

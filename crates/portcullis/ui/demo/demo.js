@@ -11,6 +11,10 @@
 // - Every /web/* request carries `X-Portcullis-CSRF: 1`: a custom header
 //   that a cross-site form cannot send, and that makes a cross-origin fetch
 //   preflight, so only registered origins get through.
+// - DPoP (RFC 9449): the page holds a P-256 key that scripts cannot read
+//   (WebCrypto, `extractable: false`, kept in IndexedDB) and signs a proof
+//   with every request. The server binds the sign-in and every access
+//   token to it: a copied cookie or access token is useless elsewhere.
 "use strict";
 
 (() => {
@@ -26,6 +30,79 @@
   let refreshing = null; // the refresh in flight, shared by all callers
   let calls = 0;
   let refreshes = 0;
+  let tokenType = "Bearer"; // "DPoP" once bound
+  let dpopNonce = null; // the last DPoP-Nonce the server sent
+
+  // ---- DPoP: the page's key and its proofs ----
+
+  const b64url = (bytes) =>
+    btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const b64json = (value) => b64url(new TextEncoder().encode(JSON.stringify(value)));
+
+  /// The page's key pair for this client: made once, kept in IndexedDB
+  /// (the private key cannot be exported, not even by this script).
+  let dpopKey = null;
+  async function key() {
+    if (dpopKey) return dpopKey;
+    const db = await new Promise((resolve, reject) => {
+      const open = indexedDB.open("portcullis-dpop", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("keys");
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const get = (name) =>
+      new Promise((resolve, reject) => {
+        const req = db.transaction("keys").objectStore("keys").get(name);
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+    let pair = await get(clientId);
+    if (!pair) {
+      pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+      await new Promise((resolve, reject) => {
+        const tx = db.transaction("keys", "readwrite");
+        tx.objectStore("keys").put(pair, clientId);
+        tx.oncomplete = resolve;
+        tx.onerror = () => reject(tx.error);
+      });
+    }
+    const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+    dpopKey = { pair, jwk: { kty, crv, x, y } };
+    return dpopKey;
+  }
+
+  /// A proof for one request (RFC 9449 §4.2): `ath` binds it to the access
+  /// token sent with it.
+  async function proof(method, url, token) {
+    const { pair, jwk } = await key();
+    const claims = {
+      jti: b64url(crypto.getRandomValues(new Uint8Array(16))),
+      htm: method,
+      htu: url.split("?")[0],
+      iat: Math.floor(Date.now() / 1000),
+    };
+    if (dpopNonce) claims.nonce = dpopNonce;
+    if (token) claims.ath = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+    const input = `${b64json({ typ: "dpop+jwt", alg: "ES256", jwk })}.${b64json(claims)}`;
+    const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, new TextEncoder().encode(input));
+    return `${input}.${b64url(signature)}`;
+  }
+
+  /// Sends a request with a fresh proof; once more with the server's nonce
+  /// if it asks for one (`use_dpop_nonce`).
+  async function withProof(send, method, url, token) {
+    let res = await send(await proof(method, url, token));
+    dpopNonce = res.headers.get("DPoP-Nonce") || dpopNonce;
+    const asked =
+      (res.status === 400 || res.status === 401) &&
+      (res.headers.get("WWW-Authenticate") || "").includes("use_dpop_nonce");
+    const body = res.status === 400 ? await res.clone().json().catch(() => null) : null;
+    if (asked || (body && body.error === "use_dpop_nonce")) {
+      res = await send(await proof(method, url, token));
+      dpopNonce = res.headers.get("DPoP-Nonce") || dpopNonce;
+    }
+    return res;
+  }
 
   const $ = (id) => document.getElementById(id);
 
@@ -45,17 +122,20 @@
   async function postWeb(path, params) {
     let res;
     try {
-      res = await fetch(AUTH + path, {
-        method: "POST",
-        // Send the refresh cookie, and accept the one set in the answer,
-        // also when the server is on another origin of the same site.
-        credentials: "include",
-        // The CSRF defence; the body's Content-Type is set by the browser
-        // (application/x-www-form-urlencoded;charset=UTF-8).
-        headers: { "X-Portcullis-CSRF": "1" },
-        body: new URLSearchParams({ client_id: clientId, ...params }),
-        cache: "no-store",
-      });
+      const send = (dpop) =>
+        fetch(AUTH + path, {
+          method: "POST",
+          // Send the refresh cookie, and accept the one set in the answer,
+          // also when the server is on another origin of the same site.
+          credentials: "include",
+          // The CSRF defence, and the proof of the page's key; the body's
+          // Content-Type is set by the browser
+          // (application/x-www-form-urlencoded;charset=UTF-8).
+          headers: { "X-Portcullis-CSRF": "1", DPoP: dpop },
+          body: new URLSearchParams({ client_id: clientId, ...params }),
+          cache: "no-store",
+        });
+      res = await withProof(send, "POST", AUTH + path);
     } catch (e) {
       throw new AuthError(0, { error: "network", error_description: "the server cannot be reached" });
     }
@@ -70,6 +150,7 @@
   /// silent refresh scheduled shortly before it expires.
   function accept(tokens) {
     accessToken = tokens.access_token;
+    tokenType = tokens.token_type;
     expiresAt = Date.now() + tokens.expires_in * 1000;
     // Refresh when a quarter of the lifetime is left (at most a minute
     // early), so a slow network or a sleeping tab still has slack.
@@ -152,8 +233,17 @@
   /// A call to a protected API with the access token. On 401 (the token
   /// expired or was revoked), refresh once and try again.
   async function api(path) {
+    // A bound token goes with the DPoP scheme and a proof for this call.
     const call = () =>
-      fetch(AUTH + path, { headers: { Authorization: `Bearer ${accessToken}` }, cache: "no-store" });
+      tokenType === "DPoP"
+        ? withProof(
+            (dpop) =>
+              fetch(AUTH + path, { headers: { Authorization: `DPoP ${accessToken}`, DPoP: dpop }, cache: "no-store" }),
+            "GET",
+            AUTH + path,
+            accessToken,
+          )
+        : fetch(AUTH + path, { headers: { Authorization: `Bearer ${accessToken}` }, cache: "no-store" });
     if (!accessToken) await refresh();
     let res = await call();
     if (res.status === 401) {
@@ -198,6 +288,7 @@
     $("me-client").textContent = me.client_id;
     $("me-scope").textContent = me.scope || "(none)";
     $("me-exp").textContent = new Date(me.exp * 1000).toLocaleTimeString();
+    $("me-token-type").textContent = tokenType === "DPoP" ? "DPoP (bound to this browser's key)" : "Bearer";
     return me;
   }
 
