@@ -10,7 +10,8 @@ seeded-BACKEND server against the empty portcullis-BACKEND (--seeded).
 "vs bearer" is, for a -dpop mode (refresh-dpop: refresh with DPoP proofs),
 the median over rounds of its req/s over the same server's bearer mode
 (refresh) in the same round and grant. Requests sent again on
-use_dpop_nonce are not requests of their own; the errors column counts them.
+use_dpop_nonce are not requests of their own; the errors column counts them,
+and in the refresh modes the chains whose sign-in failed before the clock.
 """
 import collections
 import json
@@ -81,6 +82,10 @@ for (label, mode), rounds in sorted(runs.items()):
             # Older reports have no nonce_retries; DPoP runs always do.
             if g.get("nonce_retries"):
                 errors["use_dpop_nonce retries"] += g["nonce_retries"]
+        if mode.removesuffix("-dpop") == "refresh":
+            # Chains whose sign-in failed before the clock never show as requests.
+            errors["failed chain sign-ins"] += sum(r.get("setup_failures", 0) for r in rounds.values())
+            errors += collections.Counter()  # drops a zero count
         idle, peak = rss(label, "idle"), rss(label, mode)
         mem = f"{idle:.1f} / {peak:.1f}" if idle is not None and peak is not None else ""
         print(

@@ -403,7 +403,8 @@ async fn initial_sign_in(
                     Ok(Some(token)) => Ok(token),
                     Ok(None) => Err("sign-in returned no refresh_token".to_owned()),
                     Err(BadSuccess::Body) => Err("sign-in returned 200 without an access_token".to_owned()),
-                    Err(BadSuccess::NotDpop(t)) => Err(format!("sign-in returned token_type {t:?}, not DPoP")),
+                    Err(BadSuccess::NotDpop(Some(t))) => Err(format!("sign-in returned token_type {t:?}, not DPoP")),
+                    Err(BadSuccess::NotDpop(None)) => Err("sign-in returned no token_type, not DPoP".to_owned()),
                 };
             }
             Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS || r.status == StatusCode::SERVICE_UNAVAILABLE => {
