@@ -7,6 +7,11 @@ grant), when the peer was run; "vs ceiling" the same against the
 storage-free ceiling (refresh only), and "vs baseline" a portcullis-BACKEND
 server against baseline-BACKEND (the bench script's --baseline), or a
 seeded-BACKEND server against the empty portcullis-BACKEND (--seeded).
+"vs bearer" is, for a -dpop mode (refresh-dpop: refresh with DPoP proofs),
+the median over rounds of its req/s over the same server's bearer mode
+(refresh) in the same round and grant. Requests sent again on
+use_dpop_nonce are not requests of their own; the errors column counts them,
+and in the refresh modes the chains whose sign-in failed before the clock.
 """
 import collections
 import json
@@ -32,11 +37,13 @@ def med(values):
     return statistics.median(values) if values else float("nan")
 
 
-def versus(label, mode, grant, rounds, other):
-    """Per-round ratios of label's req/s to other's, same mode and grant."""
-    if label == other:
+def versus(label, mode, grant, rounds, other, other_mode=None):
+    """Per-round ratios of label's req/s to other's, same grant, same mode
+    unless other_mode is given."""
+    other_mode = other_mode or mode
+    if (label, mode) == (other, other_mode):
         return ""
-    theirs = runs.get((other, mode), {})
+    theirs = runs.get((other, other_mode), {})
     ratios = []
     for rnd, r in rounds.items():
         p = theirs.get(rnd, {}).get("grants", {}).get(grant)
@@ -54,23 +61,37 @@ def against(label, mode, grant, rounds):
     return ""
 
 
-print("| server | mode | grant | rounds | req/s | vs peer | vs ceiling | vs baseline | p50 ms | p90 ms | p99 ms | max ms | errors | RSS idle / peak MiB |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+def vs_bearer(label, mode, grant, rounds):
+    """A -dpop mode against the same server's bearer mode."""
+    if not mode.endswith("-dpop"):
+        return ""
+    return versus(label, mode, grant, rounds, label, mode.removesuffix("-dpop"))
+
+
+print("| server | mode | grant | rounds | req/s | vs peer | vs ceiling | vs baseline | vs bearer | p50 ms | p90 ms | p99 ms | max ms | errors | RSS idle / peak MiB |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for (label, mode), rounds in sorted(runs.items()):
     grants = sorted({g for r in rounds.values() for g in r["grants"]})
     for grant in grants:
-        if mode == "refresh" and grant == "password":
+        if mode.removesuffix("-dpop") == "refresh" and grant == "password":
             continue  # re-sign-ins after a broken chain; they show as refresh errors
         gs = [r["grants"][grant] for r in rounds.values() if grant in r["grants"]]
         errors = collections.Counter()
         for g in gs:
             errors.update(g["errors"])
+            # Older reports have no nonce_retries; DPoP runs always do.
+            if g.get("nonce_retries"):
+                errors["use_dpop_nonce retries"] += g["nonce_retries"]
+        if mode.removesuffix("-dpop") == "refresh":
+            # Chains whose sign-in failed before the clock never show as requests.
+            errors["failed chain sign-ins"] += sum(r.get("setup_failures", 0) for r in rounds.values())
+            errors += collections.Counter()  # drops a zero count
         idle, peak = rss(label, "idle"), rss(label, mode)
         mem = f"{idle:.1f} / {peak:.1f}" if idle is not None and peak is not None else ""
         print(
             f"| {label} | {mode} | {grant} | {len(gs)} | {med([g['rps'] for g in gs]):.0f} "
             f"| {versus(label, mode, grant, rounds, 'node-peer')} | {versus(label, mode, grant, rounds, 'ceiling')} "
-            f"| {against(label, mode, grant, rounds)} "
+            f"| {against(label, mode, grant, rounds)} | {vs_bearer(label, mode, grant, rounds)} "
             f"| {med([g['p50_ms'] for g in gs]):.2f} | {med([g['p90_ms'] for g in gs]):.2f} "
             f"| {med([g['p99_ms'] for g in gs]):.2f} | {med([g['max_ms'] for g in gs]):.2f} "
             f"| {', '.join(f'{k}: {v}' for k, v in sorted(errors.items())) or '0'} | {mem} |"

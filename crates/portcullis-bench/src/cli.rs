@@ -60,6 +60,10 @@ pub struct Cli {
     /// Runtime worker threads (1: a current-thread runtime).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: u32,
+    /// Send a DPoP proof (RFC 9449) with every token request, one P-256 key
+    /// per virtual client; only `token_type: DPoP` counts as a success.
+    #[arg(long)]
+    pub dpop: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -90,6 +94,7 @@ impl Cli {
             max_rps: self.max_rps,
             timeout: self.timeout,
             threads: self.threads as usize,
+            dpop: self.dpop,
         }
     }
 }

@@ -17,7 +17,10 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::LoadError;
+use crate::{
+    LoadError,
+    dpop::{DPOP, DPOP_NONCE},
+};
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -62,6 +65,8 @@ pub(crate) struct Reply {
     pub(crate) body: Bytes,
     /// `Retry-After` in seconds, when the server sent one.
     pub(crate) retry_after: Option<Duration>,
+    /// The `DPoP-Nonce` header, when the server sent one.
+    pub(crate) dpop_nonce: Option<HeaderValue>,
     /// From handing the request to the connection to the last body byte;
     /// connecting is not included.
     pub(crate) latency: Duration,
@@ -95,7 +100,7 @@ impl Connection {
         Ok(self.sender.insert(sender))
     }
 
-    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+    fn request(&self, body: Bytes, dpop: Option<HeaderValue>) -> Request<Full<Bytes>> {
         let t = &self.target;
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
@@ -110,14 +115,18 @@ impl Connection {
         if let Some(auth) = &t.authorization {
             headers.insert(header::AUTHORIZATION, auth.clone());
         }
+        if let Some(proof) = dpop {
+            headers.insert(DPOP, proof);
+        }
         req
     }
 
-    /// POSTs `body` to the token endpoint. On any error the connection is
-    /// dropped, and the next call opens a new one.
-    pub(crate) async fn post(&mut self, body: Bytes) -> Result<Reply, BoxError> {
+    /// POSTs `body` to the token endpoint, with `dpop` as the `DPoP` header
+    /// when given. On any error the connection is dropped, and the next call
+    /// opens a new one.
+    pub(crate) async fn post(&mut self, body: Bytes, dpop: Option<HeaderValue>) -> Result<Reply, BoxError> {
         let timeout = self.target.timeout;
-        match tokio::time::timeout(timeout, self.post_inner(body)).await {
+        match tokio::time::timeout(timeout, self.post_inner(body, dpop)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
                 self.sender = None;
@@ -130,8 +139,8 @@ impl Connection {
         }
     }
 
-    async fn post_inner(&mut self, body: Bytes) -> Result<Reply, BoxError> {
-        let mut req = self.request(body);
+    async fn post_inner(&mut self, body: Bytes, dpop: Option<HeaderValue>) -> Result<Reply, BoxError> {
+        let mut req = self.request(body, dpop);
         let mut retried = false;
         loop {
             let sender = self.connect().await?;
@@ -144,11 +153,13 @@ impl Connection {
                         .get(header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok()?.trim().parse().ok())
                         .map(Duration::from_secs);
+                    let dpop_nonce = res.headers().get(DPOP_NONCE).cloned();
                     let body = res.into_body().collect().await?.to_bytes();
                     return Ok(Reply {
                         status,
                         body,
                         retry_after,
+                        dpop_nonce,
                         latency: start.elapsed(),
                     });
                 }

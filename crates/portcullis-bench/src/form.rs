@@ -137,6 +137,7 @@ mod tests {
             max_rps: None,
             timeout: Duration::from_secs(1),
             threads: 1,
+            dpop: false,
         }
     }
 

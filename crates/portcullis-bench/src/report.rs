@@ -26,6 +26,7 @@ pub(crate) struct GrantLog {
     latencies_us: Vec<u32>,
     count: u64,
     errors: BTreeMap<String, u64>,
+    nonce_retries: u64,
 }
 
 impl GrantLog {
@@ -35,10 +36,16 @@ impl GrantLog {
             .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
     }
 
-    /// `kind` is the HTTP status, `io` or `bad_body`.
+    /// `kind` is the HTTP status, `io`, `bad_body`, `not_dpop` or `dpop_proof`.
     pub(crate) fn error(&mut self, kind: &str) {
         self.count += 1;
         *self.errors.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Requests sent again with the nonce of a `use_dpop_nonce` answer; part
+    /// of the request they belong to, not requests of their own.
+    pub(crate) fn nonce_retries(&mut self, n: u32) {
+        self.nonce_retries += u64::from(n);
     }
 
     pub(crate) fn merge(&mut self, other: Self) {
@@ -47,6 +54,7 @@ impl GrantLog {
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
         }
+        self.nonce_retries += other.nonce_retries;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -67,6 +75,7 @@ impl GrantLog {
             p99_ms: ms(percentile(l, 99.0)),
             max_ms: ms(l.last().copied().unwrap_or(0)),
             errors: self.errors,
+            nonce_retries: self.nonce_retries,
         }
     }
 }
@@ -88,9 +97,15 @@ pub struct GrantReport {
     pub p99_ms: f64,
     /// Slowest successful request, in milliseconds.
     pub max_ms: f64,
-    /// Failures by HTTP status (`"400"`), `"io"` (transport error or timeout)
-    /// or `"bad_body"` (a 200 without `access_token`).
+    /// Failures by HTTP status (`"400"`), `"io"` (transport error or timeout),
+    /// `"bad_body"` (a 200 without `access_token`), and in DPoP mode
+    /// `"not_dpop"` (a 200 whose `token_type` is not `DPoP`) or `"dpop_proof"`
+    /// (no proof could be signed).
     pub errors: BTreeMap<String, u64>,
+    /// DPoP only: how often a request was sent again because the server
+    /// answered `use_dpop_nonce` (RFC 9449 §8). Not in `count`: a request's
+    /// latency runs from its first attempt to its last answer.
+    pub nonce_retries: u64,
 }
 
 /// The result of one run.
@@ -104,6 +119,8 @@ pub struct Report {
     pub password_clients: usize,
     /// Runtime worker threads of the generator.
     pub threads: usize,
+    /// Whether every request carried a DPoP proof (RFC 9449).
+    pub dpop: bool,
     /// The measured window, warm-up excluded, in seconds.
     pub duration_s: f64,
     /// The token endpoint.
@@ -136,8 +153,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} mode, {} clients ({} signing in), {} thread(s), {:.1} s measured, {}",
-            self.mode, self.clients, self.password_clients, self.threads, self.duration_s, self.url
+            "{} mode{}, {} clients ({} signing in), {} thread(s), {:.1} s measured, {}",
+            self.mode,
+            if self.dpop { " with DPoP" } else { "" },
+            self.clients,
+            self.password_clients,
+            self.threads,
+            self.duration_s,
+            self.url
         )?;
         writeln!(
             f,
@@ -158,6 +181,18 @@ impl fmt::Display for Report {
                 f,
                 "{name:<14} {:>9} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {errors}",
                 g.count, g.rps, g.p50_ms, g.p90_ms, g.p99_ms, g.max_ms
+            )?;
+        }
+        if self.dpop {
+            let retries: Vec<_> = self
+                .grants
+                .iter()
+                .map(|(name, g)| format!("{name} {}", g.nonce_retries))
+                .collect();
+            writeln!(
+                f,
+                "use_dpop_nonce retries (not counted as requests): {}",
+                retries.join(", ")
             )?;
         }
         if self.setup_failures > 0 {
@@ -209,9 +244,12 @@ mod tests {
         b.success(Duration::from_micros(2000));
         b.error("io");
         b.error("400");
+        b.nonce_retries(2);
+        a.nonce_retries(1);
         a.merge(b);
         let r = a.finish(Duration::from_secs(2));
         assert_eq!((r.count, r.ok), (7, 4));
+        assert_eq!(r.nonce_retries, 3);
         assert_eq!(r.rps, 3.5);
         assert_eq!((r.p50_ms, r.p99_ms, r.max_ms), (2.0, 5.0, 5.0));
         assert_eq!(r.errors, BTreeMap::from([("400".to_owned(), 2), ("io".to_owned(), 1)]));

@@ -129,6 +129,7 @@ fn config(url: String, mode: Mode) -> Config {
         max_rps: None,
         timeout: Duration::from_secs(5),
         threads: 1,
+        dpop: false,
     }
 }
 
