@@ -446,7 +446,78 @@ async fn a_bearer_sign_in_is_unchanged(db: &TestDb) {
     assert_eq!(family_of(db, &text(&body, "refresh_token")).await.dpop_jkt, None);
 }
 
+/// A browser page's sign-in bound to its key: the cookie alone refreshes
+/// nothing; the page's proof does, and errors reach the page (CORS).
+async fn a_browser_sign_in_is_bound_to_the_page_key(db: &TestDb) {
+    support::web::web_client(db, "spa", support::web::ORIGIN).await;
+    user(db, "alice", "read").await;
+    let app = spawn(db).await;
+    let key = DpopKey::new();
+    let web = |path: &'static str,
+               pairs: Vec<(&'static str, &'static str)>,
+               cookie: Option<String>,
+               proof: Option<String>| {
+        let mut req = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", support::web::ORIGIN)
+            .header("x-portcullis-csrf", "1")
+            .body(form(&pairs));
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("{}={c}", support::web::cookie_name("spa")));
+        }
+        if let Some(p) = proof {
+            req = req.header("dpop", p);
+        }
+        req.send()
+    };
+    let url = |path: &str| format!("{ISSUER}{path}");
+    let res = web(
+        "/web/sign-in",
+        vec![("client_id", "spa"), ("username", "alice"), ("password", PASSWORD)],
+        None,
+        Some(key.proof("POST", &url("/web/sign-in"), None, None)),
+    )
+    .await
+    .expect("sign-in");
+    assert_eq!(res.status(), 200);
+    support::web::assert_cors(res.headers());
+    assert!(res.headers().contains_key("dpop-nonce"));
+    let (cookie, _) = support::web::set_cookie(res.headers(), "spa");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["token_type"], "DPoP");
+    assert_eq!(family_of(db, &cookie).await.dpop_jkt.as_deref(), Some(key.jkt.as_str()));
+
+    // The cookie without the key: refused, readable by the page, nothing
+    // changed.
+    let res = web("/web/refresh", vec![("client_id", "spa")], Some(cookie.clone()), None)
+        .await
+        .expect("refresh");
+    support::web::assert_cors(res.headers());
+    assert_error(res, 400, "invalid_dpop_proof").await;
+    let res = web(
+        "/web/refresh",
+        vec![("client_id", "spa")],
+        Some(cookie.clone()),
+        Some(key.proof("POST", &url("/web/refresh"), None, None)),
+    )
+    .await
+    .expect("refresh");
+    assert_eq!(res.status(), 200);
+    let (rotated, _) = support::web::set_cookie(res.headers(), "spa");
+    assert_ne!(rotated, cookie);
+    // Signing out needs no proof: a page that lost its key can still end
+    // its sign-in.
+    let res = web("/web/sign-out", vec![("client_id", "spa")], Some(rotated.clone()), None)
+        .await
+        .expect("sign-out");
+    assert_eq!(res.status(), 200);
+    assert!(family_of(db, &rotated).await.revoked_at.is_some());
+}
+
 on_both_backends!(
+    a_browser_sign_in_is_bound_to_the_page_key,
     a_bound_sign_in_stays_bound_across_rotation_and_retries,
     a_bound_access_token_is_useless_without_its_key,
     bad_proofs_are_refused_and_change_nothing,

@@ -82,7 +82,7 @@ async fn preflights_are_answered_for_registered_origins_only(db: &TestDb) {
     assert_eq!(res.headers()["access-control-allow-methods"], "POST");
     assert_eq!(
         res.headers()["access-control-allow-headers"],
-        "content-type, x-portcullis-csrf"
+        "content-type, x-portcullis-csrf, dpop"
     );
     let res = preflight("https://other.example", "POST").await.expect("preflight");
     assert_eq!(res.status(), 204);

@@ -115,6 +115,8 @@ pub fn set_cookie(headers: &HeaderMap, client: &str) -> (String, String) {
 pub fn assert_cors(headers: &HeaderMap) {
     assert_eq!(headers["access-control-allow-origin"], ORIGIN);
     assert_eq!(headers["access-control-allow-credentials"], "true");
+    // The page reads the DPoP nonce for its next proof.
+    assert_eq!(headers["access-control-expose-headers"], "dpop-nonce");
     assert!(headers.get_all("vary").iter().any(|v| v == "Origin"), "{headers:?}");
 }
 

@@ -144,8 +144,8 @@ pub struct ServeArgs {
     pub signing_alg: String,
 
     /// Algorithms DPoP proofs (RFC 9449) may be signed with, comma-separated:
-    /// ES256, ES384, EdDSA, RS256, PS256 [default: ES256,EdDSA,RS256,PS256].
-    #[arg(long, value_delimiter = ',')]
+    /// ES256, ES384, EdDSA, RS256, PS256.
+    #[arg(long, value_delimiter = ',', default_values = ["ES256", "EdDSA", "RS256", "PS256"])]
     pub dpop_algorithms: Vec<String>,
 
     /// How old a DPoP proof may be, in seconds (1 to 600); each proof's
