@@ -63,7 +63,7 @@ def test_console_revokes_a_client_and_its_next_token_request_fails(page, server,
 
     # Clients: all listed; the filter narrows to the demo's.
     page.wait_for_selector(f"tr[data-client-id='{DEMO_CLIENT}']")
-    expect(page.locator("#clients-table tbody tr")).to_have_count(4)
+    expect(page.locator("#clients-table tbody tr")).to_have_count(5)
     page.screenshot(path=str(artifacts_dir / "admin-2-clients.png"), full_page=True)
     page.get_by_label("Filter clients").fill("demo")
     expect(page.locator("#clients-table tbody tr")).to_have_count(1)

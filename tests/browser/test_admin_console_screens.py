@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portcullis_server import ALICE, CONSOLE_CLIENT, PHONE_CLIENT, ROOT, running
+from portcullis_server import ALICE, API_CLIENT, CONSOLE_CLIENT, PHONE_CLIENT, ROOT, running
 
 WIDTH, HEIGHT = 1280, 800
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(UTC\)$")
@@ -102,6 +102,7 @@ def test_every_console_screen_fits_is_keyboard_reachable_and_reads_well(browser,
             "notes-web": "web",
             CONSOLE_CLIENT: "public",
             PHONE_CLIENT: "public",
+            API_CLIENT: "confidential",
         }, types
         created = page.locator(f"tr[data-client-id='{PHONE_CLIENT}'] time")
         assert RFC3339_UTC.match(created.get_attribute("title")), created.get_attribute("title")
