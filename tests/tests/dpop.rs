@@ -386,7 +386,7 @@ async fn a_dpop_required_client_refuses_bearer_requests(db: &TestDb) {
         .expect("json");
     assert_eq!(
         metadata["dpop_signing_alg_values_supported"],
-        json!(["ES256", "EdDSA", "RS256", "PS256"])
+        json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])
     );
 }
 

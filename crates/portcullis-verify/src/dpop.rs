@@ -279,7 +279,15 @@ impl DpopChecker {
     /// and `WWW-Authenticate: DPoP algs="…"`.
     #[must_use]
     pub fn algorithm_names(&self) -> Vec<&'static str> {
-        self.algorithms.iter().filter_map(|a| alg_name(*a)).collect()
+        let mut names = Vec::new();
+        for alg in &self.algorithms {
+            names.extend(alg_name(*alg));
+            // RFC 9864 deprecates `EdDSA` for the fully-specified name.
+            if *alg == Algorithm::EdDSA {
+                names.push("Ed25519");
+            }
+        }
+        names
     }
 
     /// A nonce for the current time, if nonces are on.
@@ -342,11 +350,12 @@ impl DpopChecker {
         }
         // §4.3 (5): an asymmetric algorithm this server accepts. `none`,
         // `HS*` and unknown names are not in the list.
+        // RFC 9864's fully-specified `Ed25519` is `EdDSA` with Ed25519.
         let alg = self
             .algorithms
             .iter()
             .copied()
-            .find(|a| alg_name(*a) == Some(header.alg.as_str()))
+            .find(|a| alg_name(*a) == Some(header.alg.as_str()) || (*a == Algorithm::EdDSA && header.alg == "Ed25519"))
             .ok_or(invalid("algorithm not allowed"))?;
         // §4.3 (7): a public key, of the algorithm's type.
         let jwk = header.jwk.as_ref().ok_or(invalid("no jwk"))?;

@@ -130,7 +130,7 @@ async fn a_bound_token_with_its_proof_passes_and_without_it_fails() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenges,
-        [r#"DPoP realm="api", algs="ES256 EdDSA RS256 PS256", error="invalid_dpop_proof""#]
+        [r#"DPoP realm="api", algs="ES256 EdDSA Ed25519 RS256 PS256", error="invalid_dpop_proof""#]
     );
 
     let (status, challenges, _, _) = call(&app, Some(format!("Bearer {token}")), &[]).await;
@@ -139,7 +139,7 @@ async fn a_bound_token_with_its_proof_passes_and_without_it_fails() {
         challenges,
         [
             r#"Bearer realm="api", error="invalid_token""#,
-            r#"DPoP realm="api", algs="ES256 EdDSA RS256 PS256""#
+            r#"DPoP realm="api", algs="ES256 EdDSA Ed25519 RS256 PS256""#
         ]
     );
     let other = Client::new();
@@ -191,7 +191,7 @@ async fn bearer_tokens_still_pass_and_dpop_is_offered() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenges,
-        [r#"DPoP realm="api", algs="ES256 EdDSA RS256 PS256", error="invalid_token""#]
+        [r#"DPoP realm="api", algs="ES256 EdDSA Ed25519 RS256 PS256", error="invalid_token""#]
     );
     // No token: both schemes offered.
     let (status, challenges, _, _) = call(&app, None, &[]).await;
@@ -200,7 +200,7 @@ async fn bearer_tokens_still_pass_and_dpop_is_offered() {
         challenges,
         [
             r#"Bearer realm="api""#,
-            r#"DPoP realm="api", algs="ES256 EdDSA RS256 PS256""#
+            r#"DPoP realm="api", algs="ES256 EdDSA Ed25519 RS256 PS256""#
         ]
     );
 }

@@ -264,7 +264,22 @@ fn symmetric_none_and_unlisted_algorithms_are_refused() {
     );
     assert_eq!(
         DpopChecker::new().algorithm_names(),
-        ["ES256", "EdDSA", "RS256", "PS256"]
+        ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"]
+    );
+}
+
+#[test]
+fn ed25519_is_accepted_under_its_rfc_9864_name() {
+    let checker = DpopChecker::new();
+    let key = Key::ed25519();
+    let mut header = key.header();
+    header["alg"] = json!("Ed25519");
+    let proof = check(&checker, &key.proof_with(&header, &key.claims("fully-specified"))).expect("Ed25519");
+    assert_eq!(proof.jkt, key.jkt());
+    let only_es = DpopChecker::new().algorithms(&[Algorithm::ES256]);
+    assert_eq!(
+        refused(&only_es, &key.proof_with(&header, &key.claims("no"))),
+        "algorithm not allowed"
     );
 }
 
