@@ -323,7 +323,7 @@ async fn revoking_a_client_stops_its_refreshes_at_once(db: &TestDb) {
 }
 
 /// Two instances on one database: sign in via A, refresh via B, revoke via
-/// A's admin API, and B refuses at once.
+/// A's admin API, and B refuses at once; signing in again works at once.
 async fn a_revoke_on_one_instance_takes_effect_on_another_at_once(db: &TestDb) {
     public(db, "mobile", "read").await;
     user(db, "alice", "read").await;
@@ -340,6 +340,10 @@ async fn a_revoke_on_one_instance_takes_effect_on_another_at_once(db: &TestDb) {
     let res = send(&a, reqwest::Method::POST, "/admin/v1/users/alice/revoke-tokens", &admin).await;
     assert_eq!(res.status(), 200);
     assert_error(b.refresh("mobile", &rt).await, 400, "invalid_grant").await;
+    // Signing in again works at once, within the second of the revoke, on
+    // either instance, and the new sign-in refreshes.
+    let again = b.sign_in_refresh_token("mobile", "alice").await;
+    assert_eq!(a.refresh("mobile", &again).await.status(), 200);
 }
 
 /// Keys rotate while a resource server verifies every new token: no valid

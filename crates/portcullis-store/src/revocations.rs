@@ -72,7 +72,8 @@ pub trait RevocationStore: Send + Sync {
     async fn revoke_family(&self, family_id: &str, reason: RevokeReason, now: UnixTime) -> Result<bool, StoreError>;
 
     /// Revokes every live family of a user and adds a `user` entry to the
-    /// feed. Returns how many families were revoked.
+    /// feed, as [`RevocationStore::update_and_revoke_user`] with no change.
+    /// Returns how many families were revoked.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such user.
@@ -80,7 +81,9 @@ pub trait RevocationStore: Send + Sync {
 
     /// Changes the user (disable, or set a new password hash) and revokes
     /// every live family with a `user` feed entry, in one transaction: the
-    /// change never lands without the revocation, nor the reverse.
+    /// change never lands without the revocation, nor the reverse. The
+    /// user's [`sessions_epoch`](crate::User::sessions_epoch) goes up by
+    /// one with it, so a sign-in in flight is refused.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such user.
@@ -222,9 +225,12 @@ impl RevocationStore for SqlStore {
             let mut tx = c.begin().await?;
             // The user's row lock first (it also proves the user exists):
             // sign-ins take it too, so none can slip a family in between.
+            // The new sessions epoch refuses the sign-ins whose password
+            // check began before this (see `NewFamily::sessions_epoch`).
             let found = sqlx::query(
                 "UPDATE users SET status = COALESCE($2, status), password_hash = COALESCE($3, password_hash), \
-                 updated_at = CASE WHEN $2 IS NULL AND $3 IS NULL THEN updated_at ELSE $4 END WHERE id = $1",
+                 updated_at = CASE WHEN $2 IS NULL AND $3 IS NULL THEN updated_at ELSE $4 END, \
+                 sessions_epoch = sessions_epoch + 1 WHERE id = $1",
             )
             .bind(user_id)
             .bind(update.status.map(crate::UserStatus::as_str))

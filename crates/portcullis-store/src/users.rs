@@ -43,6 +43,10 @@ pub struct User {
     pub created_at: UnixTime,
     /// When the user was last changed.
     pub updated_at: UnixTime,
+    /// How many times every sign-in of the user was ended at once (see
+    /// [`crate::RevocationStore::update_and_revoke_user`]); a sign-in
+    /// passes the value it read to [`crate::NewFamily::sessions_epoch`].
+    pub sessions_epoch: i64,
 }
 
 impl fmt::Debug for User {
@@ -57,6 +61,7 @@ impl fmt::Debug for User {
             .field("email_verified_at", &self.email_verified_at)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("sessions_epoch", &self.sessions_epoch)
             .finish()
     }
 }
@@ -170,6 +175,7 @@ pub(crate) struct UserRow {
     updated_at: i64,
     email: Option<String>,
     email_verified_at: Option<i64>,
+    sessions_epoch: i64,
 }
 
 /// The stored form of "no password" (see migrations/*/0007): no PHC
@@ -194,16 +200,18 @@ impl TryFrom<UserRow> for User {
             email_verified_at: r.email_verified_at.map(UnixTime),
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
+            sessions_epoch: r.sessions_epoch,
         })
     }
 }
 
-const COLUMNS: &str = "id, username, password_hash, status, scope, created_at, updated_at, email, email_verified_at";
+const COLUMNS: &str =
+    "id, username, password_hash, status, scope, created_at, updated_at, email, email_verified_at, sessions_epoch";
 /// [`COLUMNS`] qualified by the alias `u`, for joins.
 pub(crate) const COLUMNS_U: &str = "u.id, u.username, u.password_hash, u.status, u.scope, u.created_at, \
-                                    u.updated_at, u.email, u.email_verified_at";
+                                    u.updated_at, u.email, u.email_verified_at, u.sessions_epoch";
 /// How many columns [`COLUMNS_U`] names.
-pub(crate) const COLUMN_COUNT: usize = 9;
+pub(crate) const COLUMN_COUNT: usize = 10;
 
 impl UserRow {
     /// The user whose columns start at `base` (in [`COLUMNS`] order).
@@ -225,6 +233,7 @@ impl UserRow {
             updated_at: row.try_get(base + 6)?,
             email: row.try_get(base + 7)?,
             email_verified_at: row.try_get(base + 8)?,
+            sessions_epoch: row.try_get(base + 9)?,
         })
     }
 }

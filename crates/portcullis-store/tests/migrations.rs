@@ -105,7 +105,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             selector: TokenHash::of(b"selector"),
             first_token: TokenHash::of(b"old"),
             first_token_expires_at: now.plus(1000),
-            not_revoked_since: UnixTime(0),
+            sessions_epoch: 0,
             password_hash: None,
             sign_in: None,
             dpop_jkt: None,

@@ -197,7 +197,7 @@ async fn family(
         selector: selector(family_of(first)),
         first_token: hash(first),
         first_token_expires_at: idle,
-        not_revoked_since: UnixTime(0),
+        sessions_epoch: 0,
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,

@@ -181,11 +181,13 @@ pub struct NewFamily {
     pub first_token: TokenHash,
     /// Idle expiry of the first token (capped at the family's expiry).
     pub first_token_expires_at: UnixTime,
-    /// The sign-in is refused if the user's tokens were revoked at or after
-    /// this time (when the password check began): a password change or a
-    /// "sign out everywhere" that lands while the password is being
-    /// checked must not let this sign-in through.
-    pub not_revoked_since: UnixTime,
+    /// The user's [`sessions_epoch`](crate::User::sessions_epoch) as read
+    /// with the user, before the password check; the sign-in is refused if
+    /// it changed since: a "sign out everywhere", a disable or a password
+    /// set or reset that lands while the password is being checked must
+    /// not let this sign-in through. Counting, not timing, so a sign-in
+    /// that begins after such a change passes even within the same second.
+    pub sessions_epoch: i64,
     /// The password hash the password was checked against; the sign-in is
     /// refused if the stored hash is no longer this one.
     pub password_hash: Option<String>,
@@ -276,8 +278,8 @@ pub trait RefreshStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the user or client does not exist or
-    /// is not active, the password hash changed, or the user's tokens were
-    /// revoked since [`NewFamily::not_revoked_since`];
+    /// is not active, the password hash changed, or every sign-in of the
+    /// user was ended since [`NewFamily::sessions_epoch`] was read;
     /// [`StoreError::Conflict`] when the selector is already taken.
     async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<RefreshFamily, StoreError>;
 

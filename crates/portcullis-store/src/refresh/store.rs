@@ -22,32 +22,26 @@ impl RefreshStore for SqlStore {
             let mut tx = c.begin().await?;
             // Take the client's and the user's row locks, requiring both
             // active: a concurrent revoke of either is ordered before or
-            // after this sign-in, never interleaved with it.
+            // after this sign-in, never interleaved with it. The user must
+            // also still have the password hash the password was checked
+            // against and the sessions epoch read before that check: an
+            // end of every sign-in of theirs committed meanwhile changed
+            // one or both (PostgreSQL re-reads the row after waiting for
+            // its lock; SQLite has one writer at a time).
             let client = sqlx::query("UPDATE clients SET updated_at = updated_at WHERE id = $1 AND status = 'active'")
                 .bind(&new.client_id)
                 .execute(&mut *tx)
                 .await?;
             let user = sqlx::query(
                 "UPDATE users SET updated_at = updated_at \
-                 WHERE id = $1 AND status = 'active' AND ($2 IS NULL OR password_hash = $2)",
+                 WHERE id = $1 AND status = 'active' AND ($2 IS NULL OR password_hash = $2) AND sessions_epoch = $3",
             )
             .bind(&new.user_id)
             .bind(new.password_hash.as_deref())
+            .bind(new.sessions_epoch)
             .execute(&mut *tx)
             .await?;
             if client.rows_affected() == 0 || user.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            // Holding the user's row lock, a revocation of the user is
-            // either committed (and seen here) or waits for this sign-in.
-            let revoked: Option<(i64,)> = sqlx::query_as(
-                "SELECT revoked_at FROM revocations WHERE kind = 'user' AND subject = $1 AND revoked_at >= $2 LIMIT 1",
-            )
-            .bind(&new.user_id)
-            .bind(new.not_revoked_since.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if revoked.is_some() {
                 return Err(StoreError::NotFound);
             }
             let family: FamilyRow = sqlx::query_as(&family_sql)

@@ -116,8 +116,8 @@ pub(crate) async fn password(
         first_token: refresh.hash(),
         first_token_expires_at: req.now.plus(secs(cfg.refresh_idle_ttl)),
         // Refused if the password changed or the user was signed out
-        // everywhere while the password was being checked.
-        not_revoked_since: req.now,
+        // everywhere after the user was read, before the password check.
+        sessions_epoch: user.sessions_epoch,
         password_hash: Some(checked_hash),
         // The throttle bookkeeping and the audit event of the sign-in, in
         // the family's own transaction.

@@ -2,7 +2,7 @@
 
 use portcullis_domain::{ADMIN_SCOPE, Email, Scopes, Username};
 use portcullis_store::SqlStore;
-use portcullis_token::password::PasswordPolicy;
+use portcullis_token::password::{PasswordPolicy, Passwords};
 use serde::Serialize;
 
 use super::{failed, read_password, render, scope, table};
@@ -29,10 +29,11 @@ struct PasswordSet<'a> {
 }
 
 /// `portcullis user create`; `policy` is the server's password hashing
-/// (from the configuration).
+/// (from the configuration), run on a pool of the command's own.
 ///
 /// # Errors
-/// Invalid input, a taken username, or a database failure.
+/// Invalid input, a taken username, refused hashing settings, or a
+/// database failure.
 pub async fn user_create(store: &SqlStore, args: UserCreate, policy: &PasswordPolicy) -> anyhow::Result<String> {
     let username = Username::parse(&args.username)?;
     let mut tokens = scope(&args.scope, "scope")?.to_string();
@@ -55,7 +56,8 @@ pub async fn user_create(store: &SqlStore, args: UserCreate, policy: &PasswordPo
             .map_err(|e| anyhow::anyhow!("--email: {e}"))?,
         email_verified: args.email_verified,
     };
-    let user = ops::users::create(store, &Actor::Cli, input, policy)
+    let passwords = Passwords::new(policy)?;
+    let user = ops::users::create(store, &Actor::Cli, input, policy, &passwords)
         .await
         .map_err(failed("cannot create the user"))?;
     let doc = Created {
@@ -98,10 +100,12 @@ pub async fn user_disable(store: &SqlStore, username: &str, json: bool) -> anyho
     render(&UserDisabled::from(done), json, text)
 }
 
-/// `portcullis user set-password NAME`: also ends every sign-in.
+/// `portcullis user set-password NAME`: also ends every sign-in. The
+/// password is hashed on a pool of the command's own.
 ///
 /// # Errors
-/// An unknown user, a bad password, or a database failure.
+/// An unknown user, a bad password, refused hashing settings, or a
+/// database failure.
 pub async fn user_set_password(
     store: &SqlStore,
     args: UserSetPassword,
@@ -112,7 +116,8 @@ pub async fn user_set_password(
         .await
         .map_err(failed("cannot read the user"))?;
     let password = read_password(args.password_stdin)?;
-    let done = ops::users::set_password(store, &Actor::Cli, &args.username, &password, policy)
+    let passwords = Passwords::new(policy)?;
+    let done = ops::users::set_password(store, &Actor::Cli, &args.username, &password, policy, &passwords)
         .await
         .map_err(failed("cannot set the password"))?;
     let doc = PasswordSet {

@@ -156,9 +156,11 @@ impl From<OpsError> for ApiError {
             | OpsError::NoUser(_)
             | OpsError::NoDevice
             | OpsError::Store(StoreError::NotFound) => Self::not_found(),
-            OpsError::Store(StoreError::Unavailable) | OpsError::Key(RotateError::Store(StoreError::Unavailable)) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable)
-            }
+            // The store unreachable, or the server's hashing pool full
+            // (password changes share it with sign-ins): a retry may pass.
+            OpsError::Store(StoreError::Unavailable)
+            | OpsError::Key(RotateError::Store(StoreError::Unavailable))
+            | OpsError::Hashing => Self::new(StatusCode::SERVICE_UNAVAILABLE, ApiErrorCode::TemporarilyUnavailable),
             // The one shape of a refused password, on every route that
             // sets one.
             OpsError::Password(refused) => Self::invalid_request().explained(refused.reason(), refused.description()),

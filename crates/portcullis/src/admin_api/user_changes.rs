@@ -125,7 +125,14 @@ pub(crate) async fn create_user(
         email: body.email.as_deref().map(email).transpose()?,
         email_verified: body.email_verified,
     };
-    let user = ops::users::create(&api.store, &admin(&me), input, &api.tokens.config().password).await?;
+    let user = ops::users::create(
+        &api.store,
+        &admin(&me),
+        input,
+        &api.tokens.config().password,
+        api.tokens.passwords(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(User::from(&user))))
 }
 
@@ -210,6 +217,7 @@ pub(crate) async fn set_user_password(
         &username,
         &SecretString::from(body.password),
         &api.tokens.config().password,
+        api.tokens.passwords(),
     )
     .await?;
     Ok(Json(SignInsEnded {

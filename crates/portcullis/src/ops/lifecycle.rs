@@ -169,7 +169,7 @@ pub async fn change_own_password(
     new_password: &SecretString,
 ) -> Result<u64, OpsError> {
     let user = reauthenticate(store, tokens, &me).await?;
-    let hash = hash(new_password, &tokens.config().password).await?;
+    let hash = hash(new_password, &tokens.config().password, tokens.passwords()).await?;
     let update = UserUpdate {
         status: None,
         password_hash: Some(hash),

@@ -12,9 +12,10 @@ use super::{Actor, OpsError, not_found, record};
 pub struct NewUserInput {
     /// The sign-in name.
     pub username: Username,
-    /// The password, hashed with the server's policy; `None` creates a
-    /// user who cannot sign in until a password is set (by an admin, or
-    /// by a reset through a verified email address).
+    /// The password, checked against the server's policy and hashed on
+    /// its pool; `None` creates a user who cannot sign in until a password
+    /// is set (by an admin, or by a reset through a verified email
+    /// address).
     pub password: Option<SecretString>,
     /// The scopes they may be granted.
     pub scope: Scopes,
@@ -34,19 +35,22 @@ pub struct SignInsEnded {
     pub ended: u64,
 }
 
-/// Creates a user; audited as `user.create`.
+/// Creates a user; audited as `user.create`. A password is checked against
+/// `policy` and hashed on `passwords`, the server's hashing pool.
 ///
 /// # Errors
 /// [`OpsError::Password`], [`OpsError::UserExists`],
-/// [`OpsError::EmailTaken`], a hashing failure or a store failure.
+/// [`OpsError::EmailTaken`], [`OpsError::Hashing`] (the pool is full) or
+/// a store failure.
 pub async fn create(
     store: &dyn Store,
     actor: &Actor,
     input: NewUserInput,
     policy: &PasswordPolicy,
+    passwords: &Passwords,
 ) -> Result<User, OpsError> {
     let password_hash = match &input.password {
-        Some(password) => Some(hash(password, policy).await?),
+        Some(password) => Some(hash(password, policy, passwords).await?),
         None => None,
     };
     let new = NewUser {
@@ -128,20 +132,22 @@ pub async fn disable(store: &dyn Store, actor: &Actor, username: &str) -> Result
     change(store, actor, username, Change::Disable).await
 }
 
-/// Sets a user's password (hashed with `policy`) and ends every sign-in.
+/// Sets a user's password (checked against `policy`, hashed on
+/// `passwords`, the server's hashing pool) and ends every sign-in.
 /// Audited as `user.set_password`.
 ///
 /// # Errors
-/// [`OpsError::NoUser`], [`OpsError::Password`], a hashing failure
-/// or a store failure.
+/// [`OpsError::NoUser`], [`OpsError::Password`], [`OpsError::Hashing`]
+/// (the pool is full) or a store failure.
 pub async fn set_password(
     store: &dyn Store,
     actor: &Actor,
     username: &str,
     password: &SecretString,
     policy: &PasswordPolicy,
+    passwords: &Passwords,
 ) -> Result<SignInsEnded, OpsError> {
-    let hash = hash(password, policy).await?;
+    let hash = hash(password, policy, passwords).await?;
     change(store, actor, username, Change::Password(hash)).await
 }
 
@@ -206,12 +212,15 @@ async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change
 }
 
 /// Checks a new password against the policy (length, common passwords;
-/// no account has a second factor yet) and hashes it.
-pub(super) async fn hash(password: &SecretString, policy: &PasswordPolicy) -> Result<String, OpsError> {
+/// no account has a second factor yet) and hashes it on `passwords`: the
+/// server's bounded pool, so that admin and account changes share its
+/// limits with sign-ins instead of starting threads of their own.
+pub(super) async fn hash(
+    password: &SecretString,
+    policy: &PasswordPolicy,
+    passwords: &Passwords,
+) -> Result<String, OpsError> {
     let password = password.expose_secret();
     policy.check_new(password, false)?;
-    Passwords::new(policy)?
-        .hash(password)
-        .await
-        .map_err(|_| OpsError::Hashing)
+    passwords.hash(password).await.map_err(|_| OpsError::Hashing)
 }
