@@ -34,6 +34,8 @@ async fn app_client(db: &TestDb, id: &str, sign_up: bool) {
         sign_up_scope: Scopes::parse("read").expect("scope"),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -26,6 +26,8 @@ async fn client(db: &TestDb, id: &str, required: bool, nonce: bool) {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: required,
         dpop_nonce_required: nonce,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -63,6 +63,8 @@ async fn feed_reader(db: &TestDb, id: &str, introspect: bool) -> String {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()

@@ -54,6 +54,10 @@ pub struct Client {
     pub dpop_bound_access_tokens: bool,
     /// DPoP proofs must carry a current server nonce (RFC 9449 §8).
     pub dpop_nonce_required: bool,
+    /// A first-party client: may use the Authorization Challenge Endpoint.
+    pub first_party: bool,
+    /// Users without a second factor cannot sign in through this client.
+    pub mfa_required: bool,
     /// When the client was registered.
     pub created_at: UnixTime,
     /// When the client was last changed.
@@ -107,6 +111,10 @@ pub struct ClientChanges {
     pub dpop_bound_access_tokens: Option<bool>,
     /// Whether DPoP nonces are required.
     pub dpop_nonce_required: Option<bool>,
+    /// Whether the client is first-party.
+    pub first_party: Option<bool>,
+    /// Whether a second factor is required.
+    pub mfa_required: Option<bool>,
 }
 
 /// What is needed to register a client.
@@ -136,6 +144,11 @@ pub struct NewClient {
     pub dpop_bound_access_tokens: bool,
     /// Whether DPoP proofs must carry a server nonce.
     pub dpop_nonce_required: bool,
+    /// Whether the client is first-party (may use the Authorization
+    /// Challenge Endpoint).
+    pub first_party: bool,
+    /// Whether users need a second factor to sign in through the client.
+    pub mfa_required: bool,
 }
 
 /// Clients.
@@ -209,6 +222,8 @@ pub(crate) struct ClientRow {
     prev_secret_expires_at: Option<i64>,
     dpop_bound_access_tokens: bool,
     dpop_nonce_required: bool,
+    first_party: bool,
+    mfa_required: bool,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -235,6 +250,8 @@ impl TryFrom<ClientRow> for Client {
             },
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
             dpop_nonce_required: r.dpop_nonce_required,
+            first_party: r.first_party,
+            mfa_required: r.mfa_required,
             created_at: UnixTime(r.created_at),
             updated_at: UnixTime(r.updated_at),
         })
@@ -249,12 +266,13 @@ pub(crate) fn stored(column: &'static str) -> StoreError {
 
 const COLUMNS: &str = "id, name, secret_hash, grant_types, scope, default_scope, introspect, status, created_at, \
                        updated_at, web_origins, allow_sign_up, sign_up_scope, prev_secret_hash, \
-                       prev_secret_expires_at, dpop_bound_access_tokens, dpop_nonce_required";
+                       prev_secret_expires_at, dpop_bound_access_tokens, dpop_nonce_required, first_party, \
+                       mfa_required";
 /// [`COLUMNS`] qualified by the alias `c`, for joins.
 pub(crate) const COLUMNS_C: &str = "c.id, c.name, c.secret_hash, c.grant_types, c.scope, c.default_scope, \
                                     c.introspect, c.status, c.created_at, c.updated_at, c.web_origins, \
                                     c.allow_sign_up, c.sign_up_scope, c.prev_secret_hash, c.prev_secret_expires_at, \
-                                    c.dpop_bound_access_tokens, c.dpop_nonce_required";
+                                    c.dpop_bound_access_tokens, c.dpop_nonce_required, c.first_party, c.mfa_required";
 
 impl ClientRow {
     /// The client whose columns start at `base` (in [`COLUMNS`] order).
@@ -285,6 +303,8 @@ impl ClientRow {
             prev_secret_expires_at: row.try_get(base + 14)?,
             dpop_bound_access_tokens: row.try_get(base + 15)?,
             dpop_nonce_required: row.try_get(base + 16)?,
+            first_party: row.try_get(base + 17)?,
+            mfa_required: row.try_get(base + 18)?,
         })
     }
 }
@@ -293,7 +313,7 @@ impl ClientRow {
 impl ClientStore for SqlStore {
     async fn create_client(&self, new: &NewClient, now: UnixTime) -> Result<Client, StoreError> {
         let sql = format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, NULL, NULL, $13, $14) \
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, NULL, NULL, $13, $14, $15, $16) \
              RETURNING {COLUMNS}"
         );
         let row: ClientRow = with_pool!(&self.write, |c| {
@@ -312,6 +332,8 @@ impl ClientStore for SqlStore {
                 .bind(new.sign_up_scope.to_string())
                 .bind(new.dpop_bound_access_tokens)
                 .bind(new.dpop_nonce_required)
+                .bind(new.first_party)
+                .bind(new.mfa_required)
                 .fetch_one(c)
                 .await?
         });
@@ -381,6 +403,7 @@ impl ClientStore for SqlStore {
              allow_sign_up = COALESCE($8, allow_sign_up), sign_up_scope = COALESCE($9, sign_up_scope), \
              dpop_bound_access_tokens = COALESCE($11, dpop_bound_access_tokens), \
              dpop_nonce_required = COALESCE($12, dpop_nonce_required), \
+             first_party = COALESCE($13, first_party), mfa_required = COALESCE($14, mfa_required), \
              updated_at = $10 WHERE id = $1 AND status = 'active' RETURNING {COLUMNS}"
         );
         let row: Option<ClientRow> = with_pool!(&self.write, |c| {
@@ -397,6 +420,8 @@ impl ClientStore for SqlStore {
                 .bind(now.0)
                 .bind(changes.dpop_bound_access_tokens)
                 .bind(changes.dpop_nonce_required)
+                .bind(changes.first_party)
+                .bind(changes.mfa_required)
                 .fetch_optional(c)
                 .await?
         });

@@ -7,7 +7,7 @@
 //! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
 //! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
 //! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`LifecycleStore`],
-//! [`CodeStore`], [`HealthStore`]).
+//! [`CodeStore`], [`SecondFactorStore`], [`HealthStore`]).
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
@@ -34,6 +34,7 @@ mod error;
 mod files;
 mod keys;
 mod lifecycle;
+mod mfa;
 mod migrations;
 mod refresh;
 mod revocations;
@@ -55,6 +56,7 @@ pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use lifecycle::LifecycleStore;
+pub use mfa::{SecondFactor, SecondFactorStore, Totp};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
     Sealed, SignInRecord, TokenKey,
@@ -109,6 +111,7 @@ pub trait Store:
     + RevocationStore
     + LifecycleStore
     + CodeStore
+    + SecondFactorStore
     + HealthStore
 {
 }
@@ -123,6 +126,7 @@ impl<T> Store for T where
         + RevocationStore
         + LifecycleStore
         + CodeStore
+        + SecondFactorStore
         + HealthStore
 {
 }

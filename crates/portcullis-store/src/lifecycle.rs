@@ -112,6 +112,12 @@ impl LifecycleStore for SqlStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+            for table in ["user_totp", "recovery_codes"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM refresh_families WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)

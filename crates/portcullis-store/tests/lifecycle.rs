@@ -43,6 +43,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         sign_up_scope: Scopes::parse("read").expect("scope"),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -61,6 +63,7 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> Refr
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -309,6 +312,7 @@ async fn dpop_bindings_and_settings_persist(s: &SqlStore) {
         password_hash: None,
         sign_in: None,
         dpop_jkt: Some("jkt-of-the-phone".into()),
+        amr: None,
     };
     let bound = s.start_family(&new, NOW).await.expect("start family");
     assert_eq!(bound.dpop_jkt.as_deref(), Some("jkt-of-the-phone"));
@@ -338,6 +342,8 @@ async fn dpop_bindings_and_settings_persist(s: &SqlStore) {
     let changes = ClientChanges {
         dpop_bound_access_tokens: Some(true),
         dpop_nonce_required: Some(true),
+        first_party: None,
+        mfa_required: None,
         ..ClientChanges::default()
     };
     let changed = s.update_client("app", &changes, NOW).await.expect("update");

@@ -51,6 +51,8 @@ async fn migrating_again_changes_nothing(s: &SqlStore) {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     s.create_client(&app, UnixTime(1)).await.expect("client");
     s.migrate().await.expect("second run");
@@ -94,6 +96,8 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             sign_up_scope: portcullis_domain::Scopes::empty(),
             dpop_bound_access_tokens: false,
             dpop_nonce_required: false,
+            first_party: false,
+            mfa_required: false,
         };
         s.create_client(&client, now).await.expect("client");
         let fam = NewFamily {
@@ -109,6 +113,7 @@ async fn a_sqlite_database_keeps_spent_tokens_spent_across_a_restart() {
             password_hash: None,
             sign_in: None,
             dpop_jkt: None,
+            amr: None,
         };
         let fam = s.start_family(&fam, now).await.expect("family");
         let r = Rotate {

@@ -173,6 +173,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -201,6 +203,7 @@ async fn family(
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     let id = s.start_family(&new, NOW).await.expect("start family").id;
     ids.insert(family_of(first).to_owned(), id.clone());

@@ -40,6 +40,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -60,6 +62,7 @@ fn sign_in(user: &User, first: &str) -> NewFamily {
         password_hash: user.password_hash.clone(),
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     }
 }
 

@@ -43,6 +43,8 @@ async fn client(s: &SqlStore, id: &str) -> Client {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     s.create_client(&new, NOW).await.expect("create client")
 }
@@ -62,6 +64,7 @@ async fn family(s: &SqlStore, user: &User, client: &Client, first: &str) -> Refr
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     s.start_family(&new, NOW).await.expect("start family")
 }
@@ -235,6 +238,8 @@ fn new_client_like(c: &Client) -> NewClient {
         sign_up_scope: c.sign_up_scope.clone(),
         dpop_bound_access_tokens: c.dpop_bound_access_tokens,
         dpop_nonce_required: c.dpop_nonce_required,
+        first_party: c.first_party,
+        mfa_required: c.mfa_required,
     }
 }
 
@@ -315,6 +320,7 @@ async fn a_taken_selector_is_a_conflict(s: &SqlStore) {
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     assert_eq!(
         s.start_family(&again, NOW).await.expect_err("taken"),
@@ -348,6 +354,7 @@ async fn a_family_for_an_unknown_user_or_client_is_not_found(s: &SqlStore) {
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     assert_eq!(
         s.start_family(&new, NOW).await.expect_err("ghost user"),
@@ -1121,6 +1128,7 @@ async fn a_sign_in_needs_an_active_user_and_client(s: &SqlStore) {
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     s.set_user_status(&alice.id, UserStatus::Disabled, NOW)
         .await
@@ -1366,6 +1374,7 @@ async fn a_sign_in_records_its_bookkeeping_with_the_family(s: &SqlStore) {
         password_hash: None,
         sign_in: Some(record.clone()),
         dpop_jkt: None,
+        amr: None,
     };
     // Refused (the client is revoked): nothing of it is written.
     s.revoke_client("app", NOW).await.expect("revoke");

@@ -105,6 +105,8 @@ async fn fixture_with(rt_password: &str, opts: &ConnectOptions) -> Fixture {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     store.create_client(&client, UnixTime::now()).await.expect("client");
     Fixture {
@@ -139,6 +141,7 @@ fn refresh(c: &mut Criterion) {
         password_hash: None,
         sign_in: None,
         dpop_jkt: None,
+        amr: None,
     };
     let family = rt.block_on(f.store.start_family(&fam, now)).expect("family");
     group.bench_function("store_rotate", |b| {
@@ -228,6 +231,7 @@ fn refresh_concurrent(c: &mut Criterion) {
                 password_hash: None,
                 sign_in: None,
                 dpop_jkt: None,
+                amr: None,
             };
             families.push(rt.block_on(f.store.start_family(&fam, now)).expect("family").id);
         }

@@ -74,6 +74,18 @@ pub enum GrantError {
     /// `use_dpop_nonce`, 400); the answer carries one in `DPoP-Nonce`.
     #[error("use_dpop_nonce")]
     UseDpopNonce,
+    /// The password was right and the user has a second factor: the
+    /// request must carry its code as `otp` (400 `invalid_grant` with
+    /// `mfa_required: true`).
+    #[error("invalid_grant: mfa required")]
+    MfaRequired,
+    /// The `otp` was wrong, expired or used already (400 `invalid_grant`
+    /// with `mfa_required: true`). A failed sign-in.
+    #[error("invalid_grant: wrong one-time code")]
+    InvalidOtp,
+    /// The client requires a second factor and the user has none.
+    #[error("invalid_grant: second factor not enrolled")]
+    MfaNotEnrolled,
 }
 
 impl From<StoreError> for GrantError {
@@ -97,6 +109,11 @@ pub(crate) struct OAuthError {
     /// Short fixed English text; it reveals no internals.
     #[schema(value_type = String)]
     pub(crate) error_description: &'static str,
+    /// Present (`true`) when the password was right and the sign-in needs
+    /// the code of the user's second factor, sent as `otp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    pub(crate) mfa_required: Option<bool>,
 }
 
 /// The error codes the server answers.
@@ -211,6 +228,21 @@ impl GrantError {
                 C::UseDpopNonce,
                 "a DPoP nonce is required: sign a new proof with the one in DPoP-Nonce",
             ),
+            Self::MfaRequired => (
+                S::BAD_REQUEST,
+                C::InvalidGrant,
+                "a second factor is required: send the authenticator code (or a recovery code) as otp",
+            ),
+            Self::InvalidOtp => (
+                S::BAD_REQUEST,
+                C::InvalidGrant,
+                "the one-time code is wrong, expired or was used already",
+            ),
+            Self::MfaNotEnrolled => (
+                S::BAD_REQUEST,
+                C::InvalidGrant,
+                "this client requires a second factor: set up an authenticator first",
+            ),
         }
     }
 }
@@ -223,6 +255,7 @@ impl IntoResponse for GrantError {
             axum::Json(OAuthError {
                 error,
                 error_description,
+                mfa_required: matches!(self, Self::MfaRequired | Self::InvalidOtp).then_some(true),
             }),
         )
             .into_response();

@@ -27,6 +27,7 @@ mod error;
 pub mod form;
 mod grants;
 pub mod keys;
+pub mod mfa;
 pub mod openapi;
 pub mod password;
 mod reauth;

@@ -37,6 +37,15 @@ pub struct AccessTokenClaims {
     /// absent for bearer tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// How the user signed in (RFC 8176 values): `["pwd"]` for a password,
+    /// `["pwd", "otp", "mfa"]` with a one-time code, `["pwd", "mfa"]` with
+    /// a recovery code. Absent on tokens from before second factors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// Authentication context class: `"1"` for a password alone, `"2"`
+    /// with a second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 impl AccessTokenClaims {
@@ -44,6 +53,19 @@ impl AccessTokenClaims {
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
+    }
+
+    /// Whether the user signed in with a second factor (`amr` holds
+    /// `mfa`): what an API demands before a sensitive call.
+    #[must_use]
+    pub fn is_multi_factor(&self) -> bool {
+        self.has_amr("mfa")
+    }
+
+    /// Whether `amr` holds `method` (e.g. `otp`).
+    #[must_use]
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.amr.as_ref().is_some_and(|all| all.iter().any(|m| m == method))
     }
 
     /// The granted scope tokens.

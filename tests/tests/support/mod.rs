@@ -95,6 +95,8 @@ pub async fn confidential(db: &TestDb, id: &str, grants: &str, scope: &str, defa
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -116,6 +118,8 @@ pub async fn introspector(db: &TestDb, id: &str) -> String {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
     secret.expose().to_owned()
@@ -136,6 +140,8 @@ pub async fn public(db: &TestDb, id: &str, scope: &str) {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

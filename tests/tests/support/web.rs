@@ -31,6 +31,8 @@ pub async fn web_client(db: &TestDb, id: &str, origins: &str) {
         sign_up_scope: portcullis_domain::Scopes::empty(),
         dpop_bound_access_tokens: false,
         dpop_nonce_required: false,
+        first_party: false,
+        mfa_required: false,
     };
     db.create_client(&new, UnixTime::now()).await.expect("client");
 }

@@ -66,6 +66,10 @@ pub struct RefreshFamily {
     /// The RFC 7638 thumbprint of the DPoP key the family is bound to:
     /// every refresh must prove possession of it (RFC 9449 §5).
     pub dpop_jkt: Option<String>,
+    /// How the sign-in was authenticated: RFC 8176 `amr` values,
+    /// space-separated (`pwd`, `pwd otp mfa`); `None` for a family started
+    /// before this was recorded (a password sign-in).
+    pub amr: Option<String>,
 }
 
 impl RefreshFamily {
@@ -196,6 +200,9 @@ pub struct NewFamily {
     pub sign_in: Option<SignInRecord>,
     /// The DPoP key the family is bound to, for good (RFC 9449 §5).
     pub dpop_jkt: Option<String>,
+    /// How the sign-in was authenticated (RFC 8176 `amr` values,
+    /// space-separated); every access token of the family carries it.
+    pub amr: Option<String>,
 }
 
 /// What a successful sign-in records besides its family.

@@ -24,6 +24,7 @@ pub(super) struct FamilyRow {
     pub(super) prev_used_at: Option<i64>,
     pub(super) successor: Option<Vec<u8>>,
     pub(super) dpop_jkt: Option<String>,
+    pub(super) amr: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for RefreshFamily {
@@ -55,6 +56,7 @@ impl TryFrom<FamilyRow> for RefreshFamily {
             },
             previous,
             dpop_jkt: r.dpop_jkt,
+            amr: r.amr,
         })
     }
 }
@@ -62,14 +64,14 @@ impl TryFrom<FamilyRow> for RefreshFamily {
 /// The family columns, in [`FamilyRow`] order.
 pub(super) const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, device_label, created_at, last_used_at, \
                                          expires_at, revoked_at, revoke_reason, generation, token_hash, \
-                                         token_expires_at, prev_hash, prev_used_at, successor, dpop_jkt";
+                                         token_expires_at, prev_hash, prev_used_at, successor, dpop_jkt, amr";
 /// The family columns qualified by the alias `f`, for joins.
 pub(super) const FAMILY_COLUMNS_F: &str = "f.id, f.user_id, f.client_id, f.scope, f.device_label, f.created_at, \
                                            f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, \
                                            f.generation, f.token_hash, f.token_expires_at, f.prev_hash, \
-                                           f.prev_used_at, f.successor, f.dpop_jkt";
+                                           f.prev_used_at, f.successor, f.dpop_jkt, f.amr";
 /// How many columns [`FAMILY_COLUMNS`] has.
-pub(super) const FAMILY_COLUMN_COUNT: usize = 17;
+pub(super) const FAMILY_COLUMN_COUNT: usize = 18;
 
 impl FamilyRow {
     /// The family whose columns start at `base` (in [`FAMILY_COLUMNS`] order).
@@ -100,6 +102,7 @@ impl FamilyRow {
             prev_used_at: row.try_get(base + 14)?,
             successor: row.try_get(base + 15)?,
             dpop_jkt: row.try_get(base + 16)?,
+            amr: row.try_get(base + 17)?,
         })
     }
 }

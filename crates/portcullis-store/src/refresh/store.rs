@@ -15,8 +15,8 @@ impl RefreshStore for SqlStore {
     async fn start_family(&self, new: &NewFamily, now: UnixTime) -> Result<RefreshFamily, StoreError> {
         let family_sql = format!(
             "INSERT INTO refresh_families (id, user_id, client_id, scope, device_label, created_at, last_used_at, \
-             expires_at, selector_hash, generation, token_hash, token_expires_at, dpop_jkt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, 1, $9, $10, $11) RETURNING {FAMILY_COLUMNS}"
+             expires_at, selector_hash, generation, token_hash, token_expires_at, dpop_jkt, amr) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, 1, $9, $10, $11, $12) RETURNING {FAMILY_COLUMNS}"
         );
         let family: FamilyRow = with_pool!(&self.write, |c| {
             let mut tx = c.begin().await?;
@@ -56,6 +56,7 @@ impl RefreshStore for SqlStore {
                 .bind(new.first_token.0.to_vec())
                 .bind(new.first_token_expires_at.min(new.expires_at).0)
                 .bind(new.dpop_jkt.as_deref())
+                .bind(new.amr.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
             if let Some(s) = &new.sign_in {

@@ -187,7 +187,9 @@ impl TokenService {
         family_id: &str,
         now: UnixTime,
         jkt: Option<&str>,
+        amr: Option<&str>,
     ) -> Result<AccessToken, GrantError> {
+        let (amr, acr) = crate::mfa::claims_of(amr);
         let ttl = secs(self.config().access_token_ttl);
         let claims = AccessTokenClaims {
             iss: self.config().issuer.clone(),
@@ -201,6 +203,8 @@ impl TokenService {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             sid: Some(family_id.to_owned()),
             cnf: jkt.map(|jkt| portcullis_verify::Confirmation { jkt: jkt.to_owned() }),
+            amr: Some(amr),
+            acr: Some(acr),
         };
         let keys = self.keys();
         let signer = keys.set.signer(now);

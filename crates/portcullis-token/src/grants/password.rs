@@ -2,10 +2,12 @@
 
 use portcullis_store::{NewAuditEvent, NewFamily, SignInRecord, StoreError, UserStatus};
 
-use secrecy::ExposeSecret as _;
+use portcullis_domain::AuditAction;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{PasswordGrant, Request, TokenResponse};
 use crate::config::secs;
+use crate::mfa::{self, CheckError, SignInMethod};
 use crate::password::{Slot, Verdict};
 use crate::throttle::ThrottlePolicy;
 use crate::{GrantError, TokenService};
@@ -28,6 +30,7 @@ pub(crate) async fn password(
         scope: requested,
         resource,
         device_name,
+        otp,
     } = grant;
     // Attempts are counted per account, whatever case or width they use.
     let key = username.key();
@@ -88,6 +91,7 @@ pub(crate) async fn password(
             return Err(GrantError::InvalidGrant);
         }
     };
+    let method = second_factor(svc, &user.id, otp.as_ref(), req, key).await?;
     let user_scope = user.scope.clone();
     let granted = match requested {
         Some(r) if r.is_subset_of(&user_scope) => r,
@@ -125,6 +129,7 @@ pub(crate) async fn password(
         // key of the sign-in's proof, for the family's whole life (a
         // confidential client's is bound to its own authentication).
         dpop_jkt: req.dpop.filter(|_| req.client.is_public()).map(str::to_owned),
+        amr: Some(method.amr().to_owned()),
         sign_in: Some({
             let (clear_counter, forgive_counter) = ThrottlePolicy::success_counters(key, req.ip);
             SignInRecord {
@@ -153,9 +158,51 @@ pub(crate) async fn password(
         &family.id,
         req.now,
         req.dpop,
+        Some(method.amr()),
     )?;
     let can_refresh = req.client.grant_types.allows(GrantType::RefreshToken);
     Ok(svc.respond(access, can_refresh.then_some(&refresh), &granted))
+}
+
+/// After a right password: the user's second factor, if they have one.
+/// Without `otp` the answer asks for it (`mfa_required`), and the attempt
+/// is taken back (the password was right); a wrong `otp` is a failed
+/// sign-in, counted like a wrong password. A client that requires a second
+/// factor refuses a user without one.
+async fn second_factor(
+    svc: &TokenService,
+    user_id: &str,
+    otp: Option<&SecretString>,
+    req: &Request<'_>,
+    key: &str,
+) -> Result<SignInMethod, GrantError> {
+    let store = svc.store();
+    let throttle = &svc.config().throttle;
+    let enrolled = store.second_factor(user_id).await?.is_enrolled();
+    if !enrolled {
+        if req.client.mfa_required {
+            throttle.succeeded(store, key, req.ip).await;
+            return Err(GrantError::MfaNotEnrolled);
+        }
+        return Ok(SignInMethod::Password);
+    }
+    let Some(otp) = otp else {
+        throttle.succeeded(store, key, req.ip).await;
+        return Err(GrantError::MfaRequired);
+    };
+    let kek = svc.config().key_encryption_key.as_ref();
+    match mfa::check(store, kek, user_id, otp.expose_secret(), req.now).await {
+        Ok(Some(factor)) => Ok(SignInMethod::second_factor(Some(factor))),
+        Ok(None) => {
+            audit(svc, AuditAction::LoginFailure, Some(user_id.to_owned()), req).await;
+            Err(GrantError::InvalidOtp)
+        }
+        Err(CheckError::Store(e)) => Err(e.into()),
+        Err(CheckError::Key(e)) => {
+            tracing::error!(error = %e, "an authenticator secret cannot be opened");
+            Err(GrantError::Internal)
+        }
+    }
 }
 
 fn event(action: portcullis_domain::AuditAction, user_id: Option<String>, req: &Request<'_>) -> NewAuditEvent {

@@ -109,6 +109,7 @@ pub(crate) async fn refresh(
                 &family.id,
                 req.now,
                 req.dpop,
+                family.amr.as_deref(),
             )?;
             Ok(svc.respond(access, Some(&next), &scope))
         }
@@ -191,6 +192,7 @@ async fn spent(
         &family.id,
         req.now,
         req.dpop,
+        family.amr.as_deref(),
     )?;
     Ok(svc.respond(access, Some(&same), &scope))
 }

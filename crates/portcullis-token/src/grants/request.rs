@@ -11,6 +11,8 @@ use crate::password::Passwords;
 
 /// Longest accepted device label, in characters.
 const MAX_DEVICE_NAME: usize = 100;
+/// Longest `otp` looked at (a recovery code with dashes and spaces).
+const MAX_OTP: usize = 64;
 /// Longest refresh token looked up.
 pub(crate) const MAX_REFRESH_TOKEN: usize = 512;
 
@@ -32,6 +34,9 @@ pub(crate) struct PasswordGrant {
     /// A label for the device: at most 100 characters, no control
     /// characters.
     pub(crate) device_name: Option<String>,
+    /// The code of the user's second factor (an authenticator code or a
+    /// recovery code), for a user who has one.
+    pub(crate) otp: Option<SecretString>,
 }
 
 impl PasswordGrant {
@@ -68,6 +73,10 @@ impl PasswordGrant {
                 "device_name is too long or has control characters",
             ));
         }
+        let otp = form.take("otp").filter(|o| !o.is_empty()).map(SecretString::from);
+        if otp.as_ref().is_some_and(|o| o.expose_secret().len() > MAX_OTP) {
+            return Err(GrantError::InvalidRequest("otp is too long"));
+        }
         let scope = requested_scope(form).map_err(|_| GrantError::InvalidScope)?;
         Ok(Self {
             username,
@@ -75,6 +84,7 @@ impl PasswordGrant {
             scope,
             resource: form.take("resource"),
             device_name,
+            otp,
         })
     }
 }

@@ -89,6 +89,15 @@ pub(crate) struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false, nullable = false, value_type = Option<ConfirmationSchema>)]
     cnf: Option<Confirmation>,
+    /// How the user signed in (RFC 8176 values, e.g. `["pwd", "otp",
+    /// "mfa"]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    amr: Option<Vec<String>>,
+    /// `"1"` for a password alone, `"2"` with a second factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
+    acr: Option<String>,
 }
 
 /// RFC 7800 confirmation of a DPoP-bound token (RFC 9449 §6).
@@ -143,6 +152,8 @@ impl From<AccessTokenClaims> for Introspection {
             jti: Some(c.jti),
             sid: c.sid,
             cnf: c.cnf,
+            amr: c.amr,
+            acr: c.acr,
         }
     }
 }
@@ -175,6 +186,7 @@ async fn introspect_token(
             if !live {
                 return Ok(Introspection::default());
             }
+            let (amr, acr) = crate::mfa::claims_of(family.amr.as_deref());
             return Ok(Introspection {
                 active: true,
                 token_type: Some(IntrospectedType::RefreshToken),
@@ -186,6 +198,8 @@ async fn introspect_token(
                 iss: Some(svc.config().issuer.clone()),
                 sid: Some(family.id),
                 cnf: family.dpop_jkt.map(|jkt| Confirmation { jkt }),
+                amr: Some(amr),
+                acr: Some(acr),
                 ..Introspection::default()
             });
         }

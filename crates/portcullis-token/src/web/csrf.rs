@@ -39,6 +39,7 @@ impl IntoResponse for Refusal {
                 Json(OAuthError {
                     error: ErrorCode::AccessDenied,
                     error_description: why,
+                    mfa_required: None,
                 }),
             )
                 .into_response(),

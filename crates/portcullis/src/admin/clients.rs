@@ -72,6 +72,8 @@ pub async fn client_create(store: &SqlStore, args: ClientCreate) -> anyhow::Resu
         sign_up_scope: scope(&args.sign_up_scope, "sign-up scope")?,
         dpop_bound_access_tokens: args.dpop_bound_access_tokens,
         dpop_nonce_required: args.dpop_nonce_required,
+        first_party: args.first_party,
+        mfa_required: args.mfa_required,
     };
     let created = ops::clients::create(store, &Actor::Cli, input)
         .await

@@ -65,6 +65,14 @@ pub(crate) struct CreateClient {
     /// `false`).
     #[serde(default)]
     dpop_nonce_required: bool,
+    /// A first-party client, which may use the Authorization Challenge
+    /// Endpoint (default `false`).
+    #[serde(default)]
+    first_party: bool,
+    /// Users without a second factor cannot sign in through the client
+    /// (default `false`).
+    #[serde(default)]
+    mfa_required: bool,
 }
 
 /// A registered client (RFC 7591 §3.2.1), with its secret shown this once.
@@ -101,6 +109,8 @@ pub(crate) struct UpdateClient {
     sign_up_scope: Option<String>,
     dpop_bound_access_tokens: Option<bool>,
     dpop_nonce_required: Option<bool>,
+    first_party: Option<bool>,
+    mfa_required: Option<bool>,
 }
 
 /// A secret rotation.
@@ -196,6 +206,8 @@ pub(crate) async fn create_client(
         sign_up_scope: scope(&body.sign_up_scope, "sign_up_scope")?,
         dpop_bound_access_tokens: body.dpop_bound_access_tokens,
         dpop_nonce_required: body.dpop_nonce_required,
+        first_party: body.first_party,
+        mfa_required: body.mfa_required,
     };
     let created = ops::clients::create(&api.store, &admin(&me), input).await?;
     let secret = created.secret.as_ref().map(|s| s.expose().to_owned());
@@ -252,6 +264,8 @@ pub(crate) async fn update_client(
             .transpose()?,
         dpop_bound_access_tokens: body.dpop_bound_access_tokens,
         dpop_nonce_required: body.dpop_nonce_required,
+        first_party: body.first_party,
+        mfa_required: body.mfa_required,
     };
     let client = ops::clients::update(&api.store, &admin(&me), &id, edit).await?;
     Ok(Json(Client::from(&client)))

@@ -47,6 +47,10 @@ pub(crate) struct Client {
     dpop_bound_access_tokens: bool,
     /// DPoP proofs must carry a current server nonce (RFC 9449 §8).
     dpop_nonce_required: bool,
+    /// A first-party client: may use the Authorization Challenge Endpoint.
+    first_party: bool,
+    /// Users without a second factor cannot sign in through this client.
+    mfa_required: bool,
     /// After a secret rotation with a grace period: until when (Unix
     /// seconds) the previous secret still works.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,8 @@ impl From<&portcullis_store::Client> for Client {
             sign_up_scope: c.sign_up_scope.clone(),
             dpop_bound_access_tokens: c.dpop_bound_access_tokens,
             dpop_nonce_required: c.dpop_nonce_required,
+            first_party: c.first_party,
+            mfa_required: c.mfa_required,
             previous_secret_expires_at: c
                 .previous_secret_at(portcullis_store::UnixTime::now())
                 .and(c.previous_secret.map(|p| p.expires_at.0)),

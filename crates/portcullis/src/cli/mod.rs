@@ -415,6 +415,13 @@ pub struct ClientCreate {
     /// Require DPoP proofs to carry a current server nonce.
     #[arg(long)]
     pub dpop_nonce_required: bool,
+    /// A first-party app: may sign users in through the Authorization
+    /// Challenge Endpoint (POST /oauth/authorize-challenge).
+    #[arg(long)]
+    pub first_party: bool,
+    /// Users without a second factor cannot sign in through this client.
+    #[arg(long)]
+    pub mfa_required: bool,
     /// Print JSON (RFC 7591 field names).
     #[arg(long)]
     pub json: bool,

@@ -37,6 +37,10 @@ pub struct NewClientInput {
     pub dpop_bound_access_tokens: bool,
     /// DPoP proofs must carry a server nonce (RFC 9449 §8).
     pub dpop_nonce_required: bool,
+    /// A first-party client: may use the Authorization Challenge Endpoint.
+    pub first_party: bool,
+    /// Users without a second factor cannot sign in through it.
+    pub mfa_required: bool,
 }
 
 /// A registered client, with its secret (confidential clients only),
@@ -88,6 +92,8 @@ pub async fn create(store: &dyn Store, actor: &Actor, input: NewClientInput) -> 
         sign_up_scope: input.sign_up_scope,
         dpop_bound_access_tokens: input.dpop_bound_access_tokens,
         dpop_nonce_required: input.dpop_nonce_required,
+        first_party: input.first_party,
+        mfa_required: input.mfa_required,
     };
     let client = store.create_client(&new, UnixTime::now()).await.map_err(|e| match e {
         StoreError::Conflict => OpsError::ClientExists(new.id.to_string()),
@@ -209,6 +215,10 @@ pub struct ClientEdit {
     pub dpop_bound_access_tokens: Option<bool>,
     /// Whether DPoP proofs must carry a server nonce.
     pub dpop_nonce_required: Option<bool>,
+    /// Whether it is a first-party client.
+    pub first_party: Option<bool>,
+    /// Whether users need a second factor to sign in through it.
+    pub mfa_required: Option<bool>,
 }
 
 /// Changes a client's settings. A confidential client stays confidential
@@ -266,6 +276,8 @@ pub async fn update(store: &dyn Store, actor: &Actor, id: &str, edit: ClientEdit
         sign_up_scope: edit.sign_up_scope,
         dpop_bound_access_tokens: edit.dpop_bound_access_tokens,
         dpop_nonce_required: edit.dpop_nonce_required,
+        first_party: edit.first_party,
+        mfa_required: edit.mfa_required,
     };
     let updated = store
         .update_client(id, &changes, UnixTime::now())
