@@ -88,22 +88,26 @@
       super((body && (body.error_description || body.error)) || `HTTP ${status}`);
       this.status = status;
       this.code = (body && body.error) || null;
+      // The password was right and the account has a second factor.
+      this.mfaRequired = Boolean(body && body.mfa_required);
     }
   }
 
   // ---- Session ----
 
-  async function signIn(username, password) {
+  async function signIn(username, password, otp) {
+    const params = {
+      grant_type: "password",
+      client_id: clientId,
+      username,
+      password,
+      scope: SCOPE,
+      device_name: "Admin console",
+    };
+    if (otp) params.otp = otp;
     const res = await fetch("../oauth/token", {
       method: "POST",
-      body: new URLSearchParams({
-        grant_type: "password",
-        client_id: clientId,
-        username,
-        password,
-        scope: SCOPE,
-        device_name: "Admin console",
-      }),
+      body: new URLSearchParams(params),
       cache: "no-store",
     });
     const body = await res.json().catch(() => null);
@@ -526,11 +530,14 @@
       (username ? $("password") : $("username")).focus();
       return;
     }
+    const otp = $("otp-field").hidden ? "" : $("otp").value.trim();
     $("sign-in-button").disabled = true;
     status("Signing in…");
     try {
-      await signIn(username, password);
+      await signIn(username, password, otp);
       $("password").value = "";
+      $("otp").value = "";
+      $("otp-field").hidden = true;
       document.body.dataset.state = "signed-in";
       $("sign-in").hidden = true;
       $("session").hidden = false;
@@ -538,6 +545,19 @@
       status(`Signed in as ${username}.`, "ok");
       await showView("clients");
     } catch (e) {
+      if (e.mfaRequired) {
+        // Keep the password: the next try sends it again with the code.
+        $("otp-field").hidden = false;
+        $("otp").value = "";
+        status(
+          otp
+            ? "That code is wrong or was used already; enter a new one."
+            : "Enter the code from your authenticator app (or a recovery code).",
+          "error",
+        );
+        $("otp").focus();
+        return;
+      }
       const why = {
         invalid_grant: "Wrong username or password.",
         invalid_scope: "This account is not an administrator (no portcullis:admin scope).",

@@ -113,6 +113,9 @@
       this.status = status;
       this.code = (body && body.error) || null;
       this.retryAfter = retryAfter;
+      // The password was right and the account has a second factor: the
+      // sign-in needs its code as `otp`.
+      this.mfaRequired = Boolean(body && body.mfa_required);
     }
   }
 
@@ -197,8 +200,9 @@
     return refreshing;
   }
 
-  async function signIn(username, password) {
-    const tokens = await postWeb("/web/sign-in", { username, password });
+  async function signIn(username, password, otp) {
+    const params = otp ? { username, password, otp } : { username, password };
+    const tokens = await postWeb("/web/sign-in", params);
     accept(tokens);
   }
 
@@ -272,6 +276,7 @@
   /// What to tell the user about a failure.
   function explain(e) {
     if (e.status === 0) return "The server cannot be reached; try again.";
+    if (e.mfaRequired) return "Enter the code from your authenticator app (or a recovery code).";
     if (e.code === "invalid_grant") return "Wrong username or password.";
     if (e.code === "invalid_client") return `The client ${clientId} is not registered as a web client, or was revoked.`;
     if (e.code === "access_denied") return "Refused: this page's origin is not registered for the client.";
@@ -324,19 +329,31 @@
       (username ? $("password") : $("username")).focus();
       return;
     }
+    const otp = $("otp-field").hidden ? "" : $("otp").value.trim();
     $("sign-in").disabled = true;
     status("Signing in…");
     try {
-      await signIn(username, password);
+      await signIn(username, password, otp);
       $("password").value = "";
+      $("otp").value = "";
+      $("otp-field").hidden = true;
       await showMe();
       show("signed-in");
       status(`Signed in as ${username}.`, "ok");
       $("signed-in-heading").focus();
     } catch (e) {
       forget();
-      status(explain(e), "error");
-      $("password").focus();
+      if (e.mfaRequired) {
+        // Keep the password: the next try sends it again with the code.
+        const wrong = Boolean(otp);
+        $("otp-field").hidden = false;
+        $("otp").value = "";
+        status(wrong ? "That code is wrong or was used already; enter a new one." : explain(e), "error");
+        $("otp").focus();
+      } else {
+        status(explain(e), "error");
+        $("password").focus();
+      }
     } finally {
       $("sign-in").disabled = false;
     }
