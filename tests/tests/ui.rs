@@ -8,7 +8,7 @@ use reqwest::header::HeaderMap;
 use support::*;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   img-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The headers every UI answer carries.
 fn assert_protected(headers: &HeaderMap, content_type: &str) {

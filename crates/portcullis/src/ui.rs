@@ -16,7 +16,7 @@ use axum::routing::get;
 /// What the pages may load and where they may send requests: only this
 /// origin, no inline scripts or styles, no frames, no `<base>`.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   img-src 'self' blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

@@ -131,6 +131,10 @@
     }
     $("client-detail").hidden = true;
     $("devices").hidden = true;
+    dropQr();
+    $("mfa-enrol").hidden = true;
+    $("mfa-recovery").hidden = true;
+    $("mfa-recovery-codes").replaceChildren();
   }
 
   function showSignIn() {
@@ -163,11 +167,11 @@
 
   /// A call to the admin API, with an optional JSON body. A 401 ends the
   /// session (there is no refresh).
-  async function api(method, path, json) {
+  async function call(base, method, path, json) {
     if (!token) throw new ApiError(401, null);
     const headers = { Authorization: `Bearer ${token}` };
     if (json !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(`../admin/v1${path}`, {
+    const res = await fetch(`${base}${path}`, {
       method,
       headers,
       body: json === undefined ? undefined : JSON.stringify(json),
@@ -181,6 +185,11 @@
     if (!res.ok) throw new ApiError(res.status, body);
     return body;
   }
+
+  /// The admin API.
+  const api = (method, path, json) => call("../admin/v1", method, path, json);
+  /// The account API, for the admin's own account.
+  const accountApi = (method, path, json) => call("../account/v1", method, path, json);
 
   /// Runs an action, reporting failures in the status line.
   async function attempt(what, f) {
@@ -196,8 +205,14 @@
 
   // ---- Views ----
 
-  const views = ["clients", "users", "keys", "audit"];
-  const loaders = { clients: loadClients, users: loadUsers, keys: loadKeys, audit: () => loadAudit([]) };
+  const views = ["clients", "users", "keys", "audit", "account"];
+  const loaders = {
+    clients: loadClients,
+    users: loadUsers,
+    keys: loadKeys,
+    audit: () => loadAudit([]),
+    account: loadAccount,
+  };
 
   async function showView(name, focus = true) {
     for (const v of views) $(`view-${v}`).hidden = v !== name;
@@ -299,6 +314,71 @@
     await loadClients();
     if (!$("client-detail").hidden && $("client-detail").dataset.clientId === id) await showClient(id, false);
     $("clients-heading").focus();
+  }
+
+  // Your account: the admin's own second factor, through the account API.
+
+  /// The object URL of the QR code on show, if any.
+  let qrUrl = null;
+
+  function dropQr() {
+    if (qrUrl) URL.revokeObjectURL(qrUrl);
+    qrUrl = null;
+    $("mfa-qr").removeAttribute("src");
+    $("mfa-secret").textContent = "";
+  }
+
+  async function loadAccount() {
+    const m = await attempt("Loading your second factor", () => accountApi("GET", "/mfa"));
+    if (!m) return;
+    const on = m.totp === "enrolled";
+    $("mfa-state").textContent = on
+      ? `An authenticator app is set up; ${m.recovery_codes_left} recovery code(s) left.`
+      : "No second factor: signing in needs only the password.";
+    $("mfa-start").hidden = on;
+  }
+
+  async function onMfaStart() {
+    const e = await attempt("Starting the set-up", () => accountApi("POST", "/mfa/totp"));
+    if (!e) return;
+    dropQr();
+    // The server's SVG, shown as an image (it cannot run script there).
+    qrUrl = URL.createObjectURL(new Blob([e.qr_svg], { type: "image/svg+xml" }));
+    $("mfa-qr").src = qrUrl;
+    $("mfa-secret").textContent = e.secret;
+    $("mfa-recovery").hidden = true;
+    $("mfa-enrol").hidden = false;
+    $("mfa-code").value = "";
+    $("mfa-enrol-heading").focus();
+  }
+
+  async function onMfaConfirm(event) {
+    event.preventDefault();
+    const code = $("mfa-code").value.trim();
+    if (!code) {
+      status("Enter the code the app shows.", "error");
+      $("mfa-code").focus();
+      return;
+    }
+    const r = await attempt("Turning on the authenticator", () => accountApi("POST", "/mfa/totp/confirm", { code }));
+    $("mfa-code").value = "";
+    if (!r) {
+      $("mfa-code").focus();
+      return;
+    }
+    dropQr();
+    $("mfa-enrol").hidden = true;
+    $("mfa-recovery-codes").replaceChildren(...r.recovery_codes.map((c) => el("li", {}, el("code", {}, c))));
+    $("mfa-recovery").hidden = false;
+    status("Authenticator app set up: every sign-in now asks for a code.", "ok");
+    await loadAccount();
+    $("mfa-recovery-heading").focus();
+  }
+
+  function onRecoveryDone() {
+    $("mfa-recovery-codes").replaceChildren();
+    $("mfa-recovery").hidden = true;
+    $("account-heading").focus();
   }
 
   // Users
@@ -573,6 +653,9 @@
 
   async function start() {
     $("sign-in-form").addEventListener("submit", onSignIn);
+    $("mfa-start").addEventListener("click", onMfaStart);
+    $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
+    $("mfa-recovery-done").addEventListener("click", onRecoveryDone);
     $("sign-out").addEventListener("click", onSignOut);
     for (const b of document.querySelectorAll("nav [data-view]")) {
       b.addEventListener("click", () => showView(b.dataset.view));

@@ -241,6 +241,22 @@
     con.status(`Password of ${r.username} set; ${r.sign_ins_ended} sign-in(s) ended.`, "ok");
   }
 
+  async function onMfaReset(event) {
+    event.preventDefault();
+    const name = picked();
+    if (!name) {
+      con.status("Enter the username of the user to manage.", "error");
+      return;
+    }
+    const question = `Reset the second factor of ${name}? Every sign-in of theirs ends; they sign in with the password alone until they set up a new authenticator.`;
+    if (!confirm(question)) return;
+    const r = await con.attempt(`Resetting the second factor of ${name}`, () =>
+      con.api("DELETE", `${path("users", name)}/mfa`),
+    );
+    if (!r) return;
+    con.status(`Second factor of ${r.username} reset; ${r.sign_ins_ended} sign-in(s) ended.`, "ok");
+  }
+
   function onDeleteTyping() {
     $("um-delete").disabled = !picked() || $("um-delete-confirm").value !== picked();
   }
@@ -293,6 +309,7 @@
     $("um-enable").addEventListener("click", onEnable);
     $("user-password-form").addEventListener("submit", onSetPassword);
     $("user-delete-form").addEventListener("submit", onDelete);
+    $("user-mfa-reset-form").addEventListener("submit", onMfaReset);
     $("um-delete-confirm").addEventListener("input", onDeleteTyping);
     $("um-username").addEventListener("input", onDeleteTyping);
     $("users-table").addEventListener("click", onUserRow);

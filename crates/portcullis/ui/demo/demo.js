@@ -294,7 +294,23 @@
     $("me-scope").textContent = me.scope || "(none)";
     $("me-exp").textContent = new Date(me.exp * 1000).toLocaleTimeString();
     $("me-token-type").textContent = tokenType === "DPoP" ? "DPoP (bound to this browser's key)" : "Bearer";
+    $("me-amr").textContent = signedInWith(accessToken);
     return me;
+  }
+
+  /// How the user signed in, from the access token's `amr` claim (RFC
+  /// 8176). The page only reads it for display: the API checks the token.
+  function signedInWith(jwt) {
+    let amr = [];
+    try {
+      const payload = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      amr = JSON.parse(atob(payload)).amr || [];
+    } catch (e) {
+      return "unknown";
+    }
+    if (amr.includes("otp")) return "password and authenticator code";
+    if (amr.includes("mfa")) return "password and recovery code";
+    return "password";
   }
 
   /// The session is gone (signed out elsewhere, expired, revoked).
