@@ -38,6 +38,12 @@ pub enum VerifyError {
     /// `use_dpop_nonce`, with a fresh one in `DPoP-Nonce` (RFC 9449 §9).
     #[error("a current DPoP nonce is required")]
     UseDpopNonce,
+    /// The user did not sign in with a second factor and the resource
+    /// wants one: 401 `insufficient_user_authentication` with
+    /// `acr_values="2"` (RFC 9470 §3), so the app signs the user in again
+    /// with their code.
+    #[error("a sign-in with a second factor is required")]
+    InsufficientUserAuthentication,
 }
 
 impl From<crate::dpop::DpopError> for VerifyError {
@@ -54,7 +60,11 @@ impl VerifyError {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            Self::Missing | Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::UseDpopNonce => 401,
+            Self::Missing
+            | Self::InvalidToken(_)
+            | Self::InvalidDpopProof(_)
+            | Self::UseDpopNonce
+            | Self::InsufficientUserAuthentication => 401,
             Self::InvalidRequest(_) => 400,
             Self::InsufficientScope { .. } => 403,
             Self::KeysUnavailable => 503,
@@ -71,6 +81,7 @@ impl VerifyError {
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
             Self::UseDpopNonce => Some("use_dpop_nonce"),
+            Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
         }
     }
 
@@ -87,6 +98,9 @@ impl VerifyError {
                     quote(required)
                 )
             }
+            (Some(code), Self::InsufficientUserAuthentication) => {
+                format!("Bearer realm=\"{realm}\", error=\"{code}\", acr_values=\"2\"")
+            }
             (Some(code), _) => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
         }
     }
@@ -102,6 +116,9 @@ impl VerifyError {
         }
         if let Self::InsufficientScope { required } = self {
             value.push_str(&format!(", scope=\"{}\"", quote(required)));
+        }
+        if let Self::InsufficientUserAuthentication = self {
+            value.push_str(", acr_values=\"2\"");
         }
         value
     }
@@ -146,6 +163,14 @@ mod tests {
         assert_eq!(
             scope.www_authenticate("a\"pi"),
             r#"Bearer realm="api", error="insufficient_scope", scope="read write""#
+        );
+        let step_up = VerifyError::InsufficientUserAuthentication;
+        assert_eq!(
+            (step_up.status(), step_up.www_authenticate("api").as_str()),
+            (
+                401,
+                r#"Bearer realm="api", error="insufficient_user_authentication", acr_values="2""#
+            )
         );
     }
 }

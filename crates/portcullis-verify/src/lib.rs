@@ -77,4 +77,4 @@ pub use bearer::{Scheme, access_token, bearer_token, dpop_proof};
 pub use claims::{AccessTokenClaims, Audience, Confirmation};
 pub use error::VerifyError;
 pub use jsonwebtoken::Algorithm;
-pub use verifier::{BuildError, Verifier, VerifierBuilder, require_scopes};
+pub use verifier::{BuildError, Verifier, VerifierBuilder, require_multi_factor, require_scopes};

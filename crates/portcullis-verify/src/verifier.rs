@@ -336,6 +336,20 @@ pub fn require_scopes(claims: &AccessTokenClaims, required: &[&str]) -> Result<(
     }
 }
 
+/// Fails with [`VerifyError::InsufficientUserAuthentication`] unless the
+/// user signed in with a second factor (`acr` `"2"`, `amr` holding `mfa`):
+/// for a sensitive call (RFC 9470 step-up).
+///
+/// # Errors
+/// [`VerifyError::InsufficientUserAuthentication`].
+pub fn require_multi_factor(claims: &AccessTokenClaims) -> Result<(), VerifyError> {
+    if claims.is_multi_factor() {
+        Ok(())
+    } else {
+        Err(VerifyError::InsufficientUserAuthentication)
+    }
+}
+
 impl VerifierBuilder {
     /// Accepts tokens whose `aud` contains `audience` (repeat for several;
     /// one must match).

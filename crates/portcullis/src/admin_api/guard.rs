@@ -7,7 +7,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use portcullis_store::{StoreError, UserStore as _};
+use portcullis_domain::ADMIN_SCOPE;
+use portcullis_store::{SecondFactorStore as _, StoreError, UserStore as _};
 use portcullis_verify::axum::Rejection;
 use portcullis_verify::{AccessTokenClaims, Scheme, VerifyError, access_token, dpop_proof, require_scopes};
 
@@ -76,13 +77,22 @@ async fn stored_user_holds(api: &Api, claims: &AccessTokenClaims, scopes: &[&str
         Err(StoreError::NotFound) => return Err(VerifyError::InvalidToken("revoked")),
         Err(_) => return Err(VerifyError::KeysUnavailable),
     };
-    if scopes.iter().all(|s| user.scope.contains(s)) {
-        Ok(())
-    } else {
-        Err(VerifyError::InsufficientScope {
+    if !scopes.iter().all(|s| user.scope.contains(s)) {
+        return Err(VerifyError::InsufficientScope {
             required: scopes.join(" "),
-        })
+        });
     }
+    // An admin who has a second factor acts only from a sign-in that used
+    // it: a sign-in from before the enrolment (a refresh keeps how it
+    // started) gets the RFC 9470 step-up answer.
+    if scopes.contains(&ADMIN_SCOPE) && !claims.is_multi_factor() {
+        match api.store.second_factor(&user.id).await {
+            Ok(f) if f.is_enrolled() => return Err(VerifyError::InsufficientUserAuthentication),
+            Ok(_) => {}
+            Err(_) => return Err(VerifyError::KeysUnavailable),
+        }
+    }
+    Ok(())
 }
 
 /// The middleware: the claims go into the request's extensions for the
