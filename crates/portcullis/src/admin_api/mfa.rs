@@ -23,7 +23,8 @@ use crate::ops;
 pub(super) fn account_router() -> Routes {
     Routes::new()
         .route("/mfa", get(my_mfa))
-        .route("/mfa/totp", post(start_totp).delete(remove_totp))
+        .route("/mfa/totp", post(start_totp))
+        .route("/mfa/totp", delete(remove_totp))
         .route("/mfa/totp/confirm", post(confirm_totp))
         .route("/mfa/recovery-codes", post(new_recovery_codes))
 }
