@@ -513,7 +513,64 @@ async fn secrets_are_stored_sealed_under_the_kek(db: &TestDb) {
     access_token(sign_in_otp(&app, "mobile", "alice", Some(&next_code(&totp))).await).await;
 }
 
+/// A new random KEK in base64, written to `dir/name`.
+fn kek_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let secret = portcullis_token::secret::OpaqueSecret::generate();
+    std::fs::write(&path, format!("{}\n", secret.expose())).expect("write kek");
+    path
+}
+
+async fn a_kek_rewrap_moves_authenticator_secrets_too(db: &TestDb) {
+    use portcullis_token::keys::Kek;
+    use portcullis_token::mfa::TotpSecret;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, second) = (kek_file(dir.path(), "kek1"), kek_file(dir.path(), "kek2"));
+    let (kek1, kek2) = (
+        Kek::from_file(&first).expect("kek"),
+        Kek::from_file(&second).expect("kek"),
+    );
+    public(db, "mobile", "read").await;
+    let alice = user(db, "alice", "read").await;
+    let totp = {
+        let app = spawn_with(db, |c| c.key_encryption_key = Some(kek1)).await;
+        let (at, _) = access_token(sign_in_otp(&app, "mobile", "alice", None).await).await;
+        enrol(&app, &at).await.0
+    };
+    let out = std::process::Command::new(BIN)
+        .args([
+            "keys",
+            "rewrap",
+            "--new-key-file",
+            second.to_str().expect("path"),
+            "--json",
+        ])
+        .env("PORTCULLIS_DATABASE_URL", &db.url)
+        .env("PORTCULLIS_KEY_ENCRYPTION_KEY_FILE", &first)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["totp_secrets"], 1, "{doc}");
+    let stored = db
+        .second_factor(&alice)
+        .await
+        .expect("factor")
+        .totp
+        .expect("totp")
+        .secret;
+    let kek1 = Kek::from_file(&first).expect("kek");
+    assert!(TotpSecret::open(Some(&kek1), &alice, &stored).is_err());
+    assert!(TotpSecret::open(Some(&Kek::from_file(&second).expect("kek")), &alice, &stored).is_ok());
+
+    // A server with the new KEK checks codes as before.
+    let app = spawn_with(db, |c| c.key_encryption_key = Some(kek2)).await;
+    let (at, _) = access_token(sign_in_otp(&app, "mobile", "alice", Some(&next_code(&totp))).await).await;
+    assert_eq!(claims(&at)["acr"], "2");
+}
+
 on_both_backends!(
+    a_kek_rewrap_moves_authenticator_secrets_too,
     enrolment_makes_sign_in_ask_for_a_code_that_works_once,
     wrong_codes_count_like_wrong_passwords,
     removal_needs_the_password_and_a_code,
