@@ -78,6 +78,21 @@ actions! {
     UserSetEmail => "user.set_email",
     /// A user confirmed their email address with a code.
     UserVerifyEmail => "user.verify_email",
+    /// A user started enrolling an authenticator (TOTP); it is not asked
+    /// for until confirmed.
+    UserMfaStart => "user.mfa_start",
+    /// A user confirmed an authenticator with a first code: sign-in now
+    /// asks for a second factor; recovery codes were issued.
+    UserMfaEnrol => "user.mfa_enrol",
+    /// A user removed their authenticator and recovery codes.
+    UserMfaRemove => "user.mfa_remove",
+    /// An admin removed a user's second factor and ended their sign-ins.
+    UserMfaReset => "user.mfa_reset",
+    /// A user replaced their recovery codes.
+    UserRecoveryCodes => "user.recovery_codes",
+    /// A wrong second-factor code was tried outside sign-in (enrolment,
+    /// removal, new recovery codes).
+    UserMfaFailure => "user.mfa_failure",
     /// One sign-in (device) was ended.
     DeviceSignOut => "device.sign_out",
     /// A new signing key became current.

@@ -56,7 +56,7 @@ pub use error::{MigrationError, StoreError};
 pub use files::{database_files, exposed_files};
 pub use keys::{KeyState, KeyStore, NewSigningKey, PrivateKeyChange, SigningKey};
 pub use lifecycle::LifecycleStore;
-pub use mfa::{SecondFactor, SecondFactorStore, Totp};
+pub use mfa::{SecondFactor, SecondFactorStore, StoredTotpSecret, Totp, TotpSecretChange};
 pub use refresh::{
     CurrentToken, NewFamily, PreviousToken, RefreshFamily, RefreshStore, Refusal, RevokeReason, Rotate, Rotation,
     Sealed, SignInRecord, TokenKey,

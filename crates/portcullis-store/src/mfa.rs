@@ -56,6 +56,44 @@ impl SecondFactor {
     }
 }
 
+/// One user's authenticator secret as stored, for re-encryption under a
+/// new key-encryption key. `Debug` shows no secret.
+#[derive(Clone)]
+pub struct StoredTotpSecret {
+    /// The user's id (the sealed secret's associated data names it).
+    pub user_id: String,
+    /// The secret as stored (sealed or plain).
+    pub secret: Vec<u8>,
+}
+
+impl fmt::Debug for StoredTotpSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTotpSecret")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new stored form of one user's authenticator secret. `Debug` shows no
+/// secret.
+#[derive(Clone)]
+pub struct TotpSecretChange {
+    /// The user's id.
+    pub user_id: String,
+    /// The stored bytes expected now.
+    pub old: Vec<u8>,
+    /// The bytes to store instead.
+    pub new: Vec<u8>,
+}
+
+impl fmt::Debug for TotpSecretChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpSecretChange")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Second factors.
 #[async_trait]
 pub trait SecondFactorStore: Send + Sync {
@@ -121,6 +159,21 @@ pub trait SecondFactorStore: Send + Sync {
     /// # Errors
     /// Only database failures.
     async fn delete_second_factor(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Every stored authenticator secret (confirmed or pending), by user
+    /// id.
+    ///
+    /// # Errors
+    /// Only database failures.
+    async fn totp_secrets(&self) -> Result<Vec<StoredTotpSecret>, StoreError>;
+
+    /// Stores the new form of each secret, all in one transaction, each
+    /// only if the stored bytes are still `old`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a secret changed meanwhile (nothing
+    /// is written then); database failures.
+    async fn replace_totp_secrets(&self, changes: &[TotpSecretChange]) -> Result<(), StoreError>;
 }
 
 type TotpRow = (Vec<u8>, Option<i64>, i64, i64);
@@ -296,5 +349,38 @@ impl SecondFactorStore for SqlStore {
             tx.commit().await?;
             Ok(totp + codes > 0)
         })
+    }
+
+    async fn totp_secrets(&self) -> Result<Vec<StoredTotpSecret>, StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = with_pool!(&self.read, |c| {
+            sqlx::query_as("SELECT user_id, secret FROM user_totp ORDER BY user_id")
+                .fetch_all(c)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(user_id, secret)| StoredTotpSecret { user_id, secret })
+            .collect())
+    }
+
+    async fn replace_totp_secrets(&self, changes: &[TotpSecretChange]) -> Result<(), StoreError> {
+        with_pool!(&self.write, |c| {
+            let mut tx = c.begin().await?;
+            for ch in changes {
+                let n = sqlx::query("UPDATE user_totp SET secret = $1 WHERE user_id = $2 AND secret = $3")
+                    .bind(&ch.new)
+                    .bind(&ch.user_id)
+                    .bind(&ch.old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    // Dropping the transaction rolls every change back.
+                    return Err(StoreError::Conflict);
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use portcullis_store::{SecondFactorStore, StoreError, TokenHash, UnixTime};
+use portcullis_store::{SecondFactorStore, StoreError, StoredTotpSecret, TokenHash, TotpSecretChange, UnixTime};
 use subtle::ConstantTimeEq as _;
 
 use crate::keys::kek::is_sealed;
@@ -190,6 +190,34 @@ impl TotpSecret {
         }
         found
     }
+}
+
+/// The changes that leave every authenticator secret in `secrets` sealed
+/// under `new`, as [`crate::keys::kek::rewrap`] does for signing keys: a
+/// plain secret is sealed, one sealed under `old` re-sealed, one `new`
+/// opens already left alone (an interrupted rewrap can run again).
+///
+/// # Errors
+/// When a sealed secret opens under neither key, or a secret is malformed:
+/// nothing should then be written.
+pub fn rewrap_secrets(
+    secrets: &[StoredTotpSecret],
+    old: Option<&Kek>,
+    new: &Kek,
+) -> Result<Vec<TotpSecretChange>, KeyError> {
+    let mut changes = Vec::new();
+    for stored in secrets {
+        if is_sealed(&stored.secret) && new.open(&aad(&stored.user_id), &stored.secret).is_ok() {
+            continue;
+        }
+        let secret = TotpSecret::open(old, &stored.user_id, &stored.secret)?;
+        changes.push(TotpSecretChange {
+            user_id: stored.user_id.clone(),
+            old: stored.secret.clone(),
+            new: secret.seal(Some(new), &stored.user_id)?,
+        });
+    }
+    Ok(changes)
 }
 
 /// The TOTP step of `now`.
@@ -403,6 +431,48 @@ mod tests {
         assert!(TotpSecret::open(None, "u1", &stored).is_err());
         let plain = secret.seal(None, "u1").expect("plain");
         assert_eq!(TotpSecret::open(None, "u1", &plain).expect("open").0, secret.0);
+    }
+
+    #[test]
+    fn rewrap_moves_secrets_to_the_new_kek_and_skips_those_there() {
+        let old = Kek::from_bytes(&[1u8; 32]).expect("kek");
+        let new = Kek::from_bytes(&[2u8; 32]).expect("kek");
+        let (a, b, c) = (TotpSecret::generate(), TotpSecret::generate(), TotpSecret::generate());
+        let stored = vec![
+            StoredTotpSecret {
+                user_id: "a".into(),
+                secret: a.seal(None, "a").expect("plain"),
+            },
+            StoredTotpSecret {
+                user_id: "b".into(),
+                secret: b.seal(Some(&old), "b").expect("seal"),
+            },
+            StoredTotpSecret {
+                user_id: "c".into(),
+                secret: c.seal(Some(&new), "c").expect("seal"),
+            },
+        ];
+        let changes = rewrap_secrets(&stored, Some(&old), &new).expect("rewrap");
+        assert_eq!(
+            changes.iter().map(|c| c.user_id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        for (change, secret) in changes.iter().zip([&a, &b]) {
+            assert_eq!(
+                TotpSecret::open(Some(&new), &change.user_id, &change.new)
+                    .expect("open")
+                    .0,
+                secret.0
+            );
+        }
+        // A secret under a third key: refused, nothing to write.
+        let third = Kek::from_bytes(&[3u8; 32]).expect("kek");
+        let lost = [StoredTotpSecret {
+            user_id: "d".into(),
+            secret: a.seal(Some(&third), "d").expect("seal"),
+        }];
+        assert!(rewrap_secrets(&lost, Some(&old), &new).is_err());
+        assert!(rewrap_secrets(&lost, None, &new).is_err());
     }
 
     #[test]

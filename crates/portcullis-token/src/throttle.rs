@@ -137,7 +137,13 @@ impl ThrottlePolicy {
     /// Counts this attempt and fails with [`GrantError::Throttled`] when it
     /// is over either limit. The (username, address) limit is checked
     /// first, so a throttled address adds nothing to the account's count.
-    pub(crate) async fn admit(
+    /// `username` is the account's key (`Username::key`); second-factor
+    /// codes tried outside sign-in (enrolment, removal) are counted here
+    /// too, so they share the account's budget with passwords.
+    ///
+    /// # Errors
+    /// [`GrantError::Throttled`] over either limit; a store failure.
+    pub async fn admit(
         &self,
         store: &dyn Store,
         username: &str,
@@ -199,7 +205,7 @@ impl ThrottlePolicy {
     /// (e.g. a scope the user may not have): clears the (username,
     /// address) counter and takes the attempt back from the account-wide
     /// one.
-    pub(crate) async fn succeeded(&self, store: &dyn Store, username: &str, ip: Option<IpAddr>) {
+    pub async fn succeeded(&self, store: &dyn Store, username: &str, ip: Option<IpAddr>) {
         let [pair, user] = keys(username, ip);
         if let Err(e) = store.throttle_clear(&pair).await {
             tracing::warn!(error = %e, "could not clear a throttle counter");

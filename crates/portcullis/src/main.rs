@@ -118,6 +118,8 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
                 UserCommand::Delete(a) => admin::user_delete(&store, &a.username, a.json).await,
                 UserCommand::SetPassword(a) => admin::user_set_password(&store, a, &policy).await,
                 UserCommand::RevokeTokens(a) => admin::user_revoke_tokens(&store, &a.username, a.json).await,
+                UserCommand::Show(a) => admin::user_show(&store, &a.username, a.json).await,
+                UserCommand::MfaReset(a) => admin::user_mfa_reset(&store, &a.username, a.json).await,
             };
             store.close().await;
             print(out?)

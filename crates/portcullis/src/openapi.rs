@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::admin_api::common::{ApiError, ApiErrorCode};
 use crate::admin_api::{
-    account, audit, client_changes, clients, devices, email, keys, self_service, user_changes, users,
+    account, audit, client_changes, clients, devices, email, keys, mfa, self_service, user_changes, users,
 };
 use crate::{health, metrics};
 
@@ -62,6 +62,12 @@ use crate::{health, metrics};
         account::my_sign_out_device,
         account::change_my_password,
         account::delete_me,
+        mfa::my_mfa,
+        mfa::start_totp,
+        mfa::confirm_totp,
+        mfa::remove_totp,
+        mfa::new_recovery_codes,
+        mfa::reset_mfa,
         email::set_email,
         email::verify_email,
         self_service::sign_up,

@@ -90,6 +90,8 @@ pub async fn keys_rotate(
 struct Wrapped {
     /// Their ids.
     wrapped: Vec<String>,
+    /// How many authenticator (TOTP) secrets changed.
+    totp_secrets: usize,
 }
 
 /// `portcullis keys encrypt`: the plaintext keys under the configured KEK.
@@ -123,12 +125,17 @@ async fn keys_wrap(store: &SqlStore, old: Option<&Kek>, new: &Kek, json: bool) -
         .await
         .map_err(failed("cannot store the encrypted keys"))?;
     let text = format!(
-        "{} signing key(s) now encrypted under the key-encryption key{}{}",
-        wrapped.len(),
-        if wrapped.is_empty() { "" } else { ": " },
-        wrapped.join(" ")
+        "{} signing key(s) now encrypted under the key-encryption key{}{}\n{} authenticator secret(s) now encrypted under it",
+        wrapped.keys.len(),
+        if wrapped.keys.is_empty() { "" } else { ": " },
+        wrapped.keys.join(" "),
+        wrapped.totp_secrets,
     );
-    render(&Wrapped { wrapped }, json, text)
+    let doc = Wrapped {
+        wrapped: wrapped.keys,
+        totp_secrets: wrapped.totp_secrets,
+    };
+    render(&doc, json, text)
 }
 
 /// `portcullis audit`.

@@ -21,7 +21,8 @@ use crate::ops::OpsError;
 pub use clients::{client_create, client_list, client_revoke, client_rotate_secret, client_show};
 pub use keys::{KeyTimes, audit_list, keys_encrypt, keys_list, keys_rewrap, keys_rotate};
 pub use users::{
-    user_create, user_delete, user_disable, user_enable, user_list, user_revoke_tokens, user_set_password,
+    user_create, user_delete, user_disable, user_enable, user_list, user_mfa_reset, user_revoke_tokens,
+    user_set_password, user_show,
 };
 
 /// An operation's failure as the command says it: a refusal speaks for

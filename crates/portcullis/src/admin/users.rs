@@ -6,6 +6,7 @@ use portcullis_token::password::{PasswordPolicy, Passwords};
 use serde::Serialize;
 
 use super::{failed, read_password, render, scope, table};
+use crate::admin_api::mfa::MfaReset;
 use crate::admin_api::users::{User, UserDisabled, UserStatus, UserTokensRevoked};
 use crate::cli::{UserCreate, UserSetPassword};
 use crate::ops::users::NewUserInput;
@@ -179,4 +180,63 @@ pub async fn user_delete(store: &SqlStore, username: &str, json: bool) -> anyhow
     };
     let text = format!("user {} deleted; {} sign-ins ended", done.user.username, done.ended);
     render(&doc, json, text)
+}
+
+/// `portcullis user show NAME`: the user and their second factor.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_show(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let user = ops::users::show(store, username)
+        .await
+        .map_err(failed("cannot read the user"))?;
+    let factor = ops::mfa::status(store, &user.id)
+        .await
+        .map_err(failed("cannot read the user's second factor"))?;
+    let totp = match &factor.totp {
+        None => "none",
+        Some(t) if t.confirmed_at.is_some() => "enrolled",
+        Some(_) => "pending (not confirmed)",
+    };
+    let email = user.email.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    let text = format!(
+        "id: {}\nusername: {}\nstatus: {}\nscope: {}\nemail: {}{}\npassword: {}\nsecond factor: {}\nauthenticator: {totp}\nrecovery codes left: {}",
+        user.id,
+        user.username,
+        user.status,
+        user.scope,
+        email,
+        if user.email_verified_at.is_some() {
+            " (verified)"
+        } else {
+            ""
+        },
+        if user.password_hash.is_some() { "set" } else { "none" },
+        if factor.is_enrolled() { "yes" } else { "no" },
+        factor.recovery_codes_left,
+    );
+    render(&User::with_mfa(&user, &factor), json, text)
+}
+
+/// `portcullis user mfa-reset NAME`: removes the second factor and ends
+/// every sign-in.
+///
+/// # Errors
+/// An unknown user or a database failure.
+pub async fn user_mfa_reset(store: &SqlStore, username: &str, json: bool) -> anyhow::Result<String> {
+    let done = ops::mfa::reset(store, &Actor::Cli, username)
+        .await
+        .map_err(failed("cannot reset the second factor"))?;
+    let text = if done.removed {
+        format!(
+            "second factor of {} removed; {} sign-ins ended",
+            done.user.username, done.ended
+        )
+    } else {
+        format!(
+            "{} had no second factor; {} sign-ins ended",
+            done.user.username, done.ended
+        )
+    };
+    render(&MfaReset::from(done), json, text)
 }

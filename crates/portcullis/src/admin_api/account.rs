@@ -143,9 +143,9 @@ pub(crate) struct AccountDeleted {
     sign_ins_ended: u64,
 }
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+pub(super) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-fn ip(peer: &Peer) -> Option<std::net::IpAddr> {
+pub(super) fn ip(peer: &Peer) -> Option<std::net::IpAddr> {
     peer.as_ref().map(|Extension(ConnectInfo(a))| a.ip())
 }
 

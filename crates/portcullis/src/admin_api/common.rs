@@ -84,7 +84,8 @@ pub(crate) enum ApiErrorCode {
     MailNotConfigured,
     NotFound,
     UnsupportedAlgorithm,
-    /// The name, id or email address is taken; or the client is revoked.
+    /// The name, id or email address is taken; or the client is revoked;
+    /// or the second factor is not in a state that allows this.
     Conflict,
     /// The current password given to re-authenticate is wrong, or a
     /// one-time code is wrong, used or expired.
@@ -188,6 +189,16 @@ impl From<OpsError> for ApiError {
                 Self::new(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidGrant).describe("the current password is wrong")
             }
             OpsError::Throttled(secs) => Self::throttled(secs),
+            OpsError::MfaEnrolled => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained(
+                "mfa_enrolled",
+                "An authenticator is enrolled already; remove it before enrolling another.",
+            ),
+            OpsError::NoPendingTotp => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict).explained(
+                "no_pending_totp",
+                "No authenticator is waiting for confirmation; start enrolment first.",
+            ),
+            OpsError::NoSecondFactor => Self::new(StatusCode::CONFLICT, ApiErrorCode::Conflict)
+                .explained("mfa_not_enrolled", "This account has no second factor."),
             // Refused input, described.
             OpsError::PublicClient(_)
             | OpsError::DefaultScopeTooWide

@@ -19,6 +19,7 @@ pub(crate) mod devices;
 pub(crate) mod email;
 mod guard;
 pub(crate) mod keys;
+pub(crate) mod mfa;
 pub(crate) mod self_service;
 pub(crate) mod user_changes;
 pub(crate) mod users;
@@ -49,6 +50,7 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>, mailer: Option<Arc<cra
         .merge(devices::router())
         .merge(keys::router())
         .merge(audit::router())
+        .merge(mfa::admin_router())
         .layer(from_fn_with_state(admin_only, require));
     let any_user = Guard {
         api: api.clone(),
@@ -56,6 +58,7 @@ pub fn router(store: SqlStore, tokens: Arc<TokenService>, mailer: Option<Arc<cra
     };
     let account = account::router()
         .merge(email::router())
+        .merge(mfa::account_router())
         .layer(from_fn_with_state(any_user, require))
         // Sign-up and password reset: no token (the user has none yet).
         .merge(self_service::router());

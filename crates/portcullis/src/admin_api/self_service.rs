@@ -331,6 +331,9 @@ pub(crate) async fn password_reset_confirm(
     let ip = client_ip(info.as_deref());
     let store = &api.store;
     let password = req.password.as_str();
+    // The policy for an account without a second factor, whether or not
+    // this one has it: the answer, given before the code is checked, must
+    // not tell who has one (the second factor stays through a reset).
     api.tokens
         .config()
         .password

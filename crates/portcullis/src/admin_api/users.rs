@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::common::{AdminErrors, Api, ApiResult, NotFound, Page, Path, Query, Routes, admin};
+use super::mfa::MfaStatus;
 use crate::ops;
 
 pub(super) fn router() -> Routes {
@@ -38,6 +39,9 @@ pub(crate) struct User {
     /// Whether a password is set (without one the user cannot sign in).
     has_password: bool,
     created_at: i64,
+    /// The user's second factor (shown for one user, not in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa: Option<MfaStatus>,
 }
 
 impl From<&portcullis_store::User> for User {
@@ -51,6 +55,17 @@ impl From<&portcullis_store::User> for User {
             email_verified: u.email_verified_at.is_some(),
             has_password: u.password_hash.is_some(),
             created_at: u.created_at.0,
+            mfa: None,
+        }
+    }
+}
+
+impl User {
+    /// The user with their second factor.
+    pub(crate) fn with_mfa(u: &portcullis_store::User, factor: &portcullis_store::SecondFactor) -> Self {
+        Self {
+            mfa: Some(MfaStatus::from(factor)),
+            ..Self::from(u)
         }
     }
 }
@@ -149,7 +164,9 @@ pub(crate) async fn users(State(api): State<Api>, Query(p): Query<Page>) -> ApiR
     ),
 )]
 pub(crate) async fn user(State(api): State<Api>, Path(username): Path<String>) -> ApiResult<User> {
-    Ok(Json(User::from(&ops::users::show(&api.store, &username).await?)))
+    let found = ops::users::show(&api.store, &username).await?;
+    let factor = ops::mfa::status(&api.store, &found.id).await?;
+    Ok(Json(User::with_mfa(&found, &factor)))
 }
 
 #[utoipa::path(

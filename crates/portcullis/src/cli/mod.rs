@@ -445,6 +445,12 @@ pub enum UserCommand {
     SetPassword(UserSetPassword),
     /// End every sign-in of a user (all devices).
     RevokeTokens(UserName),
+    /// Show one user, with their second factor.
+    Show(UserName),
+    /// Remove a user's second factor (authenticator and recovery codes)
+    /// and end every sign-in of theirs: they sign in with the password
+    /// alone until they enrol again.
+    MfaReset(UserName),
 }
 
 /// `portcullis user set-password`

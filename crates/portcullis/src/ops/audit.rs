@@ -43,6 +43,8 @@ impl SubjectKind {
             // A deleted user's subject is a pseudonym of their id.
             A::UserDelete | A::UserResetRequest | A::UserResetPassword | A::UserCodeFailure => Self::User,
             A::UserSetEmail | A::UserVerifyEmail => Self::User,
+            A::UserMfaStart | A::UserMfaEnrol | A::UserMfaRemove | A::UserMfaReset => Self::User,
+            A::UserRecoveryCodes | A::UserMfaFailure => Self::User,
             A::Refresh | A::RefreshReuse | A::DeviceSignOut => Self::Device,
             A::TokenRevoke => Self::Token,
             A::ClientCreate | A::ClientRevoke | A::ClientRotateSecret | A::ClientUpdate => Self::Client,

@@ -100,25 +100,47 @@ pub async fn rotate(
     Ok(key)
 }
 
-/// Leaves every stored private key encrypted under `new`: plaintext keys
-/// are encrypted, keys encrypted under `old` re-encrypted, keys already
-/// under `new` left as they are. All keys change in one transaction, and
-/// each changed key gets a `keys.wrap` audit row. `old` = `new` is
-/// `portcullis keys encrypt`; a new KEK is `keys rewrap`. Returns the ids
-/// of the keys changed.
+/// What [`wrap`] changed.
+#[derive(Debug, Default)]
+pub struct Wrapped {
+    /// The ids of the signing keys changed.
+    pub keys: Vec<String>,
+    /// How many authenticator (TOTP) secrets were changed.
+    pub totp_secrets: usize,
+}
+
+/// Leaves every stored private key and every authenticator (TOTP) secret
+/// encrypted under `new`: plaintext ones are encrypted, ones encrypted
+/// under `old` re-encrypted, ones already under `new` left as they are.
+/// The keys change in one transaction, then the secrets in another (an
+/// interrupted run can be run again). Each changed key gets a `keys.wrap`
+/// audit row; the secrets one row with the subject `totp-secrets`.
+/// `old` = `new` is `portcullis keys encrypt`; a new KEK is `keys rewrap`.
 ///
 /// Servers still running with the old KEK keep the keys they loaded but
-/// cannot load keys again until restarted with the new one.
+/// cannot load keys again, nor check authenticator codes, until restarted
+/// with the new one.
 ///
 /// # Errors
-/// [`OpsError::Wrap`] when a stored key opens under neither KEK (nothing
-/// is changed), or a store failure.
-pub async fn wrap(store: &dyn Store, actor: &Actor, old: Option<&Kek>, new: &Kek) -> Result<Vec<String>, OpsError> {
+/// [`OpsError::Wrap`] when a stored key or secret opens under neither KEK
+/// (nothing of its kind is changed), or a store failure.
+pub async fn wrap(store: &dyn Store, actor: &Actor, old: Option<&Kek>, new: &Kek) -> Result<Wrapped, OpsError> {
     let changes =
         portcullis_token::keys::kek::rewrap(&store.signing_keys().await?, old, new).map_err(OpsError::Wrap)?;
+    // Checked before anything is written: a secret under a third key
+    // stops the whole run.
+    let secrets =
+        portcullis_token::mfa::rewrap_secrets(&store.totp_secrets().await?, old, new).map_err(OpsError::Wrap)?;
     store.replace_private_keys(&changes).await?;
     for change in &changes {
         super::record(store, actor, AuditAction::KeysWrap, &change.kid).await;
     }
-    Ok(changes.into_iter().map(|c| c.kid).collect())
+    store.replace_totp_secrets(&secrets).await?;
+    if !secrets.is_empty() {
+        super::record(store, actor, AuditAction::KeysWrap, "totp-secrets").await;
+    }
+    Ok(Wrapped {
+        keys: changes.into_iter().map(|c| c.kid).collect(),
+        totp_secrets: secrets.len(),
+    })
 }

@@ -169,7 +169,14 @@ pub async fn change_own_password(
     new_password: &SecretString,
 ) -> Result<u64, OpsError> {
     let user = reauthenticate(store, tokens, &me).await?;
-    let hash = hash(new_password, &tokens.config().password, tokens.passwords()).await?;
+    let second_factor = super::mfa::has_second_factor(store, &user.id).await?;
+    let hash = hash(
+        new_password,
+        second_factor,
+        &tokens.config().password,
+        tokens.passwords(),
+    )
+    .await?;
     let update = UserUpdate {
         status: None,
         password_hash: Some(hash),
@@ -198,7 +205,11 @@ pub async fn delete_own(
     delete_user(store, actor, user).await
 }
 
-async fn reauthenticate(store: &dyn Store, tokens: &TokenService, me: &Reauthenticated<'_>) -> Result<User, OpsError> {
+pub(super) async fn reauthenticate(
+    store: &dyn Store,
+    tokens: &TokenService,
+    me: &Reauthenticated<'_>,
+) -> Result<User, OpsError> {
     let user = store
         .user_by_id(me.user_id)
         .await

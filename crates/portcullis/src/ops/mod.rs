@@ -15,6 +15,7 @@ pub mod codes;
 pub mod devices;
 pub mod keys;
 pub mod lifecycle;
+pub mod mfa;
 pub mod users;
 
 use portcullis_domain::AuditAction;
@@ -150,6 +151,15 @@ pub enum OpsError {
     /// The client does not allow sign-up.
     #[error("this client does not allow sign-up")]
     SignUpOff,
+    /// The user has a confirmed authenticator already (remove it first).
+    #[error("an authenticator is enrolled already")]
+    MfaEnrolled,
+    /// No authenticator waits for its first code.
+    #[error("no authenticator is waiting for confirmation (start enrolment first)")]
+    NoPendingTotp,
+    /// The user has no second factor.
+    #[error("the user has no second factor")]
+    NoSecondFactor,
     /// A one-time code is wrong, used, expired or out of tries.
     #[error("the code is wrong or has expired")]
     BadCode,

@@ -50,7 +50,8 @@ pub async fn create(
     passwords: &Passwords,
 ) -> Result<User, OpsError> {
     let password_hash = match &input.password {
-        Some(password) => Some(hash(password, policy, passwords).await?),
+        // A new user has no second factor yet.
+        Some(password) => Some(hash(password, false, policy, passwords).await?),
         None => None,
     };
     let new = NewUser {
@@ -147,7 +148,9 @@ pub async fn set_password(
     policy: &PasswordPolicy,
     passwords: &Passwords,
 ) -> Result<SignInsEnded, OpsError> {
-    let hash = hash(password, policy, passwords).await?;
+    let user = show(store, username).await?;
+    let second_factor = super::mfa::has_second_factor(store, &user.id).await?;
+    let hash = hash(password, second_factor, policy, passwords).await?;
     change(store, actor, username, Change::Password(hash)).await
 }
 
@@ -212,15 +215,17 @@ async fn change(store: &dyn Store, actor: &Actor, username: &str, change: Change
 }
 
 /// Checks a new password against the policy (length, common passwords;
-/// no account has a second factor yet) and hashes it on `passwords`: the
-/// server's bounded pool, so that admin and account changes share its
-/// limits with sign-ins instead of starting threads of their own.
+/// the shorter minimum when the account has a second factor) and hashes it
+/// on `passwords`: the server's bounded pool, so that admin and account
+/// changes share its limits with sign-ins instead of starting threads of
+/// their own.
 pub(super) async fn hash(
     password: &SecretString,
+    second_factor: bool,
     policy: &PasswordPolicy,
     passwords: &Passwords,
 ) -> Result<String, OpsError> {
     let password = password.expose_secret();
-    policy.check_new(password, false)?;
+    policy.check_new(password, second_factor)?;
     passwords.hash(password).await.map_err(|_| OpsError::Hashing)
 }
