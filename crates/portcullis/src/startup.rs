@@ -340,6 +340,9 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
                 let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
                 let f = store.purge_families(now.plus(-86_400)).await?;
                 store.purge_codes(now).await?;
+                // Used authorization codes are kept an hour past expiry,
+                // so a late replay still revokes what the first use started.
+                store.purge_challenges(now, now.plus(-3600)).await?;
                 // Feed entries matter while tokens they cover can be live.
                 store.purge_revocations(now.plus(-feed_keep)).await?;
                 Ok::<_, portcullis_store::StoreError>((t, f))
