@@ -85,11 +85,11 @@ pub(crate) async fn authorize_challenge(State(svc): State<Arc<TokenService>>, re
         ),
         Ok(Outcome::NeedsOtp(session)) => insufficient(
             session.expose(),
-            "a second factor is required: send the authenticator code (or a recovery code) as otp with this auth_session",
+            "a second factor is required: send its code as otp with this auth_session",
         ),
         Ok(Outcome::WrongOtp(session)) => insufficient(
             session.expose_secret(),
-            "the one-time code is wrong, expired or was used already: try again with this auth_session",
+            "the one-time code is wrong or was used already: try again",
         ),
         Err(e) => e.into_response(),
     }
@@ -152,7 +152,7 @@ pub(crate) struct ChallengeCode {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
     "error": "insufficient_authorization",
-    "error_description": "a second factor is required: send the authenticator code (or a recovery code) as otp with this auth_session",
+    "error_description": "a second factor is required: send its code as otp with this auth_session",
     "auth_session": "nb3qZ8xV3L0m2cJ4b8yq1Tz5pW7rK9sD2fG6hJ1kL3o",
     "mfa_required": "otp"
 }))]
