@@ -162,7 +162,12 @@ async fn a_user_with_totp_is_asked_for_it_and_then_gets_a_code(db: &TestDb) {
     let session = session_of(start(&app, "mobile", None).await).await;
     let code = code_of(otp(&app, "mobile", &session, &totp(&secret)).await).await;
     // The auth session became the code: it is spent.
-    assert_error(otp(&app, "mobile", &session, &totp(&secret)).await, 400, "invalid_session").await;
+    assert_error(
+        otp(&app, "mobile", &session, &totp(&secret)).await,
+        400,
+        "invalid_session",
+    )
+    .await;
 
     let res = exchange(&app, "mobile", &code, VERIFIER, None).await;
     assert_eq!(res.status(), 200);
@@ -193,15 +198,30 @@ async fn a_wrong_verifier_or_a_second_use_of_a_code_is_refused_and_a_replay_revo
     let other = "another-code-verifier-of-the-app-that-is-long-enough-012345";
     assert_error(exchange(&app, "mobile", &code, other, None).await, 400, "invalid_grant").await;
     // A wrong try spends the code.
-    assert_error(exchange(&app, "mobile", &code, VERIFIER, None).await, 400, "invalid_grant").await;
-    assert_error(exchange(&app, "mobile", "no-such-code", VERIFIER, None).await, 400, "invalid_grant").await;
+    assert_error(
+        exchange(&app, "mobile", &code, VERIFIER, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_error(
+        exchange(&app, "mobile", "no-such-code", VERIFIER, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 
     let code = code_of(start(&app, "mobile", None).await).await;
     let res = exchange(&app, "mobile", &code, VERIFIER, None).await;
     assert_eq!(res.status(), 200);
     let tokens: Value = res.json().await.expect("json");
     let rt = tokens["refresh_token"].as_str().expect("rt");
-    assert_error(exchange(&app, "mobile", &code, VERIFIER, None).await, 400, "invalid_grant").await;
+    assert_error(
+        exchange(&app, "mobile", &code, VERIFIER, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
     // RFC 6749 §4.1.2: the replay revokes what the first use started.
     let family = family_of(db, rt).await;
     assert!(family.revoked_at.is_some(), "the family is revoked");
@@ -215,11 +235,21 @@ async fn a_code_or_auth_session_of_another_client_is_refused(db: &TestDb) {
     let app = spawn(db).await;
 
     let code = code_of(start(&app, "mobile", None).await).await;
-    assert_error(exchange(&app, "tablet", &code, VERIFIER, None).await, 400, "invalid_grant").await;
+    assert_error(
+        exchange(&app, "tablet", &code, VERIFIER, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
 
     let (secret, _) = enrol(db, &alice).await;
     let session = session_of(start(&app, "mobile", None).await).await;
-    assert_error(otp(&app, "tablet", &session, &totp(&secret)).await, 400, "invalid_session").await;
+    assert_error(
+        otp(&app, "tablet", &session, &totp(&secret)).await,
+        400,
+        "invalid_session",
+    )
+    .await;
     // Refused before any try was counted: the owner goes on.
     code_of(otp(&app, "mobile", &session, &totp(&secret)).await).await;
 }
@@ -236,8 +266,18 @@ async fn an_expired_auth_session_or_code_is_refused(db: &TestDb) {
     let (secret, _) = enrol(db, &alice).await;
     let session = session_of(start(&app, "mobile", None).await).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_error(exchange(&app, "mobile", &code, VERIFIER, None).await, 400, "invalid_grant").await;
-    assert_error(otp(&app, "mobile", &session, &totp(&secret)).await, 400, "invalid_session").await;
+    assert_error(
+        exchange(&app, "mobile", &code, VERIFIER, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_error(
+        otp(&app, "mobile", &session, &totp(&secret)).await,
+        400,
+        "invalid_session",
+    )
+    .await;
 }
 
 async fn only_first_party_clients_with_s256_pkce_may_use_the_endpoint(db: &TestDb) {
@@ -249,7 +289,11 @@ async fn only_first_party_clients_with_s256_pkce_may_use_the_endpoint(db: &TestD
     assert_error(start(&app, "nobody", None).await, 401, "invalid_client").await;
 
     let base = [("client_id", "mobile"), ("username", "alice"), ("password", PASSWORD)];
-    let plain = [&base[..], &[("code_challenge", VERIFIER), ("code_challenge_method", "plain")]].concat();
+    let plain = [
+        &base[..],
+        &[("code_challenge", VERIFIER), ("code_challenge_method", "plain")],
+    ]
+    .concat();
     assert_error(post(&app, CHALLENGE, &plain, None).await, 400, "invalid_request").await;
     assert_error(post(&app, CHALLENGE, &base, None).await, 400, "invalid_request").await;
     let challenge = s256(VERIFIER);
@@ -288,7 +332,12 @@ async fn an_auth_session_dies_after_five_wrong_codes(db: &TestDb) {
         session_of(otp(&app, "mobile", &session, "000000").await).await;
     }
     assert_error(otp(&app, "mobile", &session, "000000").await, 400, "invalid_session").await;
-    assert_error(otp(&app, "mobile", &session, &totp(&secret)).await, 400, "invalid_session").await;
+    assert_error(
+        otp(&app, "mobile", &session, &totp(&secret)).await,
+        400,
+        "invalid_session",
+    )
+    .await;
 }
 
 async fn guessing_the_otp_is_throttled_like_passwords(db: &TestDb) {
@@ -320,7 +369,12 @@ async fn a_dpop_bound_code_needs_a_proof_of_the_same_key(db: &TestDb) {
 
     let bound = |_: &App| key.proof("POST", &challenge_url, None, None);
     let code = code_of(start(&app, "mobile", Some(&bound(&app))).await).await;
-    assert_error(exchange(&app, "mobile", &code, VERIFIER, None).await, 400, "invalid_dpop_proof").await;
+    assert_error(
+        exchange(&app, "mobile", &code, VERIFIER, None).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
 
     let code = code_of(start(&app, "mobile", Some(&bound(&app))).await).await;
     let thief = DpopKey::new().proof("POST", &token_url, None, None);

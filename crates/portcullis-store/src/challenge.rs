@@ -107,8 +107,12 @@ pub trait ChallengeStore: Send + Sync {
     ///
     /// # Errors
     /// Only database failures.
-    async fn try_auth_session(&self, hash: &TokenHash, max_tries: i64, now: UnixTime)
-    -> Result<Option<i64>, StoreError>;
+    async fn try_auth_session(
+        &self,
+        hash: &TokenHash,
+        max_tries: i64,
+        now: UnixTime,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Ends an auth session (e.g. out of tries); `true` if it was there.
     ///
@@ -215,7 +219,18 @@ impl ChallengeStore for SqlStore {
     }
 
     async fn auth_session(&self, hash: &TokenHash, now: UnixTime) -> Result<Option<AuthSession>, StoreError> {
-        type Row = (String, String, String, String, String, i64, Option<String>, String, i64, i64);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            String,
+            i64,
+            i64,
+        );
         let row: Option<Row> = with_pool!(&self.write, |c| {
             sqlx::query_as(
                 "SELECT client_id, user_id, code_challenge, scope, amr, sessions_epoch, dpop_jkt, \
@@ -227,13 +242,15 @@ impl ChallengeStore for SqlStore {
             .fetch_optional(c)
             .await?
         });
-        Ok(row.map(|(ci, ui, cc, sc, amr, ep, jkt, account_key, attempts, expires_at)| AuthSession {
-            hash: *hash,
-            grant: grant_of((ci, ui, cc, sc, amr, ep, jkt)),
-            account_key,
-            attempts,
-            expires_at: UnixTime(expires_at),
-        }))
+        Ok(row.map(
+            |(ci, ui, cc, sc, amr, ep, jkt, account_key, attempts, expires_at)| AuthSession {
+                hash: *hash,
+                grant: grant_of((ci, ui, cc, sc, amr, ep, jkt)),
+                account_key,
+                attempts,
+                expires_at: UnixTime(expires_at),
+            },
+        ))
     }
 
     async fn try_auth_session(

@@ -63,7 +63,11 @@ async fn an_auth_session_counts_its_tries_and_turns_into_one_code(db: &testing::
     for n in 1..=3 {
         assert_eq!(db.try_auth_session(&s.hash, 3, NOW).await.expect("try"), Some(n));
     }
-    assert_eq!(db.try_auth_session(&s.hash, 3, NOW).await.expect("try"), None, "out of tries");
+    assert_eq!(
+        db.try_auth_session(&s.hash, 3, NOW).await.expect("try"),
+        None,
+        "out of tries"
+    );
 
     let s = session(&grant, 2);
     db.put_auth_session(&s, NOW).await.expect("put");
@@ -74,17 +78,26 @@ async fn an_auth_session_counts_its_tries_and_turns_into_one_code(db: &testing::
             ..grant.clone()
         },
     };
-    assert!(db.exchange_auth_session(&s.hash, &code, NOW.plus(60), NOW).await.expect("exchange"));
+    assert!(
+        db.exchange_auth_session(&s.hash, &code, NOW.plus(60), NOW)
+            .await
+            .expect("exchange")
+    );
     let other = AuthorizationCode {
         hash: TokenHash([8; 32]),
         grant: grant.clone(),
     };
     assert!(
-        !db.exchange_auth_session(&s.hash, &other, NOW.plus(60), NOW).await.expect("again"),
+        !db.exchange_auth_session(&s.hash, &other, NOW.plus(60), NOW)
+            .await
+            .expect("again"),
         "one code per auth session"
     );
     assert_eq!(db.auth_session(&s.hash, NOW).await.expect("read"), None);
-    assert_eq!(db.use_authorization_code(&other.hash, NOW).await.expect("use"), CodeUse::Unknown);
+    assert_eq!(
+        db.use_authorization_code(&other.hash, NOW).await.expect("use"),
+        CodeUse::Unknown
+    );
     assert_eq!(
         db.use_authorization_code(&code.hash, NOW).await.expect("use"),
         CodeUse::Used(code.clone())
@@ -110,7 +123,9 @@ async fn a_code_is_used_once_and_a_replay_is_recorded(db: &testing::TestDb) {
     // ...is seen by the first use when it records it.
     assert!(db.set_code_family(&code.hash, "family-1").await.expect("set"));
     assert_eq!(
-        db.use_authorization_code(&code.hash, NOW.plus(120)).await.expect("late replay"),
+        db.use_authorization_code(&code.hash, NOW.plus(120))
+            .await
+            .expect("late replay"),
         CodeUse::Replayed {
             family_id: Some("family-1".into())
         }
@@ -129,9 +144,20 @@ async fn codes_and_sessions_expire_and_are_purged(db: &testing::TestDb) {
     let later = NOW.plus(300);
     assert_eq!(db.auth_session(&s.hash, later).await.expect("read"), None);
     assert_eq!(db.try_auth_session(&s.hash, 5, later).await.expect("try"), None);
-    assert_eq!(db.use_authorization_code(&code.hash, later).await.expect("use"), CodeUse::Unknown);
-    assert_eq!(db.purge_challenges(later, NOW).await.expect("purge"), 1, "the session only");
-    assert_eq!(db.purge_challenges(later, later).await.expect("purge"), 1, "then the code");
+    assert_eq!(
+        db.use_authorization_code(&code.hash, later).await.expect("use"),
+        CodeUse::Unknown
+    );
+    assert_eq!(
+        db.purge_challenges(later, NOW).await.expect("purge"),
+        1,
+        "the session only"
+    );
+    assert_eq!(
+        db.purge_challenges(later, later).await.expect("purge"),
+        1,
+        "then the code"
+    );
 
     let no_user = AuthSession {
         grant: ChallengeGrant {

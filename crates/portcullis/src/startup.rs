@@ -307,7 +307,9 @@ impl Application {
 /// - every 10 minutes, delete throttle counters, refresh families and
 ///   revocation-feed entries that can no longer matter.
 async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
-    use portcullis_store::{ChallengeStore as _, CodeStore as _, RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime};
+    use portcullis_store::{
+        ChallengeStore as _, CodeStore as _, RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime,
+    };
     let window = i64::try_from(tokens.config().refresh_retry_window.as_secs()).unwrap_or(i64::MAX);
     let feed_keep = i64::try_from(tokens.config().access_token_ttl.as_secs())
         .unwrap_or(i64::MAX)

@@ -76,8 +76,15 @@ async fn start(
     slot: Slot,
 ) -> Result<Outcome, GrantError> {
     let key = sign_in.username.key();
-    let Checked { user, .. } =
-        password::check_password(svc, &sign_in.username, &sign_in.password, sign_in.scope.as_ref(), req, slot).await?;
+    let Checked { user, .. } = password::check_password(
+        svc,
+        &sign_in.username,
+        &sign_in.password,
+        sign_in.scope.as_ref(),
+        req,
+        slot,
+    )
+    .await?;
     let store = svc.store();
     let throttle = &svc.config().throttle;
     // The password was right: the attempt does not count, whatever follows.
@@ -144,9 +151,7 @@ async fn next(
         }
     }
     // A try of a code is a sign-in attempt, counted like a password.
-    throttle
-        .admit(store, &session.account_key, req.ip, req.now)
-        .await?;
+    throttle.admit(store, &session.account_key, req.ip, req.now).await?;
     let tries = store
         .try_auth_session(&hash, MAX_TRIES, req.now)
         .await?

@@ -75,7 +75,10 @@ pub(crate) async fn authorization_code(
 /// Revokes the family of a replayed code, with an audit row.
 async fn revoke(svc: &TokenService, family: &str, req: &Request<'_>) -> Result<(), GrantError> {
     if svc.store().revoke_family(family, RevokeReason::Reuse, req.now).await? {
-        tracing::warn!(family_id = family, "an authorization code was used twice: its family is revoked");
+        tracing::warn!(
+            family_id = family,
+            "an authorization code was used twice: its family is revoked"
+        );
         let mut event = password::event(AuditAction::LoginFailure, None, req);
         event.detail = Some(format!("authorization code replayed; family {family} revoked"));
         svc.store().record_audit_or_warn(&event, req.now).await;

@@ -41,8 +41,10 @@ pub(crate) async fn password(
         return Err(GrantError::InvalidScope);
     }
     let audience = audience?;
-    let Checked { user, hash: checked_hash } =
-        check_password(svc, &username, &password, requested.as_ref(), req, slot).await?;
+    let Checked {
+        user,
+        hash: checked_hash,
+    } = check_password(svc, &username, &password, requested.as_ref(), req, slot).await?;
     let method = second_factor(svc, &user.id, otp.as_ref(), req, key).await?;
     let Some(granted) = granted_scope(req, requested, &user.scope) else {
         // The password was right: the attempt does not count.
@@ -58,7 +60,9 @@ pub(crate) async fn password(
         amr: method.amr(),
         throttle_key: Some(key),
     };
-    start_family(svc, req, start, audience).await.map(|(response, _)| response)
+    start_family(svc, req, start, audience)
+        .await
+        .map(|(response, _)| response)
 }
 
 /// A user whose password was right, and the hash it was checked against.
@@ -247,7 +251,10 @@ pub(super) async fn start_family(
         Some(start.amr),
     )?;
     let can_refresh = req.client.grant_types.allows(GrantType::RefreshToken);
-    Ok((svc.respond(access, can_refresh.then_some(&refresh), start.scope), family.id))
+    Ok((
+        svc.respond(access, can_refresh.then_some(&refresh), start.scope),
+        family.id,
+    ))
 }
 
 /// After a right password: the user's second factor, if they have one.
@@ -303,7 +310,11 @@ pub(super) async fn verify_otp(
     }
 }
 
-pub(super) fn event(action: portcullis_domain::AuditAction, user_id: Option<String>, req: &Request<'_>) -> NewAuditEvent {
+pub(super) fn event(
+    action: portcullis_domain::AuditAction,
+    user_id: Option<String>,
+    req: &Request<'_>,
+) -> NewAuditEvent {
     NewAuditEvent {
         action,
         actor: user_id.clone(),
@@ -314,7 +325,12 @@ pub(super) fn event(action: portcullis_domain::AuditAction, user_id: Option<Stri
     }
 }
 
-pub(super) async fn audit(svc: &TokenService, action: portcullis_domain::AuditAction, user_id: Option<String>, req: &Request<'_>) {
+pub(super) async fn audit(
+    svc: &TokenService,
+    action: portcullis_domain::AuditAction,
+    user_id: Option<String>,
+    req: &Request<'_>,
+) {
     svc.store()
         .record_audit_or_warn(&event(action, user_id, req), req.now)
         .await;

@@ -152,7 +152,9 @@ impl CodeGrant {
     /// verifier not shaped as RFC 7636 §4.1 says or a bad device name;
     /// [`GrantError::InvalidGrant`] for a code too long to be one of ours.
     pub(crate) fn from_form(form: &mut Form) -> Result<Self, GrantError> {
-        let code = form.take("code").ok_or(GrantError::InvalidRequest("code is required"))?;
+        let code = form
+            .take("code")
+            .ok_or(GrantError::InvalidRequest("code is required"))?;
         let verifier = form
             .take("code_verifier")
             .ok_or(GrantError::InvalidRequest("code_verifier is required"))?;
