@@ -122,6 +122,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         ("POST", "/admin/v1/users/{username}/enable"),
         ("POST", "/admin/v1/users/{username}/password"),
         ("POST", "/admin/v1/users/{username}/revoke-tokens"),
+        ("POST", "/oauth/authorize-challenge"),
         ("POST", "/oauth/introspect"),
         ("POST", "/oauth/revoke"),
         ("POST", "/oauth/token"),

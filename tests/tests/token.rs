@@ -126,7 +126,7 @@ async fn the_jwks_publishes_public_members_only_and_metadata_describes_the_serve
     assert_eq!(meta["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
     assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["authorization_code", "password", "refresh_token"])
     );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],

@@ -7,6 +7,10 @@ use std::str::FromStr;
 /// A grant type this server implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GrantType {
+    /// The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636),
+    /// for codes from the Authorization Challenge Endpoint
+    /// (draft-ietf-oauth-first-party-apps).
+    AuthorizationCode,
     /// The resource owner password credentials grant (RFC 6749 §4.3).
     Password,
     /// Refreshing an access token (RFC 6749 §6).
@@ -20,12 +24,17 @@ pub struct UnknownGrantType;
 
 impl GrantType {
     /// Every grant type, in their text order.
-    pub const ALL: [Self; 2] = [Self::Password, Self::RefreshToken];
+    pub const ALL: [Self; 3] = [Self::AuthorizationCode, Self::Password, Self::RefreshToken];
+
+    /// The grant types of a client created without a list: the password
+    /// and refresh grants (`authorization_code` is asked for by name).
+    pub const DEFAULT: [Self; 2] = [Self::Password, Self::RefreshToken];
 
     /// The `grant_type` parameter value.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AuthorizationCode => "authorization_code",
             Self::Password => "password",
             Self::RefreshToken => "refresh_token",
         }

@@ -7,7 +7,7 @@
 //! Callers hold an `Arc<dyn Store>`; [`Store`] is the sum of narrow traits
 //! ([`UserStore`], [`ClientStore`], [`RefreshStore`], [`KeyStore`],
 //! [`AuditStore`], [`ThrottleStore`], [`RevocationStore`], [`LifecycleStore`],
-//! [`CodeStore`], [`SecondFactorStore`], [`HealthStore`]).
+//! [`CodeStore`], [`SecondFactorStore`], [`ChallengeStore`], [`HealthStore`]).
 //! [`SqlStore`] implements them all:
 //!
 //! ```no_run
@@ -27,6 +27,7 @@
 compile_error!("portcullis-store needs the `sqlite` or the `postgres` feature (or both)");
 
 mod audit;
+mod challenge;
 mod clients;
 mod codes;
 mod db;
@@ -49,6 +50,7 @@ pub mod testing;
 use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
+pub use challenge::{AuthSession, AuthorizationCode, ChallengeGrant, ChallengeStore, CodeUse};
 pub use clients::{Client, ClientChanges, ClientStatus, ClientStore, NewClient, PreviousSecret};
 pub use codes::{CodePurpose, CodeStore, CodeTry, NewCode};
 pub use db::{Backend, ConnectOptions, SqlStore};
@@ -112,6 +114,7 @@ pub trait Store:
     + LifecycleStore
     + CodeStore
     + SecondFactorStore
+    + ChallengeStore
     + HealthStore
 {
 }
@@ -127,6 +130,7 @@ impl<T> Store for T where
         + LifecycleStore
         + CodeStore
         + SecondFactorStore
+        + ChallengeStore
         + HealthStore
 {
 }

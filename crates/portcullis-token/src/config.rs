@@ -86,6 +86,12 @@ pub struct TokenConfig {
     pub dpop_algorithms: Vec<portcullis_verify::Algorithm>,
     /// How old a DPoP proof's `iat` may be.
     pub dpop_max_age: Duration,
+    /// How long an `auth_session` of the Authorization Challenge Endpoint
+    /// waits for the second factor (default 5 minutes).
+    pub auth_session_ttl: Duration,
+    /// How long an authorization code may wait to be exchanged (default
+    /// 60 seconds).
+    pub authorization_code_ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -110,6 +116,8 @@ impl std::fmt::Debug for TokenConfig {
             .field("revocation_feed_public", &self.revocation_feed_public)
             .field("dpop_algorithms", &self.dpop_algorithms)
             .field("dpop_max_age", &self.dpop_max_age)
+            .field("auth_session_ttl", &self.auth_session_ttl)
+            .field("authorization_code_ttl", &self.authorization_code_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +158,8 @@ impl TokenConfig {
                 portcullis_verify::Algorithm::PS256,
             ],
             dpop_max_age: Duration::from_secs(60),
+            auth_session_ttl: Duration::from_secs(5 * 60),
+            authorization_code_ttl: Duration::from_secs(60),
         }
     }
 }

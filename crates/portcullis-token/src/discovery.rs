@@ -56,13 +56,16 @@ pub(crate) async fn metadata(State(svc): State<Arc<TokenService>>) -> Response {
         issuer: issuer.clone(),
         token_endpoint: format!("{issuer}/oauth/token"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-        grant_types_supported: &["password", "refresh_token"],
+        authorization_challenge_endpoint: format!("{issuer}{}", crate::authorize_challenge::PATH),
+        grant_types_supported: &["authorization_code", "password", "refresh_token"],
+        code_challenge_methods_supported: &["S256"],
         token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post", "none"],
         revocation_endpoint: format!("{issuer}/oauth/revoke"),
         revocation_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post", "none"],
         introspection_endpoint: format!("{issuer}/oauth/introspect"),
         introspection_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
-        // No authorization endpoint: the password grant needs none.
+        // No authorization endpoint (no browser redirects): codes come from
+        // the Authorization Challenge Endpoint.
         response_types_supported: &[],
         scopes_supported: cfg.scopes_supported.clone(),
         dpop_signing_alg_values_supported: svc.dpop().algorithm_names(),
@@ -115,8 +118,14 @@ pub(crate) struct Metadata {
     issuer: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// The Authorization Challenge Endpoint
+    /// (draft-ietf-oauth-first-party-apps), for first-party clients.
+    authorization_challenge_endpoint: String,
     #[schema(value_type = Vec<String>)]
     grant_types_supported: &'static [&'static str],
+    /// PKCE methods (RFC 7636): `S256` only.
+    #[schema(value_type = Vec<String>)]
+    code_challenge_methods_supported: &'static [&'static str],
     #[schema(value_type = Vec<String>)]
     token_endpoint_auth_methods_supported: &'static [&'static str],
     revocation_endpoint: String,

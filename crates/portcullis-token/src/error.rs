@@ -86,6 +86,14 @@ pub enum GrantError {
     /// The client requires a second factor and the user has none.
     #[error("invalid_grant: second factor not enrolled")]
     MfaNotEnrolled,
+    /// The `auth_session` is unknown, expired, used, out of tries or of
+    /// another client (draft-ietf-oauth-first-party-apps `invalid_session`).
+    #[error("invalid_session")]
+    InvalidSession,
+    /// The client is not a first-party client: it may not use the
+    /// Authorization Challenge Endpoint (400 `unauthorized_client`).
+    #[error("unauthorized_client: not first-party")]
+    NotFirstParty,
 }
 
 impl From<StoreError> for GrantError {
@@ -135,6 +143,10 @@ pub(crate) enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8.
     UseDpopNonce,
+    /// draft-ietf-oauth-first-party-apps: the `auth_session` is invalid.
+    InvalidSession,
+    /// draft-ietf-oauth-first-party-apps: another step is needed.
+    InsufficientAuthorization,
 }
 
 impl ErrorCode {
@@ -153,6 +165,8 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidSession => "invalid_session",
+            Self::InsufficientAuthorization => "insufficient_authorization",
         }
     }
 }
@@ -242,6 +256,16 @@ impl GrantError {
                 S::BAD_REQUEST,
                 C::InvalidGrant,
                 "this client requires a second factor: set up an authenticator first",
+            ),
+            Self::InvalidSession => (
+                S::BAD_REQUEST,
+                C::InvalidSession,
+                "the auth_session is invalid, expired or used up: start again",
+            ),
+            Self::NotFirstParty => (
+                S::BAD_REQUEST,
+                C::UnauthorizedClient,
+                "only first-party clients may use this endpoint",
             ),
         }
     }

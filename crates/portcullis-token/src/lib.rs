@@ -4,6 +4,9 @@
 //!   refresh_token grant (§6) with rotation, reuse detection and a retry
 //!   window; client authentication by `client_secret_basic`,
 //!   `client_secret_post` or `none` (public clients).
+//! - `POST /oauth/authorize-challenge`: the Authorization Challenge
+//!   Endpoint (draft-ietf-oauth-first-party-apps) for first-party apps,
+//!   with the authorization_code grant and PKCE at `/oauth/token`.
 //! - `POST /oauth/revoke`: token revocation (RFC 7009).
 //! - `POST /oauth/introspect`: token introspection (RFC 7662), for clients
 //!   allowed to introspect.
@@ -18,6 +21,7 @@
 //! signed with keys kept in the store. Start with [`TokenService::start`],
 //! serve [`TokenService::router`].
 
+mod authorize_challenge;
 pub mod client_auth;
 pub mod config;
 mod discovery;
@@ -30,6 +34,7 @@ pub mod keys;
 pub mod mfa;
 pub mod openapi;
 pub mod password;
+pub mod pkce;
 mod reauth;
 mod refresh_token;
 mod responses;
@@ -128,6 +133,7 @@ impl TokenService {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .merge(token::router(self))
+            .merge(authorize_challenge::router(self))
             .merge(revocation::router())
             .merge(discovery::router())
             .merge(web::router(self))

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorCode, OAuthError};
 pub use crate::responses::{integer_header, string_header};
-use crate::{discovery, revocation, token, web};
+use crate::{authorize_challenge, discovery, revocation, token, web};
 
 /// The token service's part of the server's OpenAPI document.
 #[must_use]
@@ -22,6 +22,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[openapi(
     paths(
         token::token,
+        authorize_challenge::authorize_challenge,
         revocation::revoke,
         revocation::introspect,
         revocation::revocations,

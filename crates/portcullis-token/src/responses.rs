@@ -196,3 +196,19 @@ impl IntoResponses for Forbidden {
         refs(&[("403", "OAuthForbidden")])
     }
 }
+
+/// The errors of the Authorization Challenge Endpoint other than its 400
+/// (which has its own schema, `ChallengeRefusal`).
+pub(crate) struct ChallengeErrors;
+
+impl IntoResponses for ChallengeErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs(&[
+            ("401", "OAuthInvalidClient"),
+            ("408", "OAuthRequestTimeout"),
+            ("413", "OAuthPayloadTooLarge"),
+            ("429", "OAuthThrottled"),
+            ("503", "OAuthUnavailable"),
+        ])
+    }
+}

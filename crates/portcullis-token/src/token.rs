@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::{Ref, RefOr};
 
 use crate::edge::{form_request, no_store_layer, peer};
-use crate::grants::{self, Grant, PasswordGrant, RefreshGrant};
+use crate::grants::{self, CodeGrant, Grant, PasswordGrant, RefreshGrant};
 use crate::responses::{FormErrors, Throttled};
 use crate::{GrantError, TokenResponse, TokenService, client_auth};
 
@@ -36,7 +36,7 @@ pub(crate) fn router(svc: &Arc<TokenService>) -> Router<Arc<TokenService>> {
     post,
     path = "/oauth/token",
     tag = "oauth",
-    summary = "Sign in (password grant) or refresh (refresh_token grant)",
+    summary = "Sign in (password grant, or a code of /oauth/authorize-challenge) or refresh (refresh_token grant)",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     params(
         ("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §4): the tokens are bound to its key \
@@ -92,6 +92,7 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<TokenResponse, 
             };
             Some(Grant::Refresh(grant, context))
         }
+        (Some(Ok(GrantType::AuthorizationCode)), None) => Some(Grant::Code(CodeGrant::from_form(&mut form))),
         _ => None,
     };
     let known = match &grant {
@@ -123,17 +124,19 @@ struct TokenRequest;
 impl utoipa::PartialSchema for TokenRequest {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
         let mapping = [
+            ("authorization_code", "#/components/schemas/AuthorizationCodeGrant"),
             ("password", "#/components/schemas/PasswordGrant"),
             ("refresh_token", "#/components/schemas/RefreshGrant"),
         ];
         let mut discriminator = utoipa::openapi::Discriminator::new("grant_type");
         discriminator.mapping = mapping.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         utoipa::openapi::schema::OneOfBuilder::new()
+            .item(Ref::from_schema_name("AuthorizationCodeGrant"))
             .item(Ref::from_schema_name("PasswordGrant"))
             .item(Ref::from_schema_name("RefreshGrant"))
             .discriminator(Some(discriminator))
             .description(Some(
-                "The password grant or the refresh_token grant, told apart by `grant_type`. A \
+                "The authorization_code, password or refresh_token grant, told apart by `grant_type`. A \
                  parameter sent empty counts as absent; a repeated one is an error.",
             ))
             .into()
@@ -143,11 +146,13 @@ impl utoipa::PartialSchema for TokenRequest {
 impl ToSchema for TokenRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<utoipa::openapi::schema::Schema>)>) {
         for (name, schema) in [
+            ("AuthorizationCodeGrant", <CodeForm as utoipa::PartialSchema>::schema()),
             ("PasswordGrant", <PasswordForm as utoipa::PartialSchema>::schema()),
             ("RefreshGrant", <RefreshForm as utoipa::PartialSchema>::schema()),
         ] {
             schemas.push((name.to_owned(), schema));
         }
+        <CodeForm as ToSchema>::schemas(schemas);
         <PasswordForm as ToSchema>::schemas(schemas);
         <RefreshForm as ToSchema>::schemas(schemas);
     }
@@ -231,4 +236,46 @@ struct RefreshForm {
 #[allow(dead_code, reason = "a request-body schema")]
 enum RefreshType {
     RefreshToken,
+}
+
+/// Exchange of a code of `/oauth/authorize-challenge` (RFC 6749 §4.1.3,
+/// RFC 7636 §4.5). No `redirect_uri`: the code was not sent through one.
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "grant_type": "authorization_code", "code": "uY29tL2F1dGhlbnRpY2F0aW9uX2NvZGVfZXhhbXBsZQ",
+    "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "client_id": "mobile"
+}))]
+#[allow(
+    dead_code,
+    reason = "a request-body schema: the handler parses the form into grants::CodeGrant"
+)]
+struct CodeForm {
+    #[schema(inline)]
+    grant_type: CodeType,
+    /// The code; it is spent by this request, whatever its outcome.
+    #[schema(min_length = 1)]
+    code: String,
+    /// The PKCE verifier: 43 to 128 characters of `A-Z a-z 0-9 - . _ ~`.
+    #[schema(min_length = 43, max_length = 128)]
+    code_verifier: String,
+    /// RFC 8707 resource: the audience of the access token.
+    #[schema(required = false)]
+    resource: String,
+    /// A name for the device, shown in the device list.
+    #[schema(required = false, max_length = 100)]
+    device_name: String,
+    /// The client the code was issued to (public clients; or
+    /// `client_secret_post`).
+    #[schema(required = false)]
+    client_id: String,
+    /// `client_secret_post`.
+    #[schema(required = false, format = Password)]
+    client_secret: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a request-body schema")]
+enum CodeType {
+    AuthorizationCode,
 }

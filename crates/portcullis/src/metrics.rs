@@ -86,7 +86,7 @@ fn register() {
         metrics::counter!("portcullis_sign_in_refusals_total", "reason" => reason).absolute(0);
     }
     metrics::counter!("portcullis_refresh_reuse_total").absolute(0);
-    for grant_type in ["password", "refresh_token"] {
+    for grant_type in ["authorization_code", "password", "refresh_token"] {
         for result in ["success", "invalid_grant", "invalid_client"] {
             metrics::counter!("portcullis_grants_total", "grant_type" => grant_type, "result" => result).absolute(0);
         }

@@ -307,7 +307,9 @@ impl Application {
 /// - every 10 minutes, delete throttle counters, refresh families and
 ///   revocation-feed entries that can no longer matter.
 async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
-    use portcullis_store::{CodeStore as _, RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime};
+    use portcullis_store::{
+        ChallengeStore as _, CodeStore as _, RefreshStore as _, RevocationStore as _, ThrottleStore as _, UnixTime,
+    };
     let window = i64::try_from(tokens.config().refresh_retry_window.as_secs()).unwrap_or(i64::MAX);
     let feed_keep = i64::try_from(tokens.config().access_token_ttl.as_secs())
         .unwrap_or(i64::MAX)
@@ -340,6 +342,9 @@ async fn housekeeping(store: SqlStore, tokens: Arc<TokenService>) {
                 let t = store.purge_throttle(now.plus(-2 * 3600)).await?;
                 let f = store.purge_families(now.plus(-86_400)).await?;
                 store.purge_codes(now).await?;
+                // Used authorization codes are kept an hour past expiry,
+                // so a late replay still revokes what the first use started.
+                store.purge_challenges(now, now.plus(-3600)).await?;
                 // Feed entries matter while tokens they cover can be live.
                 store.purge_revocations(now.plus(-feed_keep)).await?;
                 Ok::<_, portcullis_store::StoreError>((t, f))

@@ -3,6 +3,8 @@
 //! returning a token response or a [`GrantError`]. [`run`] is the one way
 //! in, for `/oauth/token` and the `/web/` endpoints alike.
 
+pub(crate) mod challenge;
+mod code;
 mod password;
 mod refresh;
 mod request;
@@ -21,7 +23,7 @@ use crate::secret::OpaqueSecret;
 use crate::{GrantError, TokenService};
 
 pub(crate) use refresh::{Context, prefetch};
-pub(crate) use request::{MAX_REFRESH_TOKEN, PasswordGrant, RefreshGrant};
+pub(crate) use request::{ChallengeRequest, CodeGrant, MAX_REFRESH_TOKEN, PasswordGrant, RefreshGrant};
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -63,6 +65,9 @@ pub(crate) enum Grant {
     /// The refresh grant, with its token's context if it was read already
     /// (see [`prefetch`]).
     Refresh(Result<RefreshGrant, GrantError>, Option<Result<Context, StoreError>>),
+    /// The authorization_code grant (codes of the Authorization Challenge
+    /// Endpoint).
+    Code(Result<CodeGrant, GrantError>),
 }
 
 impl Grant {
@@ -70,6 +75,7 @@ impl Grant {
         match self {
             Self::Password(..) => GrantType::Password,
             Self::Refresh(..) => GrantType::RefreshToken,
+            Self::Code(..) => GrantType::AuthorizationCode,
         }
     }
 }
@@ -98,7 +104,8 @@ pub(crate) async fn run(
     let outcome = match grant {
         Grant::Password(Ok(g), slot) => password::password(svc, g, &req, slot).await,
         Grant::Refresh(Ok(g), context) => refresh::refresh(svc, &g, &req, context).await,
-        Grant::Password(Err(e), _) | Grant::Refresh(Err(e), _) => Err(e),
+        Grant::Code(Ok(g)) => code::authorization_code(svc, g, &req).await,
+        Grant::Password(Err(e), _) | Grant::Refresh(Err(e), _) | Grant::Code(Err(e)) => Err(e),
     };
     let result = outcome.as_ref().map_or_else(GrantError::code, |_| "success");
     metrics::counter!("portcullis_grants_total", "grant_type" => grant_type.as_str(), "result" => result).increment(1);

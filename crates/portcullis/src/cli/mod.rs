@@ -383,7 +383,7 @@ pub struct ClientCreate {
     pub public: bool,
     /// Grant types the client may use (repeat) [default: password and
     /// refresh_token].
-    #[arg(long = "grant", value_parser = ["password", "refresh_token"])]
+    #[arg(long = "grant", value_parser = ["authorization_code", "password", "refresh_token"])]
     pub grants: Vec<String>,
     /// Space-delimited scopes the client may request.
     #[arg(long, default_value = "")]

@@ -74,7 +74,7 @@ pub async fn create(store: &dyn Store, actor: &Actor, input: NewClientInput) -> 
             .unwrap_or_else(|_| unreachable!("base64url text is a valid client id")),
     };
     let grant_types = if input.grants.is_empty() {
-        GrantType::ALL.into_iter().collect()
+        GrantType::DEFAULT.into_iter().collect()
     } else {
         input.grants
     };
