@@ -16,6 +16,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 
 import pyotp
 import pytest
@@ -32,7 +33,7 @@ def server():
         yield s
 
 
-def call(server, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict, dict]:
+def call(server, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, Message, dict]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(server.base + path, data=data, method=method)
     req.add_header("Authorization", f"Bearer {token}")
@@ -40,9 +41,9 @@ def call(server, method: str, path: str, token: str, body: dict | None = None) -
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=10) as res:
-            return res.status, dict(res.headers), json.loads(res.read() or b"{}")
+            return res.status, res.headers, json.loads(res.read() or b"{}")
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.loads(e.read() or b"{}")
+        return e.code, e.headers, json.loads(e.read() or b"{}")
 
 
 def fresh_code(totp: pyotp.TOTP, used: set[str]) -> str:
@@ -121,7 +122,7 @@ def test_console_enrols_an_authenticator_from_its_qr_code_and_then_asks_for_code
     no_code = server.password_grant(CONSOLE_CLIENT, ROOT, scope="portcullis:admin")
     assert no_code.status == 400, no_code.body
     assert no_code.body["error"] == "invalid_grant" and no_code.body["mfa_required"] is True
-    assert no_code.headers.get("Cache-Control") == "no-store"
+    assert no_code.headers.get("cache-control") == "no-store"
     first = server.password_grant(CONSOLE_CLIENT, ROOT, scope="portcullis:admin", otp=recovery)
     assert first.status == 200, first.body
     again = server.password_grant(CONSOLE_CLIENT, ROOT, scope="portcullis:admin", otp=recovery)
@@ -136,7 +137,7 @@ def test_demo_page_signs_in_with_an_authenticator_code(page, server, artifacts_d
     token = tokens.body["access_token"]
     status, headers, started = call(server, "POST", "/account/v1/mfa/totp", token)
     assert status == 200, started
-    assert headers.get("Cache-Control") == "no-store"
+    assert headers.get("cache-control") == "no-store"
     totp = pyotp.parse_uri(started["otpauth_uri"])
     used: set[str] = set()
     status, _, confirmed = call(server, "POST", "/account/v1/mfa/totp/confirm", token, {"code": fresh_code(totp, used)})

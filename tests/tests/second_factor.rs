@@ -21,7 +21,7 @@ const SECRET: &[u8; 20] = b"twenty-byte-secret!!";
 /// The app on the user's phone: RFC 6238 with the parameters the server
 /// announces (SHA-1, 6 digits, 30 s).
 fn authenticator() -> TOTP {
-    TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, SECRET.to_vec())
+    TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, SECRET.to_vec(), None, String::new())
 }
 
 fn code_at(secs: u64) -> String {
