@@ -12,6 +12,12 @@ the median over rounds of its req/s over the same server's bearer mode
 (refresh) in the same round and grant. Requests sent again on
 use_dpop_nonce are not requests of their own; the errors column counts them,
 and in the refresh modes the chains whose sign-in failed before the clock.
+"CPU µs/req" is the server process's own CPU time (user + system; not the
+database's, not the load generator's) in the measured window over the
+requests of that window, every grant of the mode together (portcullis-load
+--server-pid): the cost of a request on the server, which the machine's
+other work sways less than req/s. None for django-oauth-toolkit (its
+workers are other processes).
 """
 import collections
 import json
@@ -31,6 +37,16 @@ def rss(label, what):
         return int((out / f"{label}.{what}.rss").read_text().strip()) / 1024
     except (OSError, ValueError):
         return None
+
+
+def cpu_per_request(label, mode, rounds):
+    """Median over rounds of the server's CPU µs per answered request."""
+    values = []
+    for r in rounds.values():
+        requests = sum(g["count"] for g in r["grants"].values())
+        if r.get("server_cpu_s") is not None and requests > 0:
+            values.append(r["server_cpu_s"] / requests * 1e6)
+    return f"{med(values):.0f}" if values else ""
 
 
 def med(values):
@@ -68,8 +84,8 @@ def vs_bearer(label, mode, grant, rounds):
     return versus(label, mode, grant, rounds, label, mode.removesuffix("-dpop"))
 
 
-print("| server | mode | grant | rounds | req/s | vs peer | vs ceiling | vs baseline | vs bearer | p50 ms | p90 ms | p99 ms | max ms | errors | RSS idle / peak MiB |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+print("| server | mode | grant | rounds | req/s | vs peer | vs ceiling | vs baseline | vs bearer | p50 ms | p90 ms | p99 ms | max ms | errors | CPU µs/req | RSS idle / peak MiB |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
 for (label, mode), rounds in sorted(runs.items()):
     grants = sorted({g for r in rounds.values() for g in r["grants"]})
     for grant in grants:
@@ -94,5 +110,6 @@ for (label, mode), rounds in sorted(runs.items()):
             f"| {against(label, mode, grant, rounds)} | {vs_bearer(label, mode, grant, rounds)} "
             f"| {med([g['p50_ms'] for g in gs]):.2f} | {med([g['p90_ms'] for g in gs]):.2f} "
             f"| {med([g['p99_ms'] for g in gs]):.2f} | {med([g['max_ms'] for g in gs]):.2f} "
-            f"| {', '.join(f'{k}: {v}' for k, v in sorted(errors.items())) or '0'} | {mem} |"
+            f"| {', '.join(f'{k}: {v}' for k, v in sorted(errors.items())) or '0'} "
+            f"| {cpu_per_request(label, mode, rounds)} | {mem} |"
         )

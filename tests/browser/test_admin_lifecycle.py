@@ -88,12 +88,28 @@ def test_console_creates_edits_and_rotates_a_client(page, context, server, artif
     page.get_by_label("Client name").fill("Billing")
     page.get_by_label("Users may sign up through this client").check()
     page.get_by_label("Sign-up scope").fill("read")
+    expect(page.get_by_label("First-party app")).not_to_be_checked()
+    page.get_by_label("First-party app").check()
+    page.get_by_label("Requires a second factor").check()
     with page.expect_response("**/admin/v1/clients/billing") as changed:
         page.get_by_role("button", name="Save changes").click()
     assert changed.value.status == 200
+    assert changed.value.json()["first_party"] is True
+    assert changed.value.json()["mfa_required"] is True
     status_starts(page, "Client billing changed.")
     expect(page.locator("[data-fact=client_name]")).to_have_text("Billing")
     expect(page.locator("[data-fact=allow_sign_up]")).to_have_text("yes")
+    expect(page.locator("[data-fact=first_party]")).to_have_text("yes")
+    expect(page.locator("[data-fact=mfa_required]")).to_have_text("yes")
+    # Alice has no second factor: this client now refuses her.
+    refused = basic_grant(server, "billing", shown, ALICE)
+    assert refused.status == 400 and refused.body["error"] == "invalid_grant"
+    page.get_by_role("button", name="Edit this client").click()
+    expect(page.get_by_label("Requires a second factor")).to_be_checked()
+    page.get_by_label("Requires a second factor").uncheck()
+    with page.expect_response("**/admin/v1/clients/billing") as changed:
+        page.get_by_role("button", name="Save changes").click()
+    assert changed.value.status == 200 and changed.value.json()["mfa_required"] is False
 
     # Rotate, ending the old secret at once.
     page.get_by_label("Old secret keeps working").select_option("0")

@@ -64,6 +64,10 @@ pub struct Cli {
     /// per virtual client; only `token_type: DPoP` counts as a success.
     #[arg(long)]
     pub dpop: bool,
+    /// Report the CPU time this process (the server under test, on this
+    /// machine) used in the measured window, per request.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -95,6 +99,7 @@ impl Cli {
             timeout: self.timeout,
             threads: self.threads as usize,
             dpop: self.dpop,
+            server_pid: self.server_pid,
         }
     }
 }

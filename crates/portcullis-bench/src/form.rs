@@ -138,6 +138,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             threads: 1,
             dpop: false,
+            server_pid: None,
         }
     }
 

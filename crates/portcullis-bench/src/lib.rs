@@ -102,6 +102,10 @@ pub struct Config {
     /// client with a P-256 key of its own; a 200 whose `token_type` is not
     /// `DPoP` counts as an error.
     pub dpop: bool,
+    /// A process on this machine (the server under test) whose CPU time
+    /// over the measured window is reported, per request (Linux
+    /// `/proc/PID/stat`).
+    pub server_pid: Option<u32>,
 }
 
 // Hand-written so that neither secret ever reaches a log or a panic message.
@@ -125,6 +129,7 @@ impl fmt::Debug for Config {
             .field("timeout", &self.timeout)
             .field("threads", &self.threads)
             .field("dpop", &self.dpop)
+            .field("server_pid", &self.server_pid)
             .finish()
     }
 }

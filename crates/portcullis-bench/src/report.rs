@@ -130,6 +130,9 @@ pub struct Report {
     pub grants: BTreeMap<String, GrantReport>,
     /// Initial sign-ins (before the clock, not counted) that failed after retries.
     pub setup_failures: u64,
+    /// With `--server-pid`: the CPU seconds that process used in the
+    /// measured window.
+    pub server_cpu_s: Option<f64>,
     /// Why the first of those failed (status and start of the body, or the transport error).
     pub first_setup_error: Option<String>,
     /// The first transport error, to tell "connection refused" from a timeout.
@@ -137,6 +140,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// The server's CPU per answered request in the window, in µs (with
+    /// `--server-pid`).
+    pub fn server_cpu_us_per_request(&self) -> Option<f64> {
+        let requests: u64 = self.grants.values().map(|g| g.count).sum();
+        #[allow(clippy::cast_precision_loss, reason = "a request count")]
+        self.server_cpu_s
+            .filter(|_| requests > 0)
+            .map(|s| s * 1e6 / requests as f64)
+    }
+
     /// Whether at least one request in the window succeeded.
     pub fn succeeded(&self) -> bool {
         self.grants.values().any(|g| g.ok > 0)
@@ -194,6 +207,9 @@ impl fmt::Display for Report {
                 "use_dpop_nonce retries (not counted as requests): {}",
                 retries.join(", ")
             )?;
+        }
+        if let Some(us) = self.server_cpu_us_per_request() {
+            writeln!(f, "server CPU: {us:.0} µs per request")?;
         }
         if self.setup_failures > 0 {
             writeln!(f, "initial sign-ins that failed: {}", self.setup_failures)?;

@@ -237,6 +237,15 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
         end: t0 + config.warmup + config.duration,
     };
     start_tx.send_replace(Some(window));
+    // The server's CPU over the measured window only: read at its ends.
+    let server_cpu = config.server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window.warm_end.into()).await;
+            let start = cpu_seconds(pid)?;
+            tokio::time::sleep_until(window.end.into()).await;
+            Some(cpu_seconds(pid)? - start)
+        })
+    });
 
     let mut total = ClientLog::default();
     let mut setup_failures = 0;
@@ -253,6 +262,10 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
         }
     }
 
+    let server_cpu_s = match server_cpu {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
     let mut grants = BTreeMap::new();
     if config.mode != Mode::Refresh || !total.password.is_empty() {
         grants.insert("password".to_owned(), total.password.finish(config.duration));
@@ -270,9 +283,22 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
         url: config.url.clone(),
         grants,
         setup_failures,
+        server_cpu_s,
         first_setup_error: total.setup_error,
         first_transport_error: total.first_transport_error,
     })
+}
+
+/// CPU seconds (user and system) process `pid` has used: fields 14 and 15
+/// of `/proc/PID/stat`, counted after the command name (which may hold
+/// spaces), in clock ticks of 100 Hz (`USER_HZ`, fixed on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    #[allow(clippy::cast_precision_loss, reason = "ticks of a benchmark run")]
+    Some((utime + stime) as f64 / 100.0)
 }
 
 struct VirtualClient {

@@ -130,6 +130,7 @@ fn config(url: String, mode: Mode) -> Config {
         timeout: Duration::from_secs(5),
         threads: 1,
         dpop: false,
+        server_pid: None,
     }
 }
 
@@ -171,6 +172,33 @@ async fn refresh_chains_always_present_the_newest_token() {
     let report = run(&config(url, Mode::Refresh)).await.unwrap();
     assert_clean(&report, &["refresh_token"]);
     assert_eq!(report.password_clients, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_cpu_of_the_window_is_reported_per_request() {
+    let url = spawn_mock(0).await;
+    let without = run(&config(url.clone(), Mode::Refresh)).await.unwrap();
+    assert_eq!(without.server_cpu_s, None);
+    assert_eq!(without.server_cpu_us_per_request(), None);
+    assert!(!without.to_string().contains("server CPU"), "{without}");
+
+    // The mock server runs in this process: its CPU is this process's.
+    let config = Config {
+        server_pid: Some(std::process::id()),
+        ..config(url, Mode::Refresh)
+    };
+    let report = run(&config).await.unwrap();
+    let cpu = report.server_cpu_s.expect("measured");
+    // A second of 8 busy clients and their server costs some CPU (the
+    // process also runs the other tests: no upper bound).
+    assert!(cpu > 0.0, "{cpu} {report}");
+    let per = report.server_cpu_us_per_request().expect("per request");
+    let requests = report.grants["refresh_token"].count as f64;
+    assert!((per - cpu * 1e6 / requests).abs() < 1e-6, "{per}");
+    assert!(report.to_string().contains("server CPU: "), "{report}");
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    let reported = json["server_cpu_s"].as_f64().expect("a number");
+    assert!((reported - cpu).abs() < 1e-9, "{json}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -276,6 +276,7 @@ fn config(url: String, mode: Mode) -> Config {
         timeout: Duration::from_secs(5),
         threads: 1,
         dpop: true,
+        server_pid: None,
     }
 }
 

@@ -66,6 +66,8 @@
     web_origins: "Web origins",
     dpop_bound_access_tokens: "Requires DPoP",
     dpop_nonce_required: "Requires DPoP nonces",
+    first_party: "First-party app",
+    mfa_required: "Requires a second factor",
     refresh_cookie: "Refresh cookie",
     status: "Status",
     created_at: "Created",

@@ -42,6 +42,8 @@
       $("cf-sign-up-scope").value = client.sign_up_scope;
       $("cf-dpop").checked = client.dpop_bound_access_tokens;
       $("cf-dpop-nonce").checked = client.dpop_nonce_required;
+      $("cf-first-party").checked = client.first_party;
+      $("cf-mfa-required").checked = client.mfa_required;
     }
     show("client-form-section", "client-form-heading");
   }
@@ -73,6 +75,8 @@
       sign_up_scope: $("cf-sign-up-scope").value.trim(),
       dpop_bound_access_tokens: $("cf-dpop").checked,
       dpop_nonce_required: $("cf-dpop-nonce").checked,
+      first_party: $("cf-first-party").checked,
+      mfa_required: $("cf-mfa-required").checked,
     };
     const defaultScope = $("cf-default-scope").value.trim();
     if (defaultScope || editing) body.default_scope = defaultScope;
