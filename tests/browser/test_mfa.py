@@ -117,6 +117,15 @@ def test_console_enrols_an_authenticator_from_its_qr_code_and_then_asks_for_code
     expect(page.locator("body")).to_have_attribute("data-state", "signed-in")
     expect(page.get_by_label("Authentication code")).to_be_hidden()
 
+    # The user view says who has a second factor.
+    page.get_by_role("button", name="Users", exact=True).click()
+    page.wait_for_selector("tr[data-username='root']")
+    page.get_by_label("User to manage").fill(ROOT[0])
+    page.get_by_label("User to manage").press("Enter")
+    expect(page.get_by_test_id("user-mfa")).to_have_text(
+        "Second factor: an authenticator app; 10 recovery code(s) left."
+    )
+
     # From outside: the password grant without a code is refused with mfa_required; a
     # recovery code works once.
     no_code = server.password_grant(CONSOLE_CLIENT, ROOT, scope="portcullis:admin")

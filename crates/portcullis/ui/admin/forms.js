@@ -161,6 +161,17 @@
     $("user-form-submit").textContent = user ? "Save changes" : "Create user";
     $("uf-username-row").hidden = Boolean(user);
     $("uf-password-row").hidden = Boolean(user);
+    // GET /admin/v1/users/{name} says where the user's second factor is.
+    const mfa = user && user.mfa;
+    $("uf-mfa").hidden = !mfa;
+    if (mfa) {
+      const state = {
+        enrolled: "an authenticator app",
+        pending: "none (an authenticator app's set-up was started, not confirmed)",
+        none: "none",
+      }[mfa.totp] ?? mfa.totp;
+      $("uf-mfa").textContent = `Second factor: ${state}; ${mfa.recovery_codes_left} recovery code(s) left.`;
+    }
     if (user) {
       $("uf-email").value = user.email ?? "";
       $("uf-email-verified").checked = user.email_verified;
