@@ -39,7 +39,11 @@ async fn a_password_grant_returns_tokens_that_are_not_cached(db: &TestDb) {
     let refresh = body["refresh_token"].as_str().expect("refresh");
     let parts: Vec<&str> = refresh.split('.').collect();
     assert_eq!(parts.len(), 3, "selector.generation.secret: {refresh}");
-    assert_eq!(parts[0].len(), 22, "a 128-bit selector, base64url");
+    assert_eq!(
+        parts[0].len(),
+        24,
+        "a selector of 18 bytes (the sign-in's time, 96 random bits), base64url"
+    );
     assert_eq!(parts[1], "1", "the first generation");
     assert_eq!(parts[2].len(), 43, "a 256-bit secret, base64url");
     assert_eq!(body.as_object().expect("object").len(), 5, "{body}");

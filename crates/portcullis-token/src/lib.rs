@@ -55,6 +55,7 @@ pub use error::GrantError;
 pub use grants::TokenResponse;
 use keys::KeySet;
 use password::Passwords;
+pub use refresh_token::family_key;
 
 /// The token service: configuration, store, keys and the hashing pool.
 pub struct TokenService {

@@ -166,11 +166,10 @@ pub async fn user(db: &TestDb, name: &str, scope: &str) -> String {
     db.create_user(&new, UnixTime::now()).await.expect("user").id
 }
 
-/// The family a refresh token of the current form belongs to, read from
-/// the store by the token's selector (its text before the first dot).
+/// The family a refresh token belongs to, read from the store by the key
+/// the server finds it by.
 pub async fn family_of(db: &TestDb, refresh_token: &str) -> portcullis_store::RefreshFamily {
-    let selector = refresh_token.split('.').next().expect("selector");
-    let key = portcullis_store::TokenKey::Selector(portcullis_store::TokenHash::of(selector.as_bytes()));
+    let key = portcullis_token::family_key(refresh_token).expect("a refresh token's form");
     portcullis_store::RefreshStore::family_by_token(&**db, &key)
         .await
         .expect("the token's family")
