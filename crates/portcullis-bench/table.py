@@ -6,7 +6,7 @@ Figures are medians over the rounds. "vs peer" is the median over rounds of
 grant), when the peer was run; "vs ceiling" the same against the
 storage-free ceiling (refresh only), and "vs baseline" a portcullis-BACKEND
 server against baseline-BACKEND (the bench script's --baseline), or a
-seeded-BACKEND server against the empty portcullis-BACKEND (--seeded).
+seeded-SIZE-BACKEND server against the empty portcullis-BACKEND (--seeded).
 "vs bearer" is, for a -dpop mode (refresh-dpop: refresh with DPoP proofs),
 the median over rounds of its req/s over the same server's bearer mode
 (refresh) in the same round and grant. Requests sent again on
@@ -73,7 +73,7 @@ def against(label, mode, grant, rounds):
     if label.startswith("portcullis-"):
         return versus(label, mode, grant, rounds, "baseline-" + label.removeprefix("portcullis-"))
     if label.startswith("seeded-"):
-        return versus(label, mode, grant, rounds, "portcullis-" + label.removeprefix("seeded-"))
+        return versus(label, mode, grant, rounds, "portcullis-" + label.rsplit("-", 1)[1])
     return ""
 
 
