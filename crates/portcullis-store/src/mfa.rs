@@ -178,6 +178,27 @@ pub trait SecondFactorStore: Send + Sync {
 
 type TotpRow = (Vec<u8>, Option<i64>, i64, i64);
 
+/// Replaces the user's recovery codes within the transaction `$tx` (either
+/// backend's: the statements are the same, the transaction types differ).
+macro_rules! put_recovery_codes {
+    ($tx:ident, $user_id:expr, $hashes:expr, $now:expr) => {
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind($user_id)
+            .execute(&mut *$tx)
+            .await?;
+        for hash in $hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (code_hash, user_id, used_at, created_at) VALUES ($1, $2, NULL, $3)",
+            )
+            .bind(&hash[..])
+            .bind($user_id)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 #[async_trait]
 impl SecondFactorStore for SqlStore {
     async fn second_factor(&self, user_id: &str) -> Result<SecondFactor, StoreError> {
@@ -256,20 +277,7 @@ impl SecondFactorStore for SqlStore {
             if done == 0 {
                 return Ok(false);
             }
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            for hash in recovery_hashes {
-                sqlx::query(
-                    "INSERT INTO recovery_codes (code_hash, user_id, used_at, created_at) VALUES ($1, $2, NULL, $3)",
-                )
-                .bind(&hash[..])
-                .bind(user_id)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
-            }
+            put_recovery_codes!(tx, user_id, recovery_hashes, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -314,20 +322,7 @@ impl SecondFactorStore for SqlStore {
     ) -> Result<(), StoreError> {
         with_pool!(&self.write, |c| {
             let mut tx = c.begin().await?;
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            for hash in recovery_hashes {
-                sqlx::query(
-                    "INSERT INTO recovery_codes (code_hash, user_id, used_at, created_at) VALUES ($1, $2, NULL, $3)",
-                )
-                .bind(&hash[..])
-                .bind(user_id)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
-            }
+            put_recovery_codes!(tx, user_id, recovery_hashes, now);
             tx.commit().await?;
             Ok(())
         })
