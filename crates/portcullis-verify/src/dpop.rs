@@ -20,12 +20,9 @@
 //!   the same nonces from the same key. Neither lets a thief make a new
 //!   proof: that needs the private key.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -38,8 +35,6 @@ pub const MAX_PROOF_LEN: usize = 8 * 1024;
 const MAX_JTI_LEN: usize = 256;
 /// Members that only a private (or symmetric) JWK has (RFC 7518 §6).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-/// Shards of the replay cache (a power of two).
-const SHARDS: usize = 16;
 
 /// Why a proof was refused.
 ///
@@ -88,80 +83,6 @@ pub struct Target<'a> {
     /// The access token sent with the request, if any: the proof's `ath`
     /// must be its hash.
     pub access_token: Option<&'a str>,
-}
-
-/// Server-issued nonces (RFC 9449 §8) that every instance holding the same
-/// secret issues and checks alike, with no shared state: a nonce is a time
-/// step and a MAC of it. One issued in step `n` is accepted in steps `n`
-/// and `n + 1`, so it lives between one and two steps.
-pub struct NonceKey {
-    key: hmac::Key,
-    step: i64,
-}
-
-impl std::fmt::Debug for NonceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NonceKey")
-            .field("step", &self.step)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the MAC of a nonce covers besides its step.
-const NONCE_LABEL: &[u8] = b"portcullis dpop nonce v1";
-
-impl NonceKey {
-    /// Nonces from `secret` (at least 32 random bytes, the same on every
-    /// instance), changing every `step` (at least a second).
-    #[must_use]
-    pub fn new(secret: &[u8], step: Duration) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            step: i64::try_from(step.as_secs().max(1)).unwrap_or(i64::MAX),
-        }
-    }
-
-    /// The nonce of the step `now` (Unix seconds) is in.
-    #[must_use]
-    pub fn issue(&self, now: i64) -> String {
-        let index = now.div_euclid(self.step).to_be_bytes();
-        let tag = self.tag(&index);
-        let mut raw = Vec::with_capacity(8 + tag.as_ref().len());
-        raw.extend_from_slice(&index);
-        raw.extend_from_slice(tag.as_ref());
-        B64.encode(raw)
-    }
-
-    /// Whether `nonce` was issued in the step of `now` or the one before.
-    #[must_use]
-    pub fn is_current(&self, nonce: &str, now: i64) -> bool {
-        if nonce.len() > 64 {
-            return false;
-        }
-        let Ok(raw) = B64.decode(nonce) else {
-            return false;
-        };
-        let Some((index, tag)) = raw.split_first_chunk::<8>() else {
-            return false;
-        };
-        let step = i64::from_be_bytes(*index);
-        let current = now.div_euclid(self.step);
-        if step != current && step != current.saturating_sub(1) {
-            return false;
-        }
-        // `verify` compares in constant time.
-        let mut message = Vec::with_capacity(NONCE_LABEL.len() + 8);
-        message.extend_from_slice(NONCE_LABEL);
-        message.extend_from_slice(index);
-        hmac::verify(&self.key, &message, tag).is_ok()
-    }
-
-    fn tag(&self, index: &[u8; 8]) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(NONCE_LABEL);
-        ctx.update(index);
-        ctx.sign()
-    }
 }
 
 /// Checks DPoP proofs. Share one per process: it holds the replay cache.
@@ -531,90 +452,10 @@ pub fn normalize_url(url: &str) -> Option<String> {
     Some(parsed.into())
 }
 
-/// The replay cache's key for a proof: its key's thumbprint and `jti`,
-/// hashed (a `jti` is unique per key).
-fn replay_key(jkt: &str, jti: &str) -> u128 {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(jkt.as_bytes());
-    ctx.update(b".");
-    ctx.update(jti.as_bytes());
-    let hash = ctx.finish();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&hash.as_ref()[..16]);
-    u128::from_le_bytes(first)
-}
-
-/// The `jti`s seen in the last window, in two generations per shard: a key
-/// stays at least one window and at most two.
-struct Replay {
-    shards: Vec<Mutex<Generations>>,
-    window: i64,
-}
-
-#[derive(Default)]
-struct Generations {
-    current: HashSet<u128, BuildHasherDefault<KeyHasher>>,
-    previous: HashSet<u128, BuildHasherDefault<KeyHasher>>,
-    since: i64,
-}
-
-impl Replay {
-    fn new(window: i64) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Generations::default())).collect(),
-            window: window.max(1),
-        }
-    }
-
-    /// Records `key`; false if it was seen within the window.
-    fn first_use(&self, key: u128, now: i64) -> bool {
-        #[allow(clippy::cast_possible_truncation, reason = "the low bits pick the shard")]
-        let shard = &self.shards[(key as usize) & (SHARDS - 1)];
-        let mut g = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if now >= g.since.saturating_add(self.window) {
-            if now >= g.since.saturating_add(self.window.saturating_mul(2)) {
-                g.previous.clear();
-                g.current.clear();
-            } else {
-                let current = std::mem::take(&mut g.current);
-                g.previous = current;
-            }
-            g.since = now;
-        }
-        !g.previous.contains(&key) && g.current.insert(key)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let g = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                g.current.len() + g.previous.len()
-            })
-            .sum()
-    }
-}
-
-/// The keys are already uniform hashes: their low bits are the hash.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        #[allow(clippy::cast_possible_truncation, reason = "the high bits pick the bucket")]
-        let high = (n >> 64) as u64;
-        self.0 = high;
-    }
-}
-
+mod nonce;
+mod replay;
 #[cfg(test)]
 mod tests;
+
+pub use nonce::NonceKey;
+use replay::{Replay, replay_key};
