@@ -299,12 +299,14 @@ impl SqlStore {
         let group_commit = if opts.group_commit {
             // The writer runs only the rotation statements, each joining
             // the requests to `refresh_families` by primary key. A plan
-            // made while the table was small (a fresh database) scans the
-            // table instead, and PostgreSQL keeps reusing it as the table
-            // grows: each group then read every family, and refreshes fell
-            // from ~7,000/s to ~600/s after a few thousand sign-ins
-            // (docs/benchmarks.md). No sequential scan is ever the right
-            // plan for a write of a few rows by key.
+            // made while the table was small (a fresh database, before
+            // autovacuum's first analyze) scans the table instead, and
+            // PostgreSQL keeps reusing it as the table grows; without
+            // autovacuum at all, refreshes fell from ~7,000/s to ~600/s
+            // after a few thousand sign-ins (docs/benchmarks.md; keeping
+            // autovacuum on is the cure, this covers the first minutes).
+            // No sequential scan is ever the right plan for a write of a
+            // few rows by key.
             let writer = PgPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)

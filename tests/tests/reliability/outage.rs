@@ -228,8 +228,8 @@ async fn the_database_going_away_fails_fast_and_recovers_without_restart(db: &Te
         }
         None => Some(db.sqlite_write_lock().await.expect("SQLite lock")),
     };
-    // The outage starts once the lock is held (taking it waits for the
-    // server's writer to let go).
+    // The outage starts once PostgreSQL is cut off or SQLite's lock is
+    // held (taking the lock waits for the server's writer to let go).
     let down = Instant::now();
     tokio::time::sleep(OUTAGE).await;
     let up = Instant::now();
