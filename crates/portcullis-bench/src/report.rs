@@ -70,6 +70,7 @@ impl GrantLog {
             count: self.count,
             ok: l.len() as u64,
             rps: if secs > 0.0 { self.count as f64 / secs } else { 0.0 },
+            ok_rps: if secs > 0.0 { l.len() as f64 / secs } else { 0.0 },
             p50_ms: ms(percentile(l, 50.0)),
             p90_ms: ms(percentile(l, 90.0)),
             p99_ms: ms(percentile(l, 99.0)),
@@ -87,8 +88,13 @@ pub struct GrantReport {
     pub count: u64,
     /// Of which successful (200 with an `access_token`).
     pub ok: u64,
-    /// `count` per second of the window.
+    /// `count` per second of the window: every answer, refusals (429,
+    /// 503) included.
     pub rps: f64,
+    /// `ok` per second of the window: the grant's throughput. A server
+    /// that throttles answers many requests quickly with 429, so `rps`
+    /// alone would count its refusals as work done.
+    pub ok_rps: f64,
     /// Median latency of the successful requests, in milliseconds.
     pub p50_ms: f64,
     /// 90th percentile latency of the successful requests, in milliseconds.
@@ -140,10 +146,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// The server's CPU per answered request in the window, in µs (with
+    /// The server's CPU per successful request in the window, in µs (with
     /// `--server-pid`).
     pub fn server_cpu_us_per_request(&self) -> Option<f64> {
-        let requests: u64 = self.grants.values().map(|g| g.count).sum();
+        // Per success: refusals cost CPU too, but are not the work measured.
+        let requests: u64 = self.grants.values().map(|g| g.ok).sum();
         #[allow(clippy::cast_precision_loss, reason = "a request count")]
         self.server_cpu_s
             .filter(|_| requests > 0)
@@ -177,8 +184,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
-            "grant", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+            "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+            "grant", "requests", "req/s", "ok/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
         )?;
         for (name, g) in &self.grants {
             let errors = if g.errors.is_empty() {
@@ -192,8 +199,8 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{name:<14} {:>9} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {errors}",
-                g.count, g.rps, g.p50_ms, g.p90_ms, g.p99_ms, g.max_ms
+                "{name:<14} {:>9} {:>9.1} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {errors}",
+                g.count, g.rps, g.ok_rps, g.p50_ms, g.p90_ms, g.p99_ms, g.max_ms
             )?;
         }
         if self.dpop {
@@ -209,7 +216,7 @@ impl fmt::Display for Report {
             )?;
         }
         if let Some(us) = self.server_cpu_us_per_request() {
-            writeln!(f, "server CPU: {us:.0} µs per request")?;
+            writeln!(f, "server CPU: {us:.0} µs per successful request")?;
         }
         if self.setup_failures > 0 {
             writeln!(f, "initial sign-ins that failed: {}", self.setup_failures)?;
@@ -266,7 +273,7 @@ mod tests {
         let r = a.finish(Duration::from_secs(2));
         assert_eq!((r.count, r.ok), (7, 4));
         assert_eq!(r.nonce_retries, 3);
-        assert_eq!(r.rps, 3.5);
+        assert_eq!((r.rps, r.ok_rps), (3.5, 2.0));
         assert_eq!((r.p50_ms, r.p99_ms, r.max_ms), (2.0, 5.0, 5.0));
         assert_eq!(r.errors, BTreeMap::from([("400".to_owned(), 2), ("io".to_owned(), 1)]));
     }
