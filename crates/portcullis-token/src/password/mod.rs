@@ -19,6 +19,12 @@
 //!   priority (nice +10 on Linux) than the threads serving requests: a
 //!   sign-in flood uses the CPU that is left over, and refreshes, JWKS and
 //!   health checks keep their latency (docs/benchmarks.md).
+//! - While more than 2 × `workers` refreshes are in flight
+//!   ([`Passwords::refreshing`]), the upper half of the threads stand
+//!   aside between hashes: one hash is about a hundred refreshes' worth of
+//!   CPU, and a thread's priority orders only this process's threads, not
+//!   the database's processes a refresh also waits for. Sign-ins go on, on
+//!   the other half.
 //! - Each worker reuses one memory block ([`portcullis_argon2::Hasher`]):
 //!   a fresh 19 MiB block per hash costs ~40% more in page faults, and the
 //!   memory in use stays at `workers` × m. The hash itself runs the fastest
@@ -40,8 +46,8 @@ use argon2::Params;
 use phc::{
     HasherPool, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST, hash_blocking, needs_rehash, random_password, verify_blocking,
 };
-pub use pool::Busy;
 use pool::Workers;
+pub use pool::{Busy, Refreshing};
 use slots::Places;
 pub use slots::{Slot, SlotError};
 pub use strength::Refused;
@@ -199,6 +205,14 @@ impl Passwords {
                 hash_blocking(&hashers, &params, &password).map_err(|_| Busy)
             })
             .await?
+    }
+
+    /// Counts a refresh in flight until the guard is dropped: while more
+    /// than twice the hashing threads' number are, half of the threads
+    /// stand aside between hashes (see `pool`), so that sign-ins do not
+    /// take the CPU the refreshes need.
+    pub fn refreshing(&self) -> Refreshing {
+        self.workers.refreshing()
     }
 
     /// Places in the pool taken now (hashing or waiting).

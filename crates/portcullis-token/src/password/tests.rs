@@ -205,3 +205,68 @@ async fn an_address_holds_its_places_until_its_hashes_are_done_even_if_it_hangs_
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Whether two jobs run at once: each waits (bounded) for the other.
+async fn two_run_at_once(p: &Arc<Passwords>) -> bool {
+    let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
+    let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
+    let wait = std::time::Duration::from_secs(5);
+    let a = p.run(move || {
+        let _ = a_tx.send(());
+        b_rx.recv_timeout(wait).is_ok()
+    });
+    let b = p.run(move || {
+        let _ = b_tx.send(());
+        a_rx.recv_timeout(wait).is_ok()
+    });
+    let (a, b) = tokio::join!(a, b);
+    a.expect("a") && b.expect("b")
+}
+
+#[tokio::test]
+async fn many_refreshes_in_flight_leave_sign_ins_half_the_threads() {
+    let p = Arc::new(
+        Passwords::new(&PasswordPolicy {
+            workers: 2,
+            queue: 16,
+            ..policy()
+        })
+        .expect("policy"),
+    );
+    assert!(
+        two_run_at_once(&p).await,
+        "both threads hash when no refresh is in flight"
+    );
+    // Up to twice the threads' number of refreshes is not many.
+    let mut refreshes: Vec<_> = (0..4).map(|_| p.refreshing()).collect();
+    assert!(!p.workers.standing_aside());
+    refreshes.push(p.refreshing());
+    assert!(p.workers.standing_aside());
+
+    // The upper thread finishes at most the job it was waiting for; then
+    // every hash runs on the lower one, and every one is done.
+    let jobs: Vec<_> = (0..8)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.run(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    std::thread::current().name().map(str::to_owned)
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut upper = 0;
+    for j in jobs {
+        let name = j.await.expect("task").expect("hashed");
+        if name.as_deref() == Some("portcullis-hash-1") {
+            upper += 1;
+        }
+    }
+    assert!(upper <= 1, "the upper thread took {upper} jobs while standing aside");
+    refreshes.pop();
+    assert!(!p.workers.standing_aside(), "a finished refresh is no longer counted");
+    drop(refreshes);
+    assert!(two_run_at_once(&p).await, "both threads hash again");
+}

@@ -237,6 +237,8 @@ pub(crate) async fn sign_in(State(svc): State<Arc<TokenService>>, req: Request) 
     ),
 )]
 pub(crate) async fn refresh(State(svc): State<Arc<TokenService>>, req: Request) -> Response {
+    // As on the token endpoint: see `password::Refreshing`.
+    let _refreshing = svc.passwords().refreshing();
     let mut web = match checked(&svc, req).await {
         Ok(w) => w,
         Err(r) => return r.into_response(),
