@@ -11,7 +11,7 @@ storage-free ceiling (refresh only), and "vs baseline" a portcullis-BACKEND
 server against baseline-BACKEND (the bench script's --baseline), or a
 seeded-SIZE-BACKEND server against the empty portcullis-BACKEND (--seeded).
 "vs bearer" is, for a -dpop mode (refresh-dpop: refresh with DPoP proofs),
-the median over rounds of its req/s over the same server's bearer mode
+the median over rounds of its ok/s over the same server's bearer mode
 (refresh) in the same round and grant; every ratio is of ok/s. Requests sent again on
 use_dpop_nonce are not requests of their own; the errors column counts them,
 and in the refresh modes the chains whose sign-in failed before the clock.

@@ -207,10 +207,8 @@ impl Passwords {
             .await?
     }
 
-    /// Counts a refresh in flight until the guard is dropped: while more
-    /// than twice the hashing threads' number are, half of the threads
-    /// stand aside between hashes (see `pool`), so that sign-ins do not
-    /// take the CPU the refreshes need.
+    /// Counts a refresh in flight until the guard is dropped (many of them
+    /// make half of the hashing threads stand aside; see the module text).
     pub fn refreshing(&self) -> Refreshing {
         self.workers.refreshing()
     }

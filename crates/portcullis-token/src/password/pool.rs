@@ -30,7 +30,7 @@ const STAND_ASIDE_POLL: Duration = Duration::from_millis(5);
 
 /// Refreshes in flight, counted by [`Refreshing`].
 #[derive(Debug)]
-pub(super) struct Pressure {
+struct Pressure {
     refreshes: AtomicUsize,
     /// More refreshes in flight than this: the upper threads stand aside.
     threshold: usize,
@@ -45,7 +45,7 @@ impl Pressure {
     }
 
     /// Whether the upper hashing threads stand aside now.
-    pub(super) fn high(&self) -> bool {
+    fn high(&self) -> bool {
         self.refreshes.load(Ordering::Relaxed) > self.threshold
     }
 }
