@@ -78,8 +78,8 @@ async fn token_inner(svc: &TokenService, req: Request) -> Result<TokenResponse, 
         Some(Ok(GrantType::Password)) => Some(grants::reserve(svc, ip).await?),
         _ => None,
     };
-    // Counted until the answer: many refreshes at once make half of the
-    // hashing threads stand aside (`password::Refreshing`).
+    // Counted until the answer: hashing keeps to sign-ins' share beside
+    // the refreshes in flight (`password::Refreshing`).
     let _refreshing = matches!(grant_type, Some(Ok(GrantType::RefreshToken))).then(|| svc.passwords().refreshing());
     let presented = client_auth::presented(&parts.headers, &form)?;
     let grant = match (grant_type, slot) {

@@ -8,6 +8,7 @@
 //! | `portcullis_sign_in_refusals_total` | counter | `reason`: `throttled`, `address_busy`, `saturated` |
 //! | `portcullis_refresh_reuse_total` | counter | |
 //! | `portcullis_hash_wait_seconds` | histogram | time a password hash waited for a thread |
+//! | `portcullis_hash_pace_seconds` | histogram | time a hashing thread held back to keep sign-ins to their share beside refreshes |
 //! | `portcullis_hash_places_in_use` | gauge | password hashes running or waiting |
 //! | `portcullis_db_connections` | gauge | `pool`, `state` (`open`, `in_use`) |
 //!
@@ -79,6 +80,10 @@ fn register() {
     describe_histogram!(
         "portcullis_hash_wait_seconds",
         "Time a password hash waited for a thread."
+    );
+    describe_histogram!(
+        "portcullis_hash_pace_seconds",
+        "Time a hashing thread held back between hashes to keep sign-ins to their share beside refreshes."
     );
     describe_gauge!("portcullis_hash_places_in_use", "Password hashes running or waiting.");
     describe_gauge!("portcullis_db_connections", "Database connections by pool and state.");

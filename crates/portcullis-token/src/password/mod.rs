@@ -19,18 +19,16 @@
 //!   priority (nice +10 on Linux) than the threads serving requests: a
 //!   sign-in flood uses the CPU that is left over, and refreshes, JWKS and
 //!   health checks keep their latency (docs/benchmarks.md).
-//! - While more than 2 × `workers` refreshes are in flight
-//!   ([`Passwords::refreshing`]), the upper half of the threads stand
-//!   aside between hashes: one hash is about a hundred refreshes' worth of
-//!   CPU, and a thread's priority orders only this process's threads, not
-//!   the database's processes a refresh also waits for. Sign-ins go on, on
-//!   the other half.
+//! - While refreshes are in flight ([`Passwords::refreshing`]) and the CPU
+//!   is short, the threads keep to the hashing jobs' share of the requests
+//!   in flight ([`pace`]).
 //! - Each worker reuses one memory block ([`portcullis_argon2::Hasher`]):
 //!   a fresh 19 MiB block per hash costs ~40% more in page faults, and the
 //!   memory in use stays at `workers` × m. The hash itself runs the fastest
 //!   code the CPU supports (AVX-512, AVX2 or portable, chosen at start),
 //!   bit-identical to the reference implementation.
 
+mod pace;
 mod phc;
 mod pool;
 mod slots;
@@ -207,8 +205,8 @@ impl Passwords {
             .await?
     }
 
-    /// Counts a refresh in flight until the guard is dropped (many of them
-    /// make half of the hashing threads stand aside; see the module text).
+    /// Counts a refresh in flight until the guard is dropped (hashing keeps
+    /// to its share beside them; see [`pace`]).
     pub fn refreshing(&self) -> Refreshing {
         self.workers.refreshing()
     }

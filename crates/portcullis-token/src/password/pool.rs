@@ -1,19 +1,13 @@
 //! The hashing threads: `workers` threads of their own at a lower
 //! scheduling priority than the threads serving requests, fed through a
-//! channel; each job holds its place in the pool until it is done.
-//!
-//! While many refreshes are in flight (more than twice the threads), the
-//! upper half of the threads stop taking jobs: a hash is about a hundred
-//! refreshes' worth of CPU, and the priority alone orders only this
-//! process's threads, not the database's processes a refresh also waits
-//! for. Sign-ins then hash on the lower half, so they go on (slower), and
-//! get every thread back as soon as the refreshes thin out. One refresh at
-//! a time (a user beside a credential-stuffing flood) changes nothing.
+//! channel; each job holds its place in the pool until it is done. While
+//! refreshes run and the CPU is short, the threads keep to sign-ins' share
+//! of the machine between jobs ([`super::pace`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::pace::Pace;
 use super::slots::Slot;
 
 /// The hashing pool is full: retry later.
@@ -24,89 +18,68 @@ pub struct Busy;
 /// A unit of work for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// How often a thread standing aside looks again whether the refreshes
-/// have thinned out.
-const STAND_ASIDE_POLL: Duration = Duration::from_millis(5);
+/// How often a paced thread looks again whether the refreshes have ended.
+const PACE_POLL: Duration = Duration::from_millis(5);
 
-/// Refreshes in flight, counted by [`Refreshing`].
-#[derive(Debug)]
-struct Pressure {
-    refreshes: AtomicUsize,
-    /// More refreshes in flight than this: the upper threads stand aside.
-    threshold: usize,
-}
-
-impl Pressure {
-    fn new(threshold: usize) -> Self {
-        Self {
-            refreshes: AtomicUsize::new(0),
-            threshold,
-        }
-    }
-
-    /// Whether the upper hashing threads stand aside now.
-    fn high(&self) -> bool {
-        self.refreshes.load(Ordering::Relaxed) > self.threshold
-    }
-}
-
-/// A refresh in flight, counted until dropped (see the module's text).
+/// A refresh in flight, counted until dropped (see [`super::pace`]).
 #[derive(Debug)]
 #[must_use = "the refresh counts only while this is held"]
-pub struct Refreshing(Arc<Pressure>);
+pub struct Refreshing(Arc<Pace>);
 
 impl Drop for Refreshing {
     fn drop(&mut self) {
-        self.0.refreshes.fetch_sub(1, Ordering::Relaxed);
+        self.0.refresh_ended();
+    }
+}
+
+/// A hashing job queued or running, counted until dropped.
+struct Queued(Arc<Pace>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.job_ended();
     }
 }
 
 /// The hashing threads; they end when this is dropped.
 pub(super) struct Workers {
     jobs: flume::Sender<Job>,
-    pressure: Arc<Pressure>,
+    pace: Arc<Pace>,
 }
 
 impl Workers {
-    /// Starts `n` hashing threads; the lower half (rounded up, so at least
-    /// one) never stands aside.
+    /// Starts `n` hashing threads.
     pub(super) fn start(n: usize) -> std::io::Result<Self> {
         let (jobs, rx) = flume::unbounded::<Job>();
-        let pressure = Arc::new(Pressure::new(2 * n));
-        let keep = n.div_ceil(2);
+        let cores = std::thread::available_parallelism().map_or(n, usize::from);
+        let pace = Arc::new(Pace::new(cores));
         for i in 0..n {
             let rx = rx.clone();
-            let pressure = (i >= keep).then(|| Arc::clone(&pressure));
+            let pace = Arc::clone(&pace);
             std::thread::Builder::new()
                 .name(format!("portcullis-hash-{i}"))
                 .spawn(move || {
                     lower_priority();
                     for job in rx.iter() {
-                        // A panic fails that one request (its reply is
-                        // dropped: `Busy`), not the thread.
-                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                            tracing::error!("password hashing panicked");
-                        }
+                        run_job(&pace, job);
                         // Between jobs only: a job taken is always finished.
-                        while pressure.as_ref().is_some_and(|p| p.high()) {
-                            std::thread::sleep(STAND_ASIDE_POLL);
-                        }
+                        keep_pace(&pace);
                     }
                 })?;
         }
-        Ok(Self { jobs, pressure })
+        Ok(Self { jobs, pace })
     }
 
     /// Counts a refresh in flight until the guard is dropped.
     pub(super) fn refreshing(&self) -> Refreshing {
-        self.pressure.refreshes.fetch_add(1, Ordering::Relaxed);
-        Refreshing(Arc::clone(&self.pressure))
+        self.pace.refresh_started();
+        Refreshing(Arc::clone(&self.pace))
     }
 
-    /// Whether the upper threads stand aside now.
+    /// What pacing allows hashing now, in cores (`None`: no limit).
     #[cfg(test)]
-    pub(super) fn standing_aside(&self) -> bool {
-        self.pressure.high()
+    pub(super) fn budget(&self) -> Option<f64> {
+        self.pace.budget()
     }
 
     /// Runs `f` on a hashing thread in a place already taken. The job
@@ -120,10 +93,13 @@ impl Workers {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
-        let queued = std::time::Instant::now();
+        let queued = Instant::now();
+        self.pace.job_queued();
+        let counted = Queued(Arc::clone(&self.pace));
         self.jobs
             .send(Box::new(move || {
                 let _slot = slot;
+                let _counted = counted;
                 metrics::histogram!("portcullis_hash_wait_seconds").record(queued.elapsed().as_secs_f64());
                 if !reply.is_closed() {
                     let _ = reply.send(f());
@@ -134,6 +110,38 @@ impl Workers {
             tracing::error!("password hashing task failed");
             Busy
         })
+    }
+}
+
+/// Runs one job, and tells the pace what it cost.
+fn run_job(pace: &Pace, job: Job) {
+    let budget = pace.budget();
+    let start = Instant::now();
+    let cpu = cpu_time::ThreadTime::try_now().ok();
+    // A panic fails that one request (its reply is dropped: `Busy`), not
+    // the thread.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        tracing::error!("password hashing panicked");
+    }
+    if let Some(cpu) = cpu.and_then(|t| t.try_elapsed().ok()) {
+        pace.finished(Instant::now(), cpu, start.elapsed(), budget);
+    }
+}
+
+/// Waits, in short steps, until the pace lets this thread take a job.
+fn keep_pace(pace: &Pace) {
+    let mut waited = Duration::ZERO;
+    loop {
+        let wait = pace.wait(Instant::now());
+        if wait.is_zero() {
+            break;
+        }
+        let step = wait.min(PACE_POLL);
+        std::thread::sleep(step);
+        waited += step;
+    }
+    if !waited.is_zero() {
+        metrics::histogram!("portcullis_hash_pace_seconds").record(waited.as_secs_f64());
     }
 }
 

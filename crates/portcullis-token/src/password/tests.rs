@@ -224,7 +224,7 @@ async fn two_run_at_once(p: &Arc<Passwords>) -> bool {
 }
 
 #[tokio::test]
-async fn many_refreshes_in_flight_leave_sign_ins_half_the_threads() {
+async fn refreshes_in_flight_and_queued_hashes_set_what_hashing_may_use() {
     let p = Arc::new(
         Passwords::new(&PasswordPolicy {
             workers: 2,
@@ -233,40 +233,40 @@ async fn many_refreshes_in_flight_leave_sign_ins_half_the_threads() {
         })
         .expect("policy"),
     );
-    assert!(
-        two_run_at_once(&p).await,
-        "both threads hash when no refresh is in flight"
-    );
-    // Up to twice the threads' number of refreshes is not many.
-    let mut refreshes: Vec<_> = (0..4).map(|_| p.refreshing()).collect();
-    assert!(!p.workers.standing_aside());
-    refreshes.push(p.refreshing());
-    assert!(p.workers.standing_aside());
+    let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
+    let near = |budget: Option<f64>, share: f64| budget.is_some_and(|b| (b - (share * cores).max(0.1)).abs() < 1e-9);
+    assert_eq!(p.workers.budget(), None, "no refresh in flight: no limit");
+    let refreshes: Vec<_> = (0..3).map(|_| p.refreshing()).collect();
+    assert!(near(p.workers.budget(), 1.0 / 4.0), "{:?}", p.workers.budget());
 
-    // The upper thread finishes at most the job it was waiting for; then
-    // every hash runs on the lower one, and every one is done.
-    let jobs: Vec<_> = (0..8)
+    // Two jobs held on the threads count as two hashes in flight.
+    let (release, held) = tokio::sync::watch::channel(false);
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let jobs: Vec<_> = (0..2)
         .map(|_| {
-            let p = p.clone();
+            let (p, mut held, started_tx) = (p.clone(), held.clone(), started_tx.clone());
             tokio::spawn(async move {
-                p.run(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    std::thread::current().name().map(str::to_owned)
+                p.run(move || {
+                    let _ = started_tx.send(());
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while !*held.borrow_and_update() && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
                 })
                 .await
             })
         })
         .collect();
-    let mut upper = 0;
-    for j in jobs {
-        let name = j.await.expect("task").expect("hashed");
-        if name.as_deref() == Some("portcullis-hash-1") {
-            upper += 1;
-        }
+    for _ in 0..2 {
+        started.recv().await.expect("a job started");
     }
-    assert!(upper <= 1, "the upper thread took {upper} jobs while standing aside");
-    refreshes.pop();
-    assert!(!p.workers.standing_aside(), "a finished refresh is no longer counted");
+    assert!(near(p.workers.budget(), 2.0 / 5.0), "{:?}", p.workers.budget());
+    release.send(true).expect("jobs listen");
+    for j in jobs {
+        j.await.expect("task").expect("ran");
+    }
+    assert!(near(p.workers.budget(), 1.0 / 4.0), "finished jobs no longer count");
     drop(refreshes);
-    assert!(two_run_at_once(&p).await, "both threads hash again");
+    assert_eq!(p.workers.budget(), None, "finished refreshes no longer count");
+    assert!(two_run_at_once(&p).await, "both threads hash");
 }
