@@ -16,7 +16,7 @@
 //!   ([`Passwords::reserve`]): an attempt refused here is not counted
 //!   against the account it names and costs no database write.
 //! - Hashes run on `workers` threads of their own, at a lower scheduling
-//!   priority (nice +10 on Linux) than the threads serving requests: a
+//!   priority (nice +5 on Linux) than the threads serving requests: a
 //!   sign-in flood uses the CPU that is left over, and refreshes, JWKS and
 //!   health checks keep their latency (docs/benchmarks.md).
 //! - While refreshes are in flight ([`Passwords::refreshing`]) and the CPU

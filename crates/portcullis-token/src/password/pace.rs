@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 pub(super) const MIN_CORES: f64 = 0.1;
 
 /// Hashes whose CPU time is less than this fraction of their wall time
-/// waited for the CPU (with none to spare, a thread at nice +10 gets far
+/// waited for the CPU (with none to spare, a thread at nice +5 gets far
 /// less than this; with CPU to spare it gets nearly all of it).
 const CONTENDED: f64 = 0.8;
 

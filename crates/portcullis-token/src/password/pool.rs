@@ -145,12 +145,15 @@ fn keep_pace(pace: &Pace) {
     }
 }
 
-/// Lowers the calling thread's scheduling priority, best effort: nice +10
-/// on Linux (a CPU share about a tenth of a request thread's when both
-/// want the CPU).
+/// Lowers the calling thread's scheduling priority, best effort: nice +5
+/// on Linux (a CPU share about a third of a request thread's when both
+/// want the CPU). The pace, not the priority, keeps hashing to its share
+/// beside refreshes; at nice +10 the hashes ran slower than the pace
+/// allowed beside PostgreSQL (sign-ins at about 60 % of their share, 90 %
+/// at nice +5: docs/benchmarks.md).
 fn lower_priority() {
     use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
-    // thread-priority maps 0..=99 onto nice 19..=-20; 22 is nice +10.
+    // thread-priority maps 0..=99 onto nice 19..=-20; 35 is nice +5.
     let Ok(value) = ThreadPriorityValue::try_from(HASH_THREAD_PRIORITY) else {
         return;
     };
@@ -160,4 +163,4 @@ fn lower_priority() {
 }
 
 /// The hashing threads' priority on thread-priority's 0..=99 scale.
-const HASH_THREAD_PRIORITY: u8 = 22;
+const HASH_THREAD_PRIORITY: u8 = 35;

@@ -90,7 +90,7 @@ async fn absurd_stored_parameters_are_refused_not_computed() {
     }
 }
 
-/// Hashing threads yield the CPU to request threads (nice +10).
+/// Hashing threads yield the CPU to request threads (nice +5).
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn hashing_runs_at_a_lower_priority_than_requests() {
