@@ -41,11 +41,12 @@ use std::sync::Arc;
 
 use argon2::Params;
 
+pub use pace::Refreshing;
 use phc::{
     HasherPool, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST, hash_blocking, needs_rehash, random_password, verify_blocking,
 };
+pub use pool::Busy;
 use pool::Workers;
-pub use pool::{Busy, Refreshing};
 use slots::Places;
 pub use slots::{Slot, SlotError};
 pub use strength::Refused;

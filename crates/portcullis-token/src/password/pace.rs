@@ -24,8 +24,8 @@
 //!   [`MIN_CORES`] of a core, so sign-ins never stop.
 //! - Where a thread's CPU time cannot be read, no pacing.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The least CPU hashing keeps while paced, in cores: a 20 ms hash then
@@ -42,6 +42,27 @@ const SHORTEST: Duration = Duration::from_millis(1);
 
 /// The weight of the newest hash in the running mean of their speed.
 const WEIGHT: f64 = 0.25;
+
+/// A refresh in flight, counted until dropped (see the module's text).
+#[derive(Debug)]
+#[must_use = "the refresh counts only while this is held"]
+pub struct Refreshing(Arc<Pace>);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.refreshes.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A hashing job queued or running, counted until dropped.
+#[must_use = "the job counts only while this is held"]
+pub(super) struct Queued(Arc<Pace>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.jobs.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What is in flight and the pace hashing keeps (see the module's text).
 #[derive(Debug)]
@@ -74,20 +95,16 @@ impl Pace {
         }
     }
 
-    pub(super) fn refresh_started(&self) {
+    /// Counts a refresh in flight until the guard is dropped.
+    pub(super) fn refreshing(self: &Arc<Self>) -> Refreshing {
         self.refreshes.fetch_add(1, Ordering::Relaxed);
+        Refreshing(Arc::clone(self))
     }
 
-    pub(super) fn refresh_ended(&self) {
-        self.refreshes.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn job_queued(&self) {
+    /// Counts a hashing job queued or running until the guard is dropped.
+    pub(super) fn queued(self: &Arc<Self>) -> Queued {
         self.jobs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn job_ended(&self) {
-        self.jobs.fetch_sub(1, Ordering::Relaxed);
+        Queued(Arc::clone(self))
     }
 
     /// The CPU hashing may use now, in cores, if refreshes are in flight:
@@ -137,11 +154,12 @@ mod tests {
 
     const HASH: Duration = Duration::from_millis(20);
 
-    fn pace(cores: usize, refreshes: usize, jobs: usize) -> Pace {
-        let p = Pace::new(cores);
-        (0..refreshes).for_each(|_| p.refresh_started());
-        (0..jobs).for_each(|_| p.job_queued());
-        p
+    /// A pace with `refreshes` and `jobs` in flight, and their guards.
+    fn pace(cores: usize, refreshes: usize, jobs: usize) -> (Arc<Pace>, Vec<Refreshing>, Vec<Queued>) {
+        let p = Arc::new(Pace::new(cores));
+        let r = (0..refreshes).map(|_| p.refreshing()).collect();
+        let j = (0..jobs).map(|_| p.queued()).collect();
+        (p, r, j)
     }
 
     /// Hashes that ran at `speed` (CPU / wall), each finished at `now`.
@@ -157,7 +175,7 @@ mod tests {
 
     #[test]
     fn without_refreshes_hashing_is_not_paced() {
-        let p = pace(2, 0, 8);
+        let (p, _r, _j) = pace(2, 0, 8);
         assert_eq!(p.budget(), None);
         let now = Instant::now();
         hashes(&p, now, 10, 0.1);
@@ -168,7 +186,7 @@ mod tests {
     fn hashes_at_full_speed_are_not_paced() {
         // Refreshes in flight, but the CPU has room (the database is
         // elsewhere): the hashes run as fast as the CPU they use.
-        let p = pace(2, 56, 8);
+        let (p, _r, _j) = pace(2, 56, 8);
         let now = Instant::now();
         hashes(&p, now, 10, 0.95);
         assert_eq!(p.wait(now), Duration::ZERO);
@@ -178,7 +196,7 @@ mod tests {
     fn short_cpu_paces_hashing_to_its_share_of_requests() {
         // 8 of 64 requests in flight hash, on 2 cores: a quarter of a core,
         // so each 20 ms hash holds the next back 80 ms.
-        let p = pace(2, 56, 8);
+        let (p, refreshes, _j) = pace(2, 56, 8);
         assert!(p.budget().is_some_and(|b| (b - 0.25).abs() < 1e-9));
         let now = Instant::now();
         // One slow hash is not yet a short CPU (the running mean is 0.825).
@@ -192,20 +210,20 @@ mod tests {
         let later = now + Duration::from_millis(100);
         assert!(close(p.wait(later), Duration::from_millis(60)));
         // The refreshes end: no wait at once.
-        (0..56).for_each(|_| p.refresh_ended());
+        drop(refreshes);
         assert_eq!(p.wait(now), Duration::ZERO);
     }
 
     #[test]
     fn a_sign_in_flood_beside_a_few_refreshes_is_barely_slowed() {
-        let p = pace(2, 2, 62);
+        let (p, _r, _j) = pace(2, 2, 62);
         let budget = p.budget().expect("refreshes in flight");
         assert!(budget > 1.9, "{budget}");
     }
 
     #[test]
     fn a_lone_sign_in_beside_a_refresh_flood_keeps_a_tenth_of_a_core() {
-        let p = pace(2, 10_000, 1);
+        let (p, _r, _j) = pace(2, 10_000, 1);
         assert_eq!(p.budget(), Some(MIN_CORES));
         let now = Instant::now();
         hashes(&p, now, 1, 0.1);
@@ -214,7 +232,7 @@ mod tests {
 
     #[test]
     fn skipped_jobs_neither_pace_nor_count_as_slow() {
-        let p = pace(2, 56, 8);
+        let (p, _r, _j) = pace(2, 56, 8);
         let now = Instant::now();
         for _ in 0..10 {
             p.finished(now, Duration::ZERO, Duration::from_micros(50), p.budget());
@@ -225,7 +243,7 @@ mod tests {
 
     #[test]
     fn one_slow_hash_among_fast_ones_does_not_pace() {
-        let p = pace(2, 56, 8);
+        let (p, _r, _j) = pace(2, 56, 8);
         let now = Instant::now();
         hashes(&p, now, 10, 1.0);
         hashes(&p, now, 1, 0.5);

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pace::Pace;
+use super::pace::{Pace, Refreshing};
 use super::slots::Slot;
 
 /// The hashing pool is full: retry later.
@@ -20,26 +20,6 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// How often a paced thread looks again whether the refreshes have ended.
 const PACE_POLL: Duration = Duration::from_millis(5);
-
-/// A refresh in flight, counted until dropped (see [`super::pace`]).
-#[derive(Debug)]
-#[must_use = "the refresh counts only while this is held"]
-pub struct Refreshing(Arc<Pace>);
-
-impl Drop for Refreshing {
-    fn drop(&mut self) {
-        self.0.refresh_ended();
-    }
-}
-
-/// A hashing job queued or running, counted until dropped.
-struct Queued(Arc<Pace>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.job_ended();
-    }
-}
 
 /// The hashing threads; they end when this is dropped.
 pub(super) struct Workers {
@@ -72,8 +52,7 @@ impl Workers {
 
     /// Counts a refresh in flight until the guard is dropped.
     pub(super) fn refreshing(&self) -> Refreshing {
-        self.pace.refresh_started();
-        Refreshing(Arc::clone(&self.pace))
+        self.pace.refreshing()
     }
 
     /// What pacing allows hashing now, in cores (`None`: no limit).
@@ -94,8 +73,7 @@ impl Workers {
     ) -> Result<T, Busy> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let queued = Instant::now();
-        self.pace.job_queued();
-        let counted = Queued(Arc::clone(&self.pace));
+        let counted = self.pace.queued();
         self.jobs
             .send(Box::new(move || {
                 let _slot = slot;

@@ -234,7 +234,9 @@ async fn refreshes_in_flight_and_queued_hashes_set_what_hashing_may_use() {
         .expect("policy"),
     );
     let cores = std::thread::available_parallelism().map_or(2, usize::from) as f64;
-    let near = |budget: Option<f64>, share: f64| budget.is_some_and(|b| (b - (share * cores).max(0.1)).abs() < 1e-9);
+    let near = |budget: Option<f64>, share: f64| {
+        budget.is_some_and(|b| (b - (share * cores).max(pace::MIN_CORES)).abs() < 1e-9)
+    };
     assert_eq!(p.workers.budget(), None, "no refresh in flight: no limit");
     let refreshes: Vec<_> = (0..3).map(|_| p.refreshing()).collect();
     assert!(near(p.workers.budget(), 1.0 / 4.0), "{:?}", p.workers.budget());
